@@ -1,0 +1,270 @@
+//! Channels: the live state of one camera stream in the process. One upstream per camera, shared by
+//! every subscriber (viewers, later the recorder, RTSP re-serve and the transcoder).
+//!
+//! The pure logic lives in [`core::ChannelCore`]; [`Channel`] wraps it in a mutex and adds the
+//! notifications the async world needs. The ingest supervisor of a camera watches
+//! [`Channel::demand_changed`] and [`Channel::wanted`] to start and stop its upstream, publishes
+//! frames with [`Channel::publish`] and reports its state with [`Channel::set_status`].
+
+pub mod core;
+
+pub use crate::core::{ChannelConfig, ChannelStats, SubscriberStats};
+
+use crate::core::ChannelCore;
+use media::{Frame, VideoParams};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::sync::Notify;
+
+/// The state of a camera's upstream as shown to operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Nobody needs the stream; no connection is open.
+    Idle,
+    /// Connecting (or reconnecting after a failure).
+    Connecting,
+    /// Frames are arriving.
+    Online,
+    /// The camera cannot be reached or closed the stream; retrying.
+    Offline,
+    /// The camera answered with something unusable (bad credentials, garbage, unsupported codec);
+    /// retrying.
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connecting => "connecting",
+            State::Online => "online",
+            State::Offline => "offline",
+            State::Error => "error",
+        }
+    }
+}
+
+/// A camera's upstream status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub state: State,
+    /// When `state` was entered.
+    pub since: SystemTime,
+    /// The last failure, without credentials; kept after recovery for diagnosis.
+    pub last_error: Option<String>,
+    /// Connection attempts since the last time the stream was online.
+    pub failed_attempts: u32,
+}
+
+/// One camera's channel.
+pub struct Channel {
+    id: String,
+    core: Mutex<ChannelCore>,
+    status: Mutex<Status>,
+    params: Mutex<Option<Arc<VideoParams>>>,
+    demand: Notify,
+}
+
+impl Channel {
+    pub fn new(id: impl Into<String>, cfg: ChannelConfig, now: SystemTime) -> Arc<Self> {
+        Arc::new(Channel {
+            id: id.into(),
+            core: Mutex::new(ChannelCore::new(cfg)),
+            status: Mutex::new(Status {
+                state: State::Idle,
+                since: now,
+                last_error: None,
+                failed_attempts: 0,
+            }),
+            params: Mutex::new(None),
+            demand: Notify::new(),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Subscribes with a waker of its own.
+    pub fn subscribe(self: &Arc<Self>) -> Subscriber {
+        self.subscribe_with(Arc::new(Notify::new()))
+    }
+
+    /// Subscribes with a shared waker: one task serving many subscribers (a WebRTC media loop) can
+    /// wait on one `Notify` and then drain all of them with [`Subscriber::try_recv`].
+    pub fn subscribe_with(self: &Arc<Self>, wake: Arc<Notify>) -> Subscriber {
+        let id = self.core.lock().subscribe(wake.clone());
+        self.demand.notify_waiters();
+        Subscriber {
+            channel: self.clone(),
+            id,
+            wake,
+        }
+    }
+
+    /// Keeps the upstream running while the returned guard lives.
+    pub fn pin(self: &Arc<Self>) -> Pin {
+        self.core.lock().pin();
+        self.demand.notify_waiters();
+        Pin {
+            channel: self.clone(),
+        }
+    }
+
+    /// Whether the upstream should run at `now` (monotonic).
+    pub fn wanted(&self, now: Instant) -> bool {
+        self.core.lock().wanted(now)
+    }
+
+    /// When the upstream stops being wanted if nothing changes.
+    pub fn idle_deadline(&self) -> Option<Instant> {
+        self.core.lock().idle_deadline()
+    }
+
+    /// Resolves when subscribers or pins come or go. Create the future before checking
+    /// [`Channel::wanted`] to avoid missing a change (see `tokio::sync::Notify::notified`).
+    pub fn demand_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.demand.notified()
+    }
+
+    /// Hands a frame from the upstream to the GOP cache and every subscriber.
+    pub fn publish(&self, frame: Frame) {
+        {
+            let mut p = self.params.lock();
+            if p.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &frame.params)) {
+                *p = Some(frame.params.clone());
+            }
+        }
+        self.core.lock().publish(frame);
+    }
+
+    /// The upstream session ended (error, camera gone, or no more demand).
+    pub fn upstream_ended(&self) {
+        self.core.lock().upstream_ended();
+    }
+
+    /// The parameters of the most recent frame, if any frame was ever received.
+    pub fn params(&self) -> Option<Arc<VideoParams>> {
+        self.params.lock().clone()
+    }
+
+    /// Sets the state, keeping `since` when the state does not change.
+    pub fn set_status(&self, state: State, error: Option<String>, now: SystemTime) {
+        let mut s = self.status.lock();
+        if s.state != state {
+            s.state = state;
+            s.since = now;
+        }
+        match state {
+            State::Online => s.failed_attempts = 0,
+            State::Offline | State::Error => s.failed_attempts += 1,
+            _ => {}
+        }
+        if error.is_some() {
+            s.last_error = error;
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    pub fn stats(&self) -> ChannelStats {
+        self.core.lock().stats()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.core.lock().subscriber_count()
+    }
+}
+
+/// A consumer's handle on a channel. Dropping it unsubscribes.
+pub struct Subscriber {
+    channel: Arc<Channel>,
+    id: u64,
+    wake: Arc<Notify>,
+}
+
+impl Subscriber {
+    pub fn channel(&self) -> &Arc<Channel> {
+        &self.channel
+    }
+
+    /// The next queued frame, if any.
+    pub fn try_recv(&self) -> Option<Frame> {
+        self.channel.core.lock().pop(self.id)
+    }
+
+    /// Waits for the next frame. With a shared waker, use `try_recv` from the task that owns it.
+    pub async fn recv(&self) -> Frame {
+        loop {
+            if let Some(f) = self.try_recv() {
+                return f;
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    /// The receiver lost decoder state (PLI/FIR): see [`core::ChannelCore::request_key_frame`].
+    pub fn request_key_frame(&self) {
+        self.channel.core.lock().request_key_frame(self.id);
+    }
+
+    pub fn stats(&self) -> SubscriberStats {
+        self.channel
+            .core
+            .lock()
+            .subscriber_stats(self.id)
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.channel.core.lock().unsubscribe(self.id, Instant::now());
+        self.channel.demand.notify_waiters();
+    }
+}
+
+/// Keeps a channel's upstream wanted while alive.
+pub struct Pin {
+    channel: Arc<Channel>,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.channel.core.lock().unpin(Instant::now());
+        self.channel.demand.notify_waiters();
+    }
+}
+
+/// All channels of the process, by camera id.
+#[derive(Default)]
+pub struct Hub {
+    channels: RwLock<BTreeMap<String, Arc<Channel>>>,
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        Hub::default()
+    }
+
+    /// Adds a channel; replaces none (returns the existing one if the id is taken).
+    pub fn add(&self, channel: Arc<Channel>) -> Arc<Channel> {
+        self.channels
+            .write()
+            .entry(channel.id().to_owned())
+            .or_insert(channel)
+            .clone()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Channel>> {
+        self.channels.read().get(id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Channel>> {
+        self.channels.read().values().cloned().collect()
+    }
+}
