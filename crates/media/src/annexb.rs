@@ -120,21 +120,24 @@ mod tests {
         let nals: Vec<&[u8]> = annexb_nals(&aus[0].data).collect();
         assert_eq!(nals.len(), 5);
         assert!(aus[0].data.starts_with(&[0, 0, 0, 1, 0x09]));
-        assert_eq!(&aus[3].data[..], &[0, 0, 0, 1, 6, 5, 0, 0, 0, 1, 0x41, 0x9a, 5][..]);
+        assert_eq!(
+            &aus[3].data[..],
+            &[0, 0, 0, 1, 6, 5, 0, 0, 0, 1, 0x41, 0x9a, 5][..]
+        );
     }
 
     #[test]
     fn splits_h265() {
         let s = annexb(&[
-            &[0x46, 0x01, 0x10],       // AUD
-            &[0x40, 0x01, 0x0c],       // VPS
-            &[0x42, 0x01, 0x01],       // SPS
-            &[0x44, 0x01, 0xc1],       // PPS
-            &[0x26, 0x01, 0xaf, 1],    // IDR_W_RADL, first slice
-            &[0x26, 0x01, 0x2f, 2],    // second slice segment
-            &[0x50, 0x01, 0x00],       // suffix SEI stays
-            &[0x02, 0x01, 0xd0, 3],    // TRAIL_R first slice
-            &[0x2a, 0x01, 0x80, 4],    // CRA
+            &[0x46, 0x01, 0x10],    // AUD
+            &[0x40, 0x01, 0x0c],    // VPS
+            &[0x42, 0x01, 0x01],    // SPS
+            &[0x44, 0x01, 0xc1],    // PPS
+            &[0x26, 0x01, 0xaf, 1], // IDR_W_RADL, first slice
+            &[0x26, 0x01, 0x2f, 2], // second slice segment
+            &[0x50, 0x01, 0x00],    // suffix SEI stays
+            &[0x02, 0x01, 0xd0, 3], // TRAIL_R first slice
+            &[0x2a, 0x01, 0x80, 4], // CRA
         ]);
         let aus = split_access_units(Codec::H265, &s);
         assert_eq!(aus.len(), 3);
@@ -166,7 +169,11 @@ mod tests {
                     seed ^= seed >> 17;
                     seed ^= seed << 5;
                     // Plenty of zeros and ones so start codes appear.
-                    if i % 3 == 0 { (seed as u8) & 1 } else { seed as u8 }
+                    if i % 3 == 0 {
+                        (seed as u8) & 1
+                    } else {
+                        seed as u8
+                    }
                 })
                 .collect();
             for codec in [Codec::H264, Codec::H265] {

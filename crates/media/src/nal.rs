@@ -83,9 +83,14 @@ mod tests {
 
     #[test]
     fn splits_mixed_start_codes() {
-        let d = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
+        let d = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
         let v: Vec<&[u8]> = annexb_nals(&d).collect();
-        assert_eq!(v, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]);
+        assert_eq!(
+            v,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
         assert!(is_key_frame(Codec::H264, &d));
         assert_eq!(annexb_nals(&[1, 2, 3]).count(), 0);
         assert_eq!(annexb_nals(&[]).count(), 0);
@@ -94,7 +99,14 @@ mod tests {
     #[test]
     fn h265_keyframes_include_cra_and_bla() {
         // NAL header: type << 1 in the first byte.
-        for (t, key) in [(1u8, false), (16, true), (19, true), (20, true), (21, true), (22, false)] {
+        for (t, key) in [
+            (1u8, false),
+            (16, true),
+            (19, true),
+            (20, true),
+            (21, true),
+            (22, false),
+        ] {
             let d = [0, 0, 0, 1, t << 1, 1, 0xaa];
             assert_eq!(is_key_frame(Codec::H265, &d), key, "type {t}");
         }

@@ -56,7 +56,11 @@ impl VideoParams {
         match codec {
             Codec::H264 => {
                 let Some(s) = parse_h264_sps(sps) else {
-                    bail!(InvalidArgument, "unparseable H.264 SPS ({} bytes)", sps.len());
+                    bail!(
+                        InvalidArgument,
+                        "unparseable H.264 SPS ({} bytes)",
+                        sps.len()
+                    );
                 };
                 let plid = s.profile_level_id();
                 Ok(VideoParams {
@@ -77,7 +81,11 @@ impl VideoParams {
                     bail!(InvalidArgument, "H.265 stream lacks VPS");
                 };
                 let Some(s) = parse_h265_sps(sps) else {
-                    bail!(InvalidArgument, "unparseable H.265 SPS ({} bytes)", sps.len());
+                    bail!(
+                        InvalidArgument,
+                        "unparseable H.265 SPS ({} bytes)",
+                        sps.len()
+                    );
                 };
                 Ok(VideoParams {
                     codec,
@@ -101,7 +109,11 @@ impl VideoParams {
         au: &[u8],
         version: u32,
     ) -> Result<VideoParams, Error> {
-        VideoParams::from_parameter_sets(codec, &ParameterSets::from_access_unit(codec, au), version)
+        VideoParams::from_parameter_sets(
+            codec,
+            &ParameterSets::from_access_unit(codec, au),
+            version,
+        )
     }
 
     /// The value of the SDP `a=fmtp:<pt>` attribute (without the `a=fmtp:<pt> ` prefix):
@@ -144,9 +156,12 @@ mod tests {
     use super::*;
     use crate::annexb::split_access_units;
 
+    /// (clip bytes, codec, expected RFC 6381 string, expected profile-level-id)
+    type Case = (&'static [u8], Codec, &'static str, Option<[u8; 3]>);
+
     #[test]
     fn params_from_fixture_clips() {
-        let clips: [(&[u8], Codec, &str, Option<[u8; 3]>); 4] = [
+        let clips: [Case; 4] = [
             (
                 include_bytes!("../../../fixtures/clips/h264_a.h264"),
                 Codec::H264,
@@ -183,7 +198,10 @@ mod tests {
             let fmtp = p.sdp_fmtp();
             match codec {
                 Codec::H264 => {
-                    assert!(fmtp.contains("packetization-mode=1;profile-level-id="), "{fmtp}")
+                    assert!(
+                        fmtp.contains("packetization-mode=1;profile-level-id="),
+                        "{fmtp}"
+                    )
                 }
                 Codec::H265 => assert!(fmtp.starts_with("sprop-vps="), "{fmtp}"),
             }

@@ -40,6 +40,8 @@ pub fn packetize(codec: Codec, au: &[u8], max_payload: usize) -> Vec<RtpPayload>
             });
             continue;
         }
+        // Indexing below cannot fail: `annexb_nals` never yields empty NALs, H.265 NALs shorter
+        // than their 2-byte header were skipped above, and here `nal.len() > max >= 16`.
         match codec {
             Codec::H264 => {
                 // FU indicator: F and NRI from the NAL header, type 28. FU header: S, E, type.
@@ -167,8 +169,14 @@ mod tests {
     #[test]
     fn round_trips_fixture_clips() {
         let clips: [(&[u8], Codec); 2] = [
-            (include_bytes!("../../../fixtures/clips/h264_a.h264"), Codec::H264),
-            (include_bytes!("../../../fixtures/clips/h265_a.h265"), Codec::H265),
+            (
+                include_bytes!("../../../fixtures/clips/h264_a.h264"),
+                Codec::H264,
+            ),
+            (
+                include_bytes!("../../../fixtures/clips/h265_a.h265"),
+                Codec::H265,
+            ),
         ];
         for (data, codec) in clips {
             let aus = split_access_units(codec, data);
@@ -213,7 +221,11 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 17;
                     seed ^= seed << 5;
-                    if i % 4 == 0 { (seed as u8) & 1 } else { seed as u8 }
+                    if i % 4 == 0 {
+                        (seed as u8) & 1
+                    } else {
+                        seed as u8
+                    }
                 })
                 .collect();
             for codec in [Codec::H264, Codec::H265] {
@@ -229,7 +241,9 @@ mod tests {
         let p = rtp_packet(96, true, 0x1234, 0xdead_beef, 7, &[9]);
         assert_eq!(
             &p[..],
-            &[0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 9][..]
+            &[
+                0x80, 0xe0, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 9
+            ][..]
         );
     }
 }

@@ -1,0 +1,104 @@
+//! A clip loaded from an Annex B elementary stream file, split into access units and packetized
+//! once, ready to be played in a loop by a mount.
+
+use base::{Error, ErrorKind, ResultExt, bail};
+use bytes::Bytes;
+use media::rtp::{DEFAULT_PAYLOAD_SIZE, RtpPayload, packetize};
+use media::{Codec, VideoParams, split_access_units};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Default clip frame rate: the fixture clips are 25 fps.
+pub const DEFAULT_FPS: u32 = 25;
+
+/// One access unit of a clip.
+#[derive(Clone, Debug)]
+pub struct ClipFrame {
+    /// Annex B with 4-byte start codes.
+    pub data: Bytes,
+    pub is_key: bool,
+    /// RTP payloads for this access unit (last one has the marker bit).
+    pub payloads: Arc<[RtpPayload]>,
+}
+
+/// A looping video clip: access units starting with a key frame, the stream's parameters and its
+/// frame rate.
+#[derive(Debug)]
+pub struct ClipSource {
+    codec: Codec,
+    fps: u32,
+    params: VideoParams,
+    frames: Vec<ClipFrame>,
+}
+
+impl ClipSource {
+    /// Loads an Annex B elementary stream (`.h264`/`.h265`) at [`DEFAULT_FPS`].
+    pub fn from_file(path: impl AsRef<Path>, codec: Codec) -> Result<ClipSource, Error> {
+        let path = path.as_ref();
+        let data = std::fs::read(path).err_kind(
+            ErrorKind::NotFound,
+            format_args!("reading clip {}", path.display()),
+        )?;
+        ClipSource::from_annexb(codec, &data, DEFAULT_FPS)
+            .map_err(|e| e.context(format_args!("clip {}", path.display())))
+    }
+
+    /// Builds a clip from a whole Annex B elementary stream. Access units before the first key
+    /// frame are dropped; the first key frame must carry the parameter sets.
+    pub fn from_annexb(codec: Codec, data: &[u8], fps: u32) -> Result<ClipSource, Error> {
+        if fps == 0 || fps > 1000 {
+            bail!(InvalidArgument, "unsupported frame rate {fps}");
+        }
+        let aus = split_access_units(codec, data);
+        let Some(first_key) = aus.iter().position(|a| a.is_key) else {
+            bail!(
+                InvalidArgument,
+                "no {codec} key frame in {} bytes",
+                data.len()
+            );
+        };
+        let params = VideoParams::from_key_access_unit(codec, &aus[first_key].data, 0)?;
+        let frames = aus[first_key..]
+            .iter()
+            .map(|au| ClipFrame {
+                payloads: packetize(codec, &au.data, DEFAULT_PAYLOAD_SIZE).into(),
+                data: au.data.clone(),
+                is_key: au.is_key,
+            })
+            .collect();
+        Ok(ClipSource {
+            codec,
+            fps,
+            params,
+            frames,
+        })
+    }
+
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    pub fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    /// Parameters from the clip's first key frame (width, height, profile, parameter sets).
+    pub fn params(&self) -> &VideoParams {
+        &self.params
+    }
+
+    /// Access units in decode order; the first is a key frame.
+    pub fn frames(&self) -> &[ClipFrame] {
+        &self.frames
+    }
+
+    /// `(annexb, is_key)` pairs, as in the design sketch.
+    pub fn aus(&self) -> impl Iterator<Item = (&Bytes, bool)> {
+        self.frames.iter().map(|f| (&f.data, f.is_key))
+    }
+
+    /// RTP timestamp increment per frame on the 90 kHz clock.
+    pub fn ticks_per_frame(&self) -> u32 {
+        media::VIDEO_CLOCK_RATE / self.fps
+    }
+}

@@ -1,0 +1,172 @@
+//! Configuration of a Vantage node.
+//!
+//! The file is YAML. Any scalar can be overridden from the environment with
+//! `VANTAGE__SECTION__KEY=value` (e.g. `VANTAGE__LIVE__IDLE_GRACE=5s`); the value is read as a YAML
+//! scalar. Loading never stops at the first mistake: [`load_str`] walks the whole document and
+//! returns every [`Problem`] with its key path (`cameras[3].agency`), including unknown keys, so an
+//! administrator can fix a file in one go.
+
+mod parse;
+mod validate;
+
+pub use parse::{parse_duration, parse_size_or_percent};
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub webrtc: WebRtcConfig,
+    pub live: LiveConfig,
+    pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+    pub agencies: Vec<Agency>,
+    pub cameras: Vec<Camera>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// HTTP API, UI and WHEP. Default `0.0.0.0:8088`.
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebRtcConfig {
+    /// The one UDP port of the media loop. Default 8189.
+    pub udp_port: u16,
+    /// Address the UDP socket binds to. Default `0.0.0.0`.
+    pub bind: IpAddr,
+    /// Host addresses put in ICE candidates. Default `127.0.0.1`.
+    pub advertise: Vec<IpAddr>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveConfig {
+    /// The upstream stops this long after its last subscriber leaves. Default 10 s.
+    pub idle_grace: Duration,
+    /// How long a WHEP request waits for a cold camera's first frame. Default 10 s.
+    pub first_frame_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitsConfig {
+    pub max_streams: u32,
+    pub max_streams_per_user: u32,
+    pub lease: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub recordings_dir: PathBuf,
+    pub max_usage: MaxUsage,
+}
+
+/// A storage cap, absolute or relative to the volume.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxUsage {
+    Bytes(u64),
+    Percent(f64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Agency {
+    pub id: String,
+    pub name: String,
+    pub name_ar: Option<String>,
+    pub max_streams: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordingMode {
+    Off,
+    Continuous,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Camera {
+    pub id: String,
+    pub name: String,
+    pub agency: String,
+    pub location: Option<String>,
+    /// The camera's RTSP URL, never with credentials in it (validation refuses those).
+    pub rtsp_url: url::Url,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub transport: Transport,
+    pub enabled: bool,
+    pub recording: RecordingMode,
+    pub retention_days: u32,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub ptz_capable: bool,
+}
+
+/// One thing wrong with a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `cameras[2].rtsp_url`, or `VANTAGE__LIVE__IDLE_GRACE` for an override.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Reads and validates a configuration file, applying overrides from `env` (pass
+/// `std::env::vars()`).
+pub fn load_file(
+    path: &std::path::Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            path: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    load_str(&text, env)
+}
+
+/// Parses and validates configuration text.
+pub fn load_str(
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Vec<Problem>> {
+    let mut doc = parse::yaml_to_json(text).map_err(|m| {
+        vec![Problem {
+            path: "(file)".into(),
+            message: m,
+        }]
+    })?;
+    let mut problems = Vec::new();
+    parse::apply_env_overrides(&mut doc, env, &mut problems);
+    let cfg = validate::validate(&doc, &mut problems);
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(problems)
+    }
+}
+
+impl Config {
+    pub fn agency(&self, id: &str) -> Option<&Agency> {
+        self.agencies.iter().find(|a| a.id == id)
+    }
+
+    pub fn camera(&self, id: &str) -> Option<&Camera> {
+        self.cameras.iter().find(|c| c.id == id)
+    }
+}

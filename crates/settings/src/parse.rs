@@ -1,0 +1,171 @@
+//! Scalars (durations, sizes), YAML reading and environment overrides.
+
+use crate::Problem;
+use serde_json::Value;
+use std::time::Duration;
+
+pub(crate) fn yaml_to_json(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let v: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    match v {
+        Value::Object(_) => Ok(v),
+        Value::Null => Ok(Value::Object(Default::default())),
+        _ => Err("the top level must be a mapping of sections".into()),
+    }
+}
+
+/// Applies `VANTAGE__A__B=value` as `a.b = value` (keys lower-cased; the value read as a YAML
+/// scalar). A path through a list uses the index: `VANTAGE__CAMERAS__0__ENABLED=false`.
+pub(crate) fn apply_env_overrides(
+    doc: &mut Value,
+    env: impl IntoIterator<Item = (String, String)>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("VANTAGE__"))
+        .collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let keys: Vec<String> = name["VANTAGE__".len()..]
+            .split("__")
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        if keys.iter().any(|k| k.is_empty()) {
+            problems.push(Problem {
+                path: name,
+                message: "empty key in override name".into(),
+            });
+            continue;
+        }
+        let value = match serde_yaml_ng::from_str::<Value>(&raw) {
+            Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
+            _ => Value::String(raw),
+        };
+        if let Err(m) = set_path(doc, &keys, value) {
+            problems.push(Problem {
+                path: name,
+                message: m,
+            });
+        }
+    }
+}
+
+fn set_path(doc: &mut Value, keys: &[String], value: Value) -> Result<(), String> {
+    let Some((last, parents)) = keys.split_last() else {
+        return Err("no key".into());
+    };
+    let mut cur = doc;
+    for k in parents {
+        cur = match cur {
+            Value::Object(m) => m
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Default::default())),
+            Value::Array(a) => {
+                let i: usize = k.parse().map_err(|_| format!("`{k}` is not a list index"))?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("list index {i} is out of range"))?
+            }
+            _ => return Err(format!("`{k}` is inside a value that is not a section")),
+        };
+    }
+    match cur {
+        Value::Object(m) => {
+            m.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("`{last}` is not a list index"))?;
+            let slot = a
+                .get_mut(i)
+                .ok_or_else(|| format!("list index {i} is out of range"))?;
+            *slot = value;
+            Ok(())
+        }
+        _ => Err(format!("`{last}` is inside a value that is not a section")),
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `2h`, `90d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 10s, 5m, 2h or 90d"))?;
+    let mult_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        u => return Err(format!("`{u}` is not a duration unit (ms, s, m, h, d)")),
+    };
+    n.checked_mul(mult_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is too long"))
+}
+
+/// Parses a size (`500GB`, `2TiB`, `1000000`) or a percentage (`90%`).
+pub fn parse_size_or_percent(s: &str) -> Result<crate::MaxUsage, String> {
+    let s = s.trim();
+    if let Some(p) = s.strip_suffix('%') {
+        let v: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a percentage"))?;
+        if !(v > 0.0 && v <= 100.0) {
+            return Err(format!("`{s}` must be above 0% and at most 100%"));
+        }
+        return Ok(crate::MaxUsage::Percent(v));
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 500GB or a percentage like 90%"))?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        "KIB" => 1 << 10,
+        "MIB" => 1 << 20,
+        "GIB" => 1 << 30,
+        "TIB" => 1 << 40,
+        u => return Err(format!("`{u}` is not a size unit (B, KB, MB, GB, TB, KiB ... TiB)")),
+    };
+    n.checked_mul(mult)
+        .map(crate::MaxUsage::Bytes)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MaxUsage;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert_eq!(parse_size_or_percent("90%"), Ok(MaxUsage::Percent(90.0)));
+        assert_eq!(
+            parse_size_or_percent("500GB"),
+            Ok(MaxUsage::Bytes(500_000_000_000))
+        );
+        assert!(parse_size_or_percent("150%").is_err());
+        assert!(parse_size_or_percent("lots").is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Wiring of a Vantage node: channels and ingest supervisors for the configured cameras, the WHEP
+//! media loop, and the HTTP API. [`Node::start`] is what `vantage serve` and `vantage demo` run, and
+//! what the integration tests start in-process.
+
+pub mod demo;
+
+use api::{AppState, Reservations};
+use base::{Clocks, Error, RealClocks, ResultExt};
+use hub::{Channel, ChannelConfig, Hub};
+use ingest::{BackoffPolicy, SourceConfig, SupervisorHandle};
+use settings::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A running node.
+pub struct Node {
+    pub http_addr: SocketAddr,
+    pub webrtc_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    supervisors: Vec<SupervisorHandle>,
+    stop_http: Option<oneshot::Sender<()>>,
+    http: tokio::task::JoinHandle<()>,
+    janitor: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Starts everything the configuration describes.
+    pub async fn start(cfg: Config) -> Result<Node, Error> {
+        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+        let cfg = Arc::new(cfg);
+        let hub = Arc::new(Hub::new());
+        let mut supervisors = Vec::new();
+        let chan_cfg = ChannelConfig {
+            idle_grace: cfg.live.idle_grace,
+            ..ChannelConfig::default()
+        };
+        for cam in cfg.cameras.iter().filter(|c| c.enabled) {
+            let ch = hub.add(Channel::new(
+                cam.id.clone(),
+                chan_cfg.clone(),
+                clocks.realtime(),
+            ));
+            let source = SourceConfig {
+                camera_id: cam.id.clone(),
+                url: cam.rtsp_url.clone(),
+                username: cam.username.clone(),
+                password: cam.password.clone(),
+                transport: match cam.transport {
+                    settings::Transport::Tcp => ingest::Transport::Tcp,
+                    settings::Transport::Udp => ingest::Transport::Udp,
+                },
+            };
+            supervisors.push(ingest::spawn_supervisor(
+                ch,
+                source,
+                BackoffPolicy::default(),
+                clocks.clone(),
+            ));
+        }
+        let whep = webrtc::WhepServer::start(webrtc::WhepConfig {
+            bind: SocketAddr::new(cfg.webrtc.bind, cfg.webrtc.udp_port),
+            advertise: cfg.webrtc.advertise.clone(),
+            ..webrtc::WhepConfig::default()
+        })
+        .await?;
+        let webrtc_addr = whep.local_addr();
+        let state = Arc::new(AppState {
+            cfg: cfg.clone(),
+            hub,
+            whep,
+            reservations: Reservations::default(),
+            clocks,
+        });
+        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .err_kind(
+                base::ErrorKind::Unavailable,
+                format_args!("cannot listen on {}", cfg.server.listen),
+            )?;
+        let http_addr = listener
+            .local_addr()
+            .err_kind(base::ErrorKind::Internal, "listener address")?;
+        let (stop_http, stop_rx) = oneshot::channel();
+        let app = api::router(state.clone());
+        let http = tokio::spawn(async move {
+            let r = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!("http server: {e}");
+            }
+        });
+        let janitor = api::spawn_session_janitor(state.clone());
+        tracing::info!(%http_addr, %webrtc_addr, cameras = cfg.cameras.len(), "node started");
+        Ok(Node {
+            http_addr,
+            webrtc_addr,
+            state,
+            supervisors,
+            stop_http: Some(stop_http),
+            http,
+            janitor,
+        })
+    }
+
+    /// Stops HTTP, then every supervisor (closing upstreams).
+    pub async fn shutdown(mut self) {
+        if let Some(s) = self.stop_http.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.http).await;
+        self.janitor.abort();
+        for s in self.supervisors.drain(..) {
+            s.shutdown().await;
+        }
+    }
+}

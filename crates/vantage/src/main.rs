@@ -1,0 +1,141 @@
+//! The `vantage` command.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vantage::demo::{self, DemoPorts};
+
+#[derive(Parser)]
+#[command(name = "vantage", version, about = "CCTV video gateway: RTSP cameras to browsers over WebRTC")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs a node from a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validates a configuration file and lists every problem; exits non-zero if there is one.
+    CheckConfig { file: PathBuf },
+    /// Runs a self-contained demo: eight fixture cameras in four agencies and the web page.
+    Demo {
+        /// HTTP port (0 picks a free one).
+        #[arg(long, default_value_t = 8088)]
+        port: u16,
+        /// WebRTC media UDP port (0 picks a free one).
+        #[arg(long, default_value_t = 8189)]
+        udp_port: u16,
+        /// Port of the built-in RTSP server that plays the fixture cameras (0 picks a free one).
+        #[arg(long, default_value_t = 8554)]
+        rtsp_port: u16,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn load(path: &std::path::Path) -> Result<settings::Config, ExitCode> {
+    settings::load_file(path, std::env::vars()).map_err(|problems| {
+        eprintln!(
+            "{}: {} problem{}:",
+            path.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CheckConfig { file } => match load(&file) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} agencies, {} cameras)",
+                    file.display(),
+                    cfg.agencies.len(),
+                    cfg.cameras.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Serve { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging();
+            let node = match vantage::Node::start(cfg).await {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("vantage: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!("vantage serving on http://{}/", node.http_addr);
+            wait_for_signal().await;
+            node.shutdown().await;
+            ExitCode::SUCCESS
+        }
+        Cmd::Demo {
+            port,
+            udp_port,
+            rtsp_port,
+        } => {
+            init_logging();
+            let ports = DemoPorts {
+                http: demo::loopback(port),
+                udp_port,
+                rtsp: demo::loopback(rtsp_port),
+            };
+            let d = match demo::start(ports).await {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("vantage demo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!(
+                "Vantage demo: open http://{}/ in a browser (8 cameras, 4 agencies; Ctrl-C stops)",
+                d.node.http_addr
+            );
+            wait_for_signal().await;
+            d.shutdown().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
