@@ -213,7 +213,7 @@ async fn release(
         .remove(&id)
         .ok_or_else(|| reservation_not_found(&id))?;
     if let Some(sid) = &r.session {
-        st.whep.close_session(sid);
+        close_session(&st, sid);
     }
     tracing::info!(reservation = %id, camera = %r.camera_id, "release");
     Ok(StatusCode::NO_CONTENT)
@@ -293,14 +293,16 @@ async fn whep_offer(
         .hub
         .get(&r.camera_id)
         .ok_or_else(|| camera_not_found(&r.camera_id))?;
-    // Subscribing creates demand: a cold channel starts its upstream now.
-    let sub = ch.subscribe_with(st.whep.waker());
+    // Holding a subscription creates demand: a cold channel starts its upstream now. The WHEP
+    // session subscribes on its own once the offer is accepted.
+    let demand = ch.subscribe();
     let params = wait_for_params(&ch, st.cfg.live.first_frame_timeout).await?;
-    let (sid, answer) = st.whep.create_session(&offer, sub, params).await?;
-    match st.reservations.attach_session(&rid, sid.clone()) {
+    let (sid, answer) = st.whep.create_session(&offer, &ch, params).await?;
+    drop(demand);
+    match st.reservations.attach_session(&rid, sid.as_str().to_owned()) {
         Some(previous) => {
             if let Some(old) = previous {
-                st.whep.close_session(&old);
+                close_session(&st, &old);
             }
         }
         None => {
@@ -324,14 +326,19 @@ async fn whep_delete(
     State(st): State<Arc<AppState>>,
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if st.reservations.detach_session(&rid, &sid) || st.whep.close_session(&sid) {
-        st.whep.close_session(&sid);
+    let attached = st.reservations.detach_session(&rid, &sid);
+    if close_session(&st, &sid) || attached {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::from(
             err!(NotFound, "WHEP session `{sid}` not found").with_code("SESSION_NOT_FOUND"),
         ))
     }
+}
+
+/// Ends a WHEP session by its id as found in URLs and the reservation table.
+fn close_session(st: &AppState, sid: &str) -> bool {
+    webrtc::SessionId::parse(sid).is_some_and(|id| st.whep.close_session(&id))
 }
 
 /// Trickle ICE and ICE restarts are not supported (ICE-lite with host candidates only).
@@ -347,7 +354,7 @@ pub fn spawn_session_janitor(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
             match events.recv().await {
                 Ok(webrtc::SessionEvent::Ended { id, reason }) => {
                     tracing::info!(session = %id, %reason, "whep session ended");
-                    st.reservations.session_ended(&id);
+                    st.reservations.session_ended(id.as_str());
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

@@ -207,6 +207,15 @@ impl Subscriber {
         }
     }
 
+    /// A new subscription to the same channel with the same waker, whose queue starts with the
+    /// cached GOP. A consumer that could not use frames for a while (a WebRTC session until ICE
+    /// and DTLS complete) swaps its subscriber for this one so that it starts at the latest key
+    /// frame at once instead of waiting for the next one. Demand is unaffected: the new
+    /// subscription exists before the old one is dropped.
+    pub fn resubscribe(&self) -> Subscriber {
+        self.channel.subscribe_with(self.wake.clone())
+    }
+
     /// The receiver lost decoder state (PLI/FIR): see [`core::ChannelCore::request_key_frame`].
     pub fn request_key_frame(&self) {
         self.channel.core.lock().request_key_frame(self.id);
@@ -223,7 +232,7 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.channel.core.lock().unsubscribe(self.id, Instant::now());
+        self.channel.core.lock().unsubscribe(self.id, now());
         self.channel.demand.notify_waiters();
     }
 }
@@ -235,7 +244,7 @@ pub struct Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        self.channel.core.lock().unpin(Instant::now());
+        self.channel.core.lock().unpin(now());
         self.channel.demand.notify_waiters();
     }
 }
@@ -267,4 +276,10 @@ impl Hub {
     pub fn all(&self) -> Vec<Arc<Channel>> {
         self.channels.read().values().cloned().collect()
     }
+}
+
+/// Monotonic now from tokio's clock, so that tests running with paused (simulated) tokio time see
+/// subscriber departures on the same timeline as the supervisors' timers.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
