@@ -173,7 +173,8 @@ async fn reserve(
         .ok_or_else(|| camera_not_found(&camera_id))?;
     if !cam.enabled {
         return Err(ApiError::new(
-            err!(FailedPrecondition, "camera `{camera_id}` is disabled").with_code("CAMERA_DISABLED"),
+            err!(FailedPrecondition, "camera `{camera_id}` is disabled")
+                .with_code("CAMERA_DISABLED"),
             format!("الكاميرا `{camera_id}` معطلة"),
         )
         .detail("camera_id", camera_id));
@@ -220,7 +221,12 @@ async fn release(
 }
 
 async fn list_reservations(State(st): State<Arc<AppState>>) -> Json<Value> {
-    let v: Vec<Value> = st.reservations.all().iter().map(Reservation::to_json).collect();
+    let v: Vec<Value> = st
+        .reservations
+        .all()
+        .iter()
+        .map(Reservation::to_json)
+        .collect();
     Json(json!({ "reservations": v }))
 }
 
@@ -299,7 +305,10 @@ async fn whep_offer(
     let params = wait_for_params(&ch, st.cfg.live.first_frame_timeout).await?;
     let (sid, answer) = st.whep.create_session(&offer, &ch, params).await?;
     drop(demand);
-    match st.reservations.attach_session(&rid, sid.as_str().to_owned()) {
+    match st
+        .reservations
+        .attach_session(&rid, sid.as_str().to_owned())
+    {
         Some(previous) => {
             if let Some(old) = previous {
                 close_session(&st, &old);
@@ -315,7 +324,10 @@ async fn whep_offer(
     let location = format!("/whep/{rid}/{sid}");
     let mut resp = (StatusCode::CREATED, answer).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
     if let Ok(v) = HeaderValue::from_str(&location) {
         h.insert(header::LOCATION, v);
     }
@@ -327,7 +339,11 @@ async fn whep_delete(
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let attached = st.reservations.detach_session(&rid, &sid);
-    if close_session(&st, &sid) || attached {
+    // A session that already ended on its own (the peer closed DTLS first) is still known: the
+    // DELETE then succeeds, so clients can always clean up the same way.
+    let known =
+        webrtc::SessionId::parse(&sid).is_some_and(|id| st.whep.session_info(&id).is_some());
+    if close_session(&st, &sid) || attached || known {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::from(

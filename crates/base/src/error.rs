@@ -163,7 +163,6 @@ impl<T, E: fmt::Display> ResultExt<T> for Result<T, E> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn kinds_map_to_statuses_and_codes() {

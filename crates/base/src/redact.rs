@@ -44,7 +44,10 @@ mod tests {
         );
         assert_eq!(redact_url("rtsp://10.0.0.1/x"), "rtsp://10.0.0.1/x");
         assert_eq!(redact_url("rtsp://a:b@[bad"), "rtsp://<redacted>");
-        assert_eq!(redact_secret_in("auth failed for pw123", "pw123"), "auth failed for ***");
+        assert_eq!(
+            redact_secret_in("auth failed for pw123", "pw123"),
+            "auth failed for ***"
+        );
         assert_eq!(redact_secret_in("x", ""), "x");
     }
 }

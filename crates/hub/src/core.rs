@@ -291,7 +291,9 @@ mod tests {
     }
 
     fn drain(c: &mut ChannelCore, id: u64) -> Vec<i64> {
-        std::iter::from_fn(|| c.pop(id)).map(|f| f.pts / 3600).collect()
+        std::iter::from_fn(|| c.pop(id))
+            .map(|f| f.pts / 3600)
+            .collect()
     }
 
     #[test]

@@ -64,7 +64,9 @@ fn set_path(doc: &mut Value, keys: &[String], value: Value) -> Result<(), String
                 .entry(k.clone())
                 .or_insert_with(|| Value::Object(Default::default())),
             Value::Array(a) => {
-                let i: usize = k.parse().map_err(|_| format!("`{k}` is not a list index"))?;
+                let i: usize = k
+                    .parse()
+                    .map_err(|_| format!("`{k}` is not a list index"))?;
                 a.get_mut(i)
                     .ok_or_else(|| format!("list index {i} is out of range"))?
             }
@@ -139,7 +141,11 @@ pub fn parse_size_or_percent(s: &str) -> Result<crate::MaxUsage, String> {
         "MIB" => 1 << 20,
         "GIB" => 1 << 30,
         "TIB" => 1 << 40,
-        u => return Err(format!("`{u}` is not a size unit (B, KB, MB, GB, TB, KiB ... TiB)")),
+        u => {
+            return Err(format!(
+                "`{u}` is not a size unit (B, KB, MB, GB, TB, KiB ... TiB)"
+            ));
+        }
     };
     n.checked_mul(mult)
         .map(crate::MaxUsage::Bytes)

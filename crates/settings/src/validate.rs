@@ -64,7 +64,10 @@ impl<'a> Section<'a> {
                 String::new()
             }
             None => {
-                if self.map.is_some_and(|m| m.get(k).is_none_or(Value::is_null)) {
+                if self
+                    .map
+                    .is_some_and(|m| m.get(k).is_none_or(Value::is_null))
+                {
                     p.push(problem(self.key(k), "is required"));
                 }
                 String::new()
@@ -199,16 +202,18 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         Some(v) => list(Some(v), "webrtc.advertise", p)
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| match a.as_str().map(|a| a.trim().parse::<IpAddr>()) {
-                Some(Ok(ip)) => Some(ip),
-                _ => {
-                    p.push(problem(
-                        format!("webrtc.advertise[{i}]"),
-                        "must be an IP address",
-                    ));
-                    None
-                }
-            })
+            .filter_map(
+                |(i, a)| match a.as_str().map(|a| a.trim().parse::<IpAddr>()) {
+                    Some(Ok(ip)) => Some(ip),
+                    _ => {
+                        p.push(problem(
+                            format!("webrtc.advertise[{i}]"),
+                            "must be an IP address",
+                        ));
+                        None
+                    }
+                },
+            )
             .collect(),
     };
     s.finish(p);
@@ -276,7 +281,10 @@ fn agencies(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<Agency> {
         let id = s.required_string("id", p);
         check_id(&id, format!("{path}.id"), p);
         if !id.is_empty() && out.iter().any(|o| o.id == id) {
-            p.push(problem(format!("{path}.id"), format!("duplicate agency id `{id}`")));
+            p.push(problem(
+                format!("{path}.id"),
+                format!("duplicate agency id `{id}`"),
+            ));
         }
         let name = s.string("name", p).unwrap_or_else(|| id.clone());
         let agency = Agency {
@@ -302,7 +310,10 @@ fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<
         let id = s.required_string("id", p);
         check_id(&id, format!("{path}.id"), p);
         if !id.is_empty() && !ids.insert(id.clone()) {
-            p.push(problem(format!("{path}.id"), format!("duplicate camera id `{id}`")));
+            p.push(problem(
+                format!("{path}.id"),
+                format!("duplicate camera id `{id}`"),
+            ));
         }
         let name = s.string("name", p).unwrap_or_else(|| id.clone());
         let agency = s.required_string("agency", p);
@@ -426,7 +437,10 @@ cameras:
         assert_eq!(cam.transport, Transport::Udp);
         assert!(cam.enabled);
         assert_eq!(cam.password.as_deref(), Some("pw"));
-        assert_eq!(c.agency("DUBAI_POLICE").unwrap().name_ar.as_deref(), Some("شرطة دبي"));
+        assert_eq!(
+            c.agency("DUBAI_POLICE").unwrap().name_ar.as_deref(),
+            Some("شرطة دبي")
+        );
     }
 
     #[test]
@@ -434,7 +448,10 @@ cameras:
         let env = vec![
             ("VANTAGE__LIVE__IDLE_GRACE".to_owned(), "5s".to_owned()),
             ("VANTAGE__WEBRTC__UDP_PORT".to_owned(), "9999".to_owned()),
-            ("VANTAGE__CAMERAS__0__ENABLED".to_owned(), "false".to_owned()),
+            (
+                "VANTAGE__CAMERAS__0__ENABLED".to_owned(),
+                "false".to_owned(),
+            ),
             ("OTHER".to_owned(), "x".to_owned()),
         ];
         let c = load_str(GOOD, env).unwrap();
@@ -477,7 +494,13 @@ live: { idle_grace: forever }
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["[1,2]", "cameras: 3", "cameras: [3, {id: {}}]", ": : :", "\u{0}"] {
+        for text in [
+            "[1,2]",
+            "cameras: 3",
+            "cameras: [3, {id: {}}]",
+            ": : :",
+            "\u{0}",
+        ] {
             let _ = load_str(text, no_env());
         }
     }

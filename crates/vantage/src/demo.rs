@@ -9,22 +9,82 @@ use std::sync::Arc;
 
 /// The committed fixture clips, compiled into the binary so the demo runs from any directory.
 pub const CLIPS: [(&str, &[u8]); 4] = [
-    ("h264_a", include_bytes!("../../../fixtures/clips/h264_a.h264")),
-    ("h264_b", include_bytes!("../../../fixtures/clips/h264_b.h264")),
-    ("h264_c", include_bytes!("../../../fixtures/clips/h264_c.h264")),
-    ("h264_d", include_bytes!("../../../fixtures/clips/h264_d.h264")),
+    (
+        "h264_a",
+        include_bytes!("../../../fixtures/clips/h264_a.h264"),
+    ),
+    (
+        "h264_b",
+        include_bytes!("../../../fixtures/clips/h264_b.h264"),
+    ),
+    (
+        "h264_c",
+        include_bytes!("../../../fixtures/clips/h264_c.h264"),
+    ),
+    (
+        "h264_d",
+        include_bytes!("../../../fixtures/clips/h264_d.h264"),
+    ),
 ];
 
 /// (id, name, agency, location, clip)
 const CAMERAS: [(&str, &str, &str, &str, &str); 8] = [
-    ("cam-001-sheikh-zayed", "Sheikh Zayed Rd - Camera 1", "DUBAI_POLICE", "Sheikh Zayed Rd / Interchange 1", "h264_a"),
-    ("cam-002-al-khail", "Al Khail Rd - Camera 2", "DUBAI_POLICE", "Al Khail Rd / Al Quoz", "h264_b"),
-    ("cam-003-union-station", "Union Station - Platform 1", "METRO", "Union Metro Station", "h264_c"),
-    ("cam-004-burjuman", "BurJuman - Concourse", "METRO", "BurJuman Metro Station", "h264_d"),
-    ("cam-005-gold-souq-bus", "Gold Souq Bus Station", "BUS", "Deira, Gold Souq", "h264_a"),
-    ("cam-006-al-ghubaiba", "Al Ghubaiba Bus Station", "BUS", "Bur Dubai, Al Ghubaiba", "h264_b"),
-    ("cam-007-creek-abra", "Dubai Creek - Abra Station", "OTHER", "Al Seef abra station", "h264_c"),
-    ("cam-008-airport-t3", "Airport Road - Terminal 3", "OTHER", "DXB Terminal 3 approach", "h264_d"),
+    (
+        "cam-001-sheikh-zayed",
+        "Sheikh Zayed Rd - Camera 1",
+        "DUBAI_POLICE",
+        "Sheikh Zayed Rd / Interchange 1",
+        "h264_a",
+    ),
+    (
+        "cam-002-al-khail",
+        "Al Khail Rd - Camera 2",
+        "DUBAI_POLICE",
+        "Al Khail Rd / Al Quoz",
+        "h264_b",
+    ),
+    (
+        "cam-003-union-station",
+        "Union Station - Platform 1",
+        "METRO",
+        "Union Metro Station",
+        "h264_c",
+    ),
+    (
+        "cam-004-burjuman",
+        "BurJuman - Concourse",
+        "METRO",
+        "BurJuman Metro Station",
+        "h264_d",
+    ),
+    (
+        "cam-005-gold-souq-bus",
+        "Gold Souq Bus Station",
+        "BUS",
+        "Deira, Gold Souq",
+        "h264_a",
+    ),
+    (
+        "cam-006-al-ghubaiba",
+        "Al Ghubaiba Bus Station",
+        "BUS",
+        "Bur Dubai, Al Ghubaiba",
+        "h264_b",
+    ),
+    (
+        "cam-007-creek-abra",
+        "Dubai Creek - Abra Station",
+        "OTHER",
+        "Al Seef abra station",
+        "h264_c",
+    ),
+    (
+        "cam-008-airport-t3",
+        "Airport Road - Terminal 3",
+        "OTHER",
+        "DXB Terminal 3 approach",
+        "h264_d",
+    ),
 ];
 
 /// Ports of the demo; 0 picks a free one.

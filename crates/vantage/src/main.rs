@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use vantage::demo::{self, DemoPorts};
 
 #[derive(Parser)]
-#[command(name = "vantage", version, about = "CCTV video gateway: RTSP cameras to browsers over WebRTC")]
+#[command(
+    name = "vantage",
+    version,
+    about = "CCTV video gateway: RTSP cameras to browsers over WebRTC"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -37,7 +37,13 @@ fn unix_now() -> f64 {
 /// Established TCP connections to `port` on loopback, as seen by `ss`.
 fn tcp_connections_to(port: u16) -> usize {
     let out = Command::new("ss")
-        .args(["-Htn", "state", "established", "dst", &format!("127.0.0.1:{port}")])
+        .args([
+            "-Htn",
+            "state",
+            "established",
+            "dst",
+            &format!("127.0.0.1:{port}"),
+        ])
         .output()
         .expect("ss (iproute2) is installed by the peers");
     String::from_utf8_lossy(&out.stdout).lines().count()
@@ -51,7 +57,11 @@ async fn whep_client_receives_at_least_24_fps_without_loss() {
     let port = free_tcp_port();
     let mut gst = gst_rtsp_server(port, None);
     let cfg = node_config(
-        &[("cam-1", "METRO", format!("rtsp://127.0.0.1:{port}/h264_720p"))],
+        &[(
+            "cam-1",
+            "METRO",
+            format!("rtsp://127.0.0.1:{port}/h264_720p"),
+        )],
         "10s",
     );
     let node = vantage::Node::start(cfg).await.expect("node");
@@ -85,18 +95,32 @@ async fn two_cameras_fed_different_clips_show_different_pictures() {
     let mut gst = gst_rtsp_server(port, Some(&dir));
     let cfg = node_config(
         &[
-            ("cam-a", "METRO", format!("rtsp://127.0.0.1:{port}/h264_720p")),
-            ("cam-b", "BUS", format!("rtsp://127.0.0.1:{port}/h264_1080p")),
+            (
+                "cam-a",
+                "METRO",
+                format!("rtsp://127.0.0.1:{port}/h264_720p"),
+            ),
+            (
+                "cam-b",
+                "BUS",
+                format!("rtsp://127.0.0.1:{port}/h264_1080p"),
+            ),
         ],
         "10s",
     );
     let node = vantage::Node::start(cfg).await.expect("node");
     let api = Api::new(node.http_addr);
-    let (ua, ub) = (api.whep_url("cam-a", "op").await, api.whep_url("cam-b", "op").await);
+    let (ua, ub) = (
+        api.whep_url("cam-a", "op").await,
+        api.whep_url("cam-b", "op").await,
+    );
     let mut pa = whep_probe(&ua, 4.0, &["--thumb-at", "30"]);
     let mut pb = whep_probe(&ub, 4.0, &["--thumb-at", "30"]);
     let (ra, rb) = tokio::task::spawn_blocking(move || {
-        (pa.json_result(Duration::from_secs(30)), pb.json_result(Duration::from_secs(30)))
+        (
+            pa.json_result(Duration::from_secs(30)),
+            pb.json_result(Duration::from_secs(30)),
+        )
     })
     .await
     .expect("join");
@@ -111,14 +135,20 @@ async fn two_cameras_fed_different_clips_show_different_pictures() {
     let (ta, tb) = (thumb(&ra), thumb(&rb));
     assert_eq!(ta.len(), 144);
     let diff = ta.iter().zip(&tb).map(|(a, b)| (a - b).abs()).sum::<f64>() / ta.len() as f64;
-    eprintln!("mean |luma A - luma B| over a 16x9 grid: {diff:.1}; A {} B {}", ra["mean_rgb"], rb["mean_rgb"]);
+    eprintln!(
+        "mean |luma A - luma B| over a 16x9 grid: {diff:.1}; A {} B {}",
+        ra["mean_rgb"], rb["mean_rgb"]
+    );
     assert!(diff > 15.0, "pictures look alike: {diff}\nA {ra}\nB {rb}");
     for r in [&ra, &rb] {
         assert_eq!(r["size"], "640x360", "{r}");
         let t = thumb(r);
         let mean = t.iter().sum::<f64>() / t.len() as f64;
         let var = t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / t.len() as f64;
-        assert!(var.sqrt() > 5.0, "a flat picture is not a decoded clip: {r}");
+        assert!(
+            var.sqrt() > 5.0,
+            "a flat picture is not a decoded clip: {r}"
+        );
     }
     gst.assert_alive();
     node.shutdown().await;
@@ -132,28 +162,51 @@ async fn camera_goes_offline_and_back_and_the_viewer_gets_video_again() {
     let port = free_tcp_port();
     let mut gst = gst_rtsp_server(port, None);
     let cfg = node_config(
-        &[("cam-1", "OTHER", format!("rtsp://127.0.0.1:{port}/h264_720p"))],
+        &[(
+            "cam-1",
+            "OTHER",
+            format!("rtsp://127.0.0.1:{port}/h264_720p"),
+        )],
         "10s",
     );
     let node = vantage::Node::start(cfg).await.expect("node");
     let api = Api::new(node.http_addr);
     let url = api.whep_url("cam-1", "op").await;
     let mut viewer = whep_probe(&url, 30.0, &[]);
-    assert!(viewer.wait_line("CONNECTED", Duration::from_secs(15)).is_some());
-    assert!(api.wait_status("cam-1", "online", Duration::from_secs(10)).await.is_some());
+    assert!(
+        viewer
+            .wait_line("CONNECTED", Duration::from_secs(15))
+            .is_some()
+    );
+    assert!(
+        api.wait_status("cam-1", "online", Duration::from_secs(10))
+            .await
+            .is_some()
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     gst.kill();
-    let offline = api.wait_status("cam-1", "offline", Duration::from_secs(5)).await;
-    assert!(offline.is_some(), "not offline within 5 s: {}", api.camera_status("cam-1").await);
+    let offline = api
+        .wait_status("cam-1", "offline", Duration::from_secs(5))
+        .await;
+    assert!(
+        offline.is_some(),
+        "not offline within 5 s: {}",
+        api.camera_status("cam-1").await
+    );
     eprintln!("offline after {offline:?}");
     let (_, cam) = api.get("/api/v1/cameras/cam-1").await;
-    assert!(cam["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{cam}");
+    assert!(
+        cam["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{cam}"
+    );
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let restarted_at = unix_now();
     let mut gst = gst_rtsp_server(port, None);
-    let online = api.wait_status("cam-1", "online", Duration::from_secs(15)).await;
+    let online = api
+        .wait_status("cam-1", "online", Duration::from_secs(15))
+        .await;
     assert!(online.is_some(), "not back online");
     eprintln!("online again {online:?} after restart");
 
@@ -170,7 +223,10 @@ async fn camera_goes_offline_and_back_and_the_viewer_gets_video_again() {
     let before = arrivals.len() - after;
     eprintln!("frames decoded before the restart {before}, after {after}");
     assert!(before >= 50, "{before} frames before the outage");
-    assert!(after >= 100, "only {after} frames after the camera came back: {r}");
+    assert!(
+        after >= 100,
+        "only {after} frames after the camera came back: {r}"
+    );
     gst.assert_alive();
     node.shutdown().await;
 }
@@ -198,13 +254,29 @@ async fn upstream_closes_within_idle_grace_after_last_viewer_leaves() {
     let left = Instant::now();
     assert!(r["frames"].as_u64().unwrap_or(0) > 25, "{r}");
     assert_eq!(r["delete_status"], 200, "{r}");
-    assert_eq!(api.camera_status("cam-1").await, "online", "grace keeps it running");
+    assert_eq!(
+        api.camera_status("cam-1").await,
+        "online",
+        "grace keeps it running"
+    );
     assert_eq!(tcp_connections_to(port), 1);
-    let idle = api.wait_status("cam-1", "idle", Duration::from_secs(6)).await;
+    let idle = api
+        .wait_status("cam-1", "idle", Duration::from_secs(6))
+        .await;
     let took = left.elapsed();
-    assert!(idle.is_some(), "still {} after {took:?}", api.camera_status("cam-1").await);
-    assert!(took <= Duration::from_secs(5), "closed after {took:?} (grace 3 s + 2 s)");
-    assert!(took >= Duration::from_secs(2), "closed before the grace: {took:?}");
+    assert!(
+        idle.is_some(),
+        "still {} after {took:?}",
+        api.camera_status("cam-1").await
+    );
+    assert!(
+        took <= Duration::from_secs(5),
+        "closed after {took:?} (grace 3 s + 2 s)"
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "closed before the grace: {took:?}"
+    );
     let t0 = Instant::now();
     while tcp_connections_to(port) > 0 && t0.elapsed() < Duration::from_secs(1) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -242,9 +314,16 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
     eprintln!("chromium: {r}");
     assert_eq!(r["status"], "ok", "{r}");
     assert!(r["framesDecoded"].as_u64().unwrap_or(0) > 100, "{r}");
-    assert!(r["mean_luma"].as_f64().unwrap_or(0.0) > 20.0, "black picture: {r}");
+    assert!(
+        r["mean_luma"].as_f64().unwrap_or(0.0) > 20.0,
+        "black picture: {r}"
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot {} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot {} bytes",
+        png.len()
+    );
     demo.shutdown().await;
 }
 

@@ -18,7 +18,9 @@ pub fn e2e() -> bool {
 pub fn peers_home() -> PathBuf {
     std::env::var_os("PEERS_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/peers"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/peers")
+        })
 }
 
 /// `../shared/peers` beside the repository.
@@ -97,7 +99,8 @@ impl Peer {
         let line = self
             .wait_line("{", timeout)
             .unwrap_or_else(|| panic!("peer {} printed no JSON result", self.name));
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON from {}: {e}: {line}", self.name))
+        serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("bad JSON from {}: {e}: {line}", self.name))
     }
 
     pub fn assert_alive(&mut self) {
@@ -143,7 +146,9 @@ pub fn node_config(cameras: &[(&str, &str, String)], idle_grace: &str) -> settin
          \x20 - {{ id: BUS, max_streams: 20 }}\n  - {{ id: OTHER, max_streams: 400 }}\ncameras:\n"
     );
     for (id, agency, url) in cameras {
-        yaml.push_str(&format!("  - {{ id: {id}, agency: {agency}, rtsp_url: \"{url}\" }}\n"));
+        yaml.push_str(&format!(
+            "  - {{ id: {id}, agency: {agency}, rtsp_url: \"{url}\" }}\n"
+        ));
     }
     settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("test config: {p:?}"))
 }
@@ -198,7 +203,10 @@ impl Api {
     /// Full WHEP URL of a reservation.
     pub async fn whep_url(&self, camera: &str, user: &str) -> String {
         let (status, r) = self.reserve(camera, user).await;
-        assert!(status == 201 || status == 200, "reserve {camera}: {status} {r}");
+        assert!(
+            status == 201 || status == 200,
+            "reserve {camera}: {status} {r}"
+        );
         format!("{}{}", self.base, r["whep_url"].as_str().expect("whep_url"))
     }
 
@@ -208,7 +216,12 @@ impl Api {
     }
 
     /// Polls until the camera has `status`; returns how long it took, or None on timeout.
-    pub async fn wait_status(&self, camera: &str, status: &str, timeout: Duration) -> Option<Duration> {
+    pub async fn wait_status(
+        &self,
+        camera: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Option<Duration> {
         let t0 = Instant::now();
         while t0.elapsed() < timeout {
             if self.camera_status(camera).await == status {

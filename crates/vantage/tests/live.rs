@@ -1,0 +1,408 @@
+//! Hermetic integration tests of the live path, in `cargo test`: the in-process RTSP server plays
+//! fixture clips as cameras, a node ingests them, and an in-test WHEP client (str0m) receives the
+//! video. Also the API's bad-input contract, asserted on status codes and JSON fields.
+
+mod common;
+
+use common::*;
+use rtsp_server::{ClipSource, RtspServer};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webrtc::testing::{WhepClient, http_request};
+
+const OFFER: &str = include_str!("../../../fixtures/sdp/aiortc_1.16_recvonly_offer.sdp");
+
+/// The captured offer with its H.264 formats removed (payload types 99..=102), leaving VP8 + RTX.
+fn vp8_only_offer() -> String {
+    OFFER
+        .split("\r\n")
+        .filter(|l| {
+            !["99", "100", "101", "102"]
+                .iter()
+                .any(|pt| l.contains(&format!(":{pt} ")))
+        })
+        .map(|l| l.replace(" 97 98 99 100 101 102", " 97 98"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// Polls `cond` for up to a second (session teardown is asynchronous: a command to the media loop).
+async fn eventually(cond: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+struct Rig {
+    cameras: RtspServer,
+    node: vantage::Node,
+    api: Api,
+}
+
+/// Cameras: `cam-a` (H.264 clip a), `cam-b` (clip b), `cam-265` (H.265), `cam-garbage` (random
+/// RTP payloads), `cam-off` (disabled).
+async fn rig(idle_grace: &str) -> Rig {
+    let cameras = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let clip265 = ClipSource::from_file(
+        repo_root().join("fixtures/clips/h265_a.h265"),
+        media::Codec::H265,
+    )
+    .expect("h265 fixture");
+    cameras.add_clip_mount("/h265_a", Arc::new(clip265));
+    cameras.add_garbage_mount("/garbage");
+    let a = cameras.local_addr();
+    let mut cfg = node_config(
+        &[
+            ("cam-a", "DUBAI_POLICE", format!("rtsp://{a}/h264_a")),
+            ("cam-b", "METRO", format!("rtsp://{a}/h264_b")),
+            ("cam-265", "BUS", format!("rtsp://{a}/h265_a")),
+            ("cam-garbage", "OTHER", format!("rtsp://{a}/garbage")),
+            ("cam-off", "OTHER", format!("rtsp://{a}/h264_c")),
+        ],
+        idle_grace,
+    );
+    cfg.cameras[4].enabled = false;
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let api = Api::new(node.http_addr);
+    Rig { cameras, node, api }
+}
+
+impl Rig {
+    async fn shutdown(self) {
+        self.node.shutdown().await;
+        self.cameras.shutdown().await;
+    }
+}
+
+async fn post_offer(url: &str, offer: &str) -> (u16, Vec<(String, String)>, String) {
+    let (s, h, b) = http_request("POST", url, Some("application/sdp"), offer.as_bytes())
+        .await
+        .expect("http");
+    (s, h, String::from_utf8_lossy(&b).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_frame_arrives_at_the_source_rate() {
+    let rig = rig("10s").await;
+    let url = rig.api.whep_url("cam-a", "op-1").await;
+    let mut client = WhepClient::connect(&url).await.expect("whep connect");
+    client
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(2), client.recv_frame()).await {
+            Ok(Some(f)) => frames.push(f),
+            Ok(None) => break,
+            Err(_) => panic!("no frame for 2 s after {} frames", frames.len()),
+        }
+    }
+    assert!(frames[0].is_key, "the first frame is a key frame");
+    for w in frames.windows(2) {
+        assert_eq!(
+            w[1].rtp_time.wrapping_sub(w[0].rtp_time),
+            3600,
+            "a frame is missing"
+        );
+    }
+    // Rate over the steady part (the first second may include the GOP cache burst).
+    let steady: Vec<_> = frames
+        .iter()
+        .filter(|f| f.received >= frames[0].received + Duration::from_secs(1))
+        .collect();
+    let span = steady.last().unwrap().received - steady[0].received;
+    let fps = (steady.len() - 1) as f64 / span.as_secs_f64();
+    eprintln!("{} frames, steady {fps:.2} fps", frames.len());
+    assert!((24.0..=26.0).contains(&fps), "fps {fps}");
+    assert!(frames.len() >= 175, "{} frames in 8 s", frames.len());
+
+    let (_, cam) = rig.api.get("/api/v1/cameras/cam-a").await;
+    assert_eq!(cam["status"], "online");
+    assert_eq!(cam["viewers"], 1);
+    assert_eq!(cam["properties"]["codec"], "H.264");
+    assert_eq!(cam["properties"]["resolution"], "640x360");
+    assert_eq!(client.close().await.expect("delete"), 200);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_viewer_shares_the_upstream_and_starts_at_a_key_frame() {
+    let rig = rig("10s").await;
+    let u1 = rig.api.whep_url("cam-b", "op-1").await;
+    let u2 = rig.api.whep_url("cam-b", "op-2").await;
+    let mut c1 = WhepClient::connect(&u1).await.expect("viewer 1");
+    c1.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("c1");
+    let _ = tokio::time::timeout(Duration::from_secs(5), c1.recv_frame()).await;
+    let mut c2 = WhepClient::connect(&u2).await.expect("viewer 2");
+    c2.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("c2");
+    let first = tokio::time::timeout(Duration::from_secs(5), c2.recv_frame())
+        .await
+        .expect("viewer 2 gets video")
+        .expect("frame");
+    assert!(first.is_key);
+    let ch = rig.node.state.hub.get("cam-b").expect("channel");
+    assert_eq!(ch.subscriber_count(), 2);
+    // One upstream for both viewers: the channel ingests frames at the source rate (25 fps), not
+    // once per viewer.
+    let (f0, t0) = (ch.stats().frames_in, Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rate = (ch.stats().frames_in - f0) as f64 / t0.elapsed().as_secs_f64();
+    assert!(
+        (22.0..=28.0).contains(&rate),
+        "ingest rate {rate} fps with two viewers"
+    );
+    // Releasing viewer 2's reservation ends its WHEP session; viewer 1 keeps going.
+    let (_, list) = rig.api.get("/api/v1/stream/reservations").await;
+    let r2 = list["reservations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user_id"] == "op-2")
+        .expect("reservation of op-2")["reservation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rig.api.release(&r2).await, 204);
+    assert!(
+        eventually(|| ch.subscriber_count() == 1).await,
+        "released viewer still subscribed"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), c1.recv_frame())
+            .await
+            .is_ok()
+    );
+    drop(c2);
+    c1.close().await.expect("close 1");
+    assert!(eventually(|| ch.subscriber_count() == 0).await);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors() {
+    let rig = rig("10s").await;
+    let base = rig.api.base.clone();
+
+    // Malformed SDP: 400 with the reason.
+    let url = rig.api.whep_url("cam-a", "op").await;
+    let (s, _, body) = post_offer(&url, "v=0\r\nthis is not sdp\r\n").await;
+    assert_eq!(s, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json error");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed SDP offer"),
+        "{v}"
+    );
+    assert!(!v["error"]["message_ar"].as_str().unwrap().is_empty());
+
+    // Offer without a codec the camera sends: 406 naming both sides.
+    let (s, _, body) = post_offer(&url, &vp8_only_offer()).await;
+    assert_eq!(s, 406, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["error"]["message"], "camera sends H.264; offer accepts VP8",
+        "{v}"
+    );
+    let url265 = rig.api.whep_url("cam-265", "op").await;
+    let (s, _, body) = post_offer(&url265, OFFER).await;
+    assert_eq!(s, 406, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["error"]["message"], "camera sends H.265; offer accepts VP8, H.264",
+        "{v}"
+    );
+
+    // Unknown reservation: 404 on WHEP and on release.
+    let (s, _, body) = post_offer(&format!("{base}/whep/nope"), OFFER).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("RESERVATION_NOT_FOUND"));
+    assert_eq!(rig.api.release("nope").await, 404);
+
+    // Wrong content type: 415.
+    let (s, _, _) = http_request("POST", &url, Some("text/plain"), OFFER.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(s, 415);
+
+    // Reserve: unknown camera 404, disabled 409, bad quality 400, missing field 400.
+    let (s, v) = rig.api.reserve("cam-zzz", "op").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("CAMERA_NOT_FOUND"))
+    );
+    let (s, v) = rig.api.reserve("cam-off", "op").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("CAMERA_DISABLED"))
+    );
+    let (s, body, _) = http_request(
+        "POST",
+        &format!("{base}/api/v1/stream/reserve"),
+        Some("application/json"),
+        br#"{"camera_id":"cam-a","user_id":"op","quality":"ultra"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 400, "{body:?}");
+    let (s, _, b) = http_request(
+        "POST",
+        &format!("{base}/api/v1/stream/reserve"),
+        Some("application/json"),
+        br#"{"user_id":"op"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 400);
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["error"]["field"], "camera_id", "{v}");
+
+    // A repeated reserve returns the same reservation with 200.
+    let (s1, r1) = rig.api.reserve("cam-b", "op-9").await;
+    let (s2, r2) = rig.api.reserve("cam-b", "op-9").await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(r1["reservation_id"], r2["reservation_id"]);
+    for k in [
+        "reservation_id",
+        "camera_id",
+        "agency",
+        "whep_url",
+        "expires_at",
+        "quality",
+    ] {
+        assert!(!r1[k].is_null(), "{k} missing in {r1}");
+    }
+    assert_eq!(r1["agency"], "METRO");
+    assert_eq!(
+        rig.api
+            .release(r1["reservation_id"].as_str().unwrap())
+            .await,
+        204
+    );
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_sending_garbage_errors_and_others_are_unaffected() {
+    let rig = rig("10s").await;
+    let good = rig.api.whep_url("cam-a", "op").await;
+    let mut viewer = WhepClient::connect(&good).await.expect("viewer");
+    viewer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+
+    let bad = rig.api.whep_url("cam-garbage", "op").await;
+    let (s, _, body) = post_offer(&bad, OFFER).await;
+    assert_eq!(s, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "CAMERA_UNAVAILABLE");
+    assert!(
+        !v["error"]["last_error"].as_str().unwrap_or("").is_empty(),
+        "{v}"
+    );
+    let (_, cam) = rig.api.get("/api/v1/cameras/cam-garbage").await;
+    assert_eq!(cam["status"], "error", "{cam}");
+    assert!(
+        cam["last_error"].as_str().unwrap().contains("cam-garbage"),
+        "{cam}"
+    );
+
+    // The good camera kept streaming throughout.
+    let t0 = Instant::now();
+    let mut n = 0;
+    while t0.elapsed() < Duration::from_secs(2) {
+        if tokio::time::timeout(Duration::from_secs(1), viewer.recv_frame())
+            .await
+            .is_ok()
+        {
+            n += 1;
+        }
+    }
+    assert!(n >= 40, "only {n} frames in 2 s from the good camera");
+    let (_, list) = rig.api.get("/api/v1/cameras?status=online").await;
+    assert_eq!(list["total"], 1, "{list}");
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_lists_every_camera_with_live_status() {
+    let rig = rig("10s").await;
+    let (s, v) = rig.api.get("/api/v1/cameras").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["total"], 5);
+    let cams = v["cameras"].as_array().unwrap();
+    assert!(
+        cams.iter().all(|c| c["status"] == "idle"),
+        "no demand yet: {v}"
+    );
+    let (_, v) = rig.api.get("/api/v1/cameras?agency=METRO").await;
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["cameras"][0]["id"], "cam-b");
+    let (s, v) = rig.api.get("/api/v1/cameras/cam-nope").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("CAMERA_NOT_FOUND"))
+    );
+    let (_, v) = rig.api.get("/api/v1/agencies").await;
+    assert_eq!(v["agencies"].as_array().unwrap().len(), 4);
+    rig.shutdown().await;
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_non_zero() {
+    let dir = std::env::temp_dir().join(format!("vantage-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "agencies: [{ id: METRO, max_streams: 30 }]\ncameras:\n\
+         \x20 - { id: c1, agency: METRO, rtsp_url: \"rtsp://u:topsecret@10.1.1.1/s\" }\n\
+         \x20 - { id: c1, agency: NOPE, rtsp_url: \"::\" }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vantage"))
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("run vantage");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for want in [
+        "cameras[0].rtsp_url: credentials must not be embedded",
+        "cameras[1].id: duplicate camera id",
+        "cameras[1].agency: unknown agency `NOPE`",
+        "cameras[1].rtsp_url: not a valid URL",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    assert!(!err.contains("topsecret"), "{err}");
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, include_str!("../../../vantage.example.yaml")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vantage"))
+        .args(["check-config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 agencies, 1 cameras"));
+}
