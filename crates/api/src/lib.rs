@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/stream/release/{id}", delete(release))
         .route("/api/v1/stream/reservations", get(list_reservations))
         .route("/api/v1/stream/stats", get(stream_stats))
+        .route("/whep/cameras/{camera_id}", post(whep_camera_offer))
         .route("/whep/{reservation_id}", post(whep_offer))
         .route(
             "/whep/{reservation_id}/{session_id}",
@@ -132,6 +133,14 @@ async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "agencies": v }))
+}
+
+fn camera_disabled(id: &str) -> ApiError {
+    ApiError::new(
+        err!(FailedPrecondition, "camera `{id}` is disabled").with_code("CAMERA_DISABLED"),
+        format!("الكاميرا `{id}` معطلة"),
+    )
+    .detail("camera_id", id)
 }
 
 #[derive(Deserialize)]
@@ -274,27 +283,79 @@ async fn wait_for_params(
     }
 }
 
+/// WHEP offers must be `application/sdp` (RFC 9725); None when it is.
+fn wrong_content_type(headers: &HeaderMap) -> Option<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (!ct.starts_with("application/sdp")).then(|| {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "WHEP offers must be sent as application/sdp",
+        )
+            .into_response()
+    })
+}
+
+/// `POST {whep_url}` of a reservation.
 async fn whep_offer(
     State(st): State<Arc<AppState>>,
     Path(rid): Path<String>,
     headers: HeaderMap,
     offer: String,
 ) -> Result<Response, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/sdp") {
-        return Ok((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "WHEP offers must be sent as application/sdp",
-        )
-            .into_response());
+    if let Some(r) = wrong_content_type(&headers) {
+        return Ok(r);
     }
     let r = st
         .reservations
         .get(&rid)
         .ok_or_else(|| reservation_not_found(&rid))?;
+    negotiate(&st, &r, &offer).await
+}
+
+/// `POST /whep/cameras/{camera_id}`: a WHEP endpoint per camera, as players and video walls
+/// expect. Each offer gets a reservation of its own (user from `X-Vantage-User`, else
+/// `anonymous`), counted like any other and released when the session ends.
+async fn whep_camera_offer(
+    State(st): State<Arc<AppState>>,
+    Path(camera_id): Path<String>,
+    headers: HeaderMap,
+    offer: String,
+) -> Result<Response, ApiError> {
+    if let Some(r) = wrong_content_type(&headers) {
+        return Ok(r);
+    }
+    let cam = st
+        .cfg
+        .camera(&camera_id)
+        .ok_or_else(|| camera_not_found(&camera_id))?;
+    if !cam.enabled {
+        return Err(camera_disabled(&camera_id));
+    }
+    let user = headers
+        .get("x-vantage-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or("anonymous");
+    let r = st.reservations.reserve_ephemeral(
+        &camera_id,
+        &cam.agency,
+        user,
+        st.clocks.realtime(),
+        st.cfg.limits.lease,
+    );
+    let res = negotiate(&st, &r, &offer).await;
+    if res.is_err() {
+        st.reservations.remove(&r.id);
+    }
+    res
+}
+
+/// Creates the WHEP session of reservation `r` and answers 201 with the SDP and `Location`.
+async fn negotiate(st: &AppState, r: &Reservation, offer: &str) -> Result<Response, ApiError> {
+    let rid = &r.id;
     let ch = st
         .hub
         .get(&r.camera_id)
@@ -303,21 +364,18 @@ async fn whep_offer(
     // session subscribes on its own once the offer is accepted.
     let demand = ch.subscribe();
     let params = wait_for_params(&ch, st.cfg.live.first_frame_timeout).await?;
-    let (sid, answer) = st.whep.create_session(&offer, &ch, params).await?;
+    let (sid, answer) = st.whep.create_session(offer, &ch, params).await?;
     drop(demand);
-    match st
-        .reservations
-        .attach_session(&rid, sid.as_str().to_owned())
-    {
+    match st.reservations.attach_session(rid, sid.as_str().to_owned()) {
         Some(previous) => {
             if let Some(old) = previous {
-                close_session(&st, &old);
+                close_session(st, &old);
             }
         }
         None => {
             // Released while we negotiated.
             st.whep.close_session(&sid);
-            return Err(reservation_not_found(&rid));
+            return Err(reservation_not_found(rid));
         }
     }
     tracing::info!(reservation = %rid, session = %sid, camera = %r.camera_id, "whep session created");
@@ -338,7 +396,13 @@ async fn whep_delete(
     State(st): State<Arc<AppState>>,
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let attached = st.reservations.detach_session(&rid, &sid);
+    let attached = st
+        .reservations
+        .get(&rid)
+        .is_some_and(|r| r.session.as_deref() == Some(sid.as_str()));
+    // Detaches the session and drops a per-session (ephemeral) reservation; the janitor does the
+    // same when the Ended event arrives, whichever comes first.
+    st.reservations.session_ended(&sid);
     // A session that already ended on its own (the peer closed DTLS first) is still known: the
     // DELETE then succeeds, so clients can always clean up the same way.
     let known =

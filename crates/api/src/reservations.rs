@@ -47,6 +47,8 @@ pub struct Reservation {
     pub expires_at: SystemTime,
     /// The WHEP session currently attached, if any.
     pub session: Option<String>,
+    /// Created by a per-camera WHEP POST: released when its session ends.
+    pub ephemeral: bool,
 }
 
 impl Reservation {
@@ -65,6 +67,7 @@ impl Reservation {
             "created_at": base::clock::rfc3339(self.created_at),
             "expires_at": base::clock::rfc3339(self.expires_at),
             "session_active": self.session.is_some(),
+            "ephemeral": self.ephemeral,
         })
     }
 }
@@ -88,13 +91,13 @@ impl Reservations {
         lease: Duration,
     ) -> (Reservation, bool) {
         let mut g = self.inner.lock();
-        if let Some(r) = g
-            .values()
-            .find(|r| r.camera_id == camera_id && r.user_id == user_id && r.quality == quality)
-        {
+        if let Some(r) = g.values().find(|r| {
+            !r.ephemeral && r.camera_id == camera_id && r.user_id == user_id && r.quality == quality
+        }) {
             return (r.clone(), false);
         }
         let r = Reservation {
+            ephemeral: false,
             id: uuid::Uuid::new_v4().simple().to_string(),
             camera_id: camera_id.to_owned(),
             agency: agency.to_owned(),
@@ -106,6 +109,30 @@ impl Reservations {
         };
         g.insert(r.id.clone(), r.clone());
         (r, true)
+    }
+
+    /// A reservation for exactly one WHEP session (never shared with a retry).
+    pub fn reserve_ephemeral(
+        &self,
+        camera_id: &str,
+        agency: &str,
+        user_id: &str,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Reservation {
+        let r = Reservation {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            camera_id: camera_id.to_owned(),
+            agency: agency.to_owned(),
+            user_id: user_id.to_owned(),
+            quality: Quality::Auto,
+            created_at: now,
+            expires_at: now + lease,
+            session: None,
+            ephemeral: true,
+        };
+        self.inner.lock().insert(r.id.clone(), r.clone());
+        r
     }
 
     pub fn get(&self, id: &str) -> Option<Reservation> {
@@ -123,25 +150,16 @@ impl Reservations {
         Some(r.session.replace(session))
     }
 
-    /// Detaches `session` from reservation `id`; false if it was not attached there.
-    pub fn detach_session(&self, id: &str, session: &str) -> bool {
-        let mut g = self.inner.lock();
-        match g.get_mut(id) {
-            Some(r) if r.session.as_deref() == Some(session) => {
-                r.session = None;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The WHEP server ended `session` on its own.
+    /// The WHEP server ended `session`: detach it, and drop the reservation if it existed only
+    /// for that session.
     pub fn session_ended(&self, session: &str) {
-        for r in self.inner.lock().values_mut() {
-            if r.session.as_deref() == Some(session) {
-                r.session = None;
+        self.inner.lock().retain(|_, r| {
+            if r.session.as_deref() != Some(session) {
+                return true;
             }
-        }
+            r.session = None;
+            !r.ephemeral
+        });
     }
 
     pub fn all(&self) -> Vec<Reservation> {

@@ -348,8 +348,13 @@ impl WhepServer {
         channel: &Arc<Channel>,
         params: Arc<VideoParams>,
     ) -> Result<(SessionId, String), Error> {
-        let offer = SdpOffer::from_sdp_string(offer_sdp)
-            .map_err(|e| err!(InvalidArgument, "malformed SDP offer: {e}"))?;
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| {
+            err!(
+                InvalidArgument,
+                "malformed SDP offer: {}",
+                parse_error_text(&e)
+            )
+        })?;
         let formats = sdp::video_formats(offer_sdp);
         let choice = sdp::choose_h264(&formats, &params)?;
         let [a, b, c] = choice.profile_level_id;
@@ -867,4 +872,25 @@ impl MediaLoop {
             self.inner.mark_ended(&id, &shared, reason);
         }
     }
+}
+
+/// str0m's parse errors are `Debug`-like and may include parser-internal pointer offsets
+/// (`PointerOffset(0x7f..)`); keep the words, drop the addresses.
+fn parse_error_text(e: &impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .map(|w| {
+            if w.contains("0x") {
+                let keep: String = w.chars().take_while(|c| *c != '(').collect();
+                if keep.contains("0x") {
+                    "<addr>".to_owned()
+                } else {
+                    keep
+                }
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
