@@ -10,6 +10,10 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The real-peer tests decode video and run browsers on a 2-core machine: one at a time, so that
+/// their frame-rate and loss assertions measure Vantage, not contention between tests.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn whep_client_py(url: &str, seconds: u32) -> Peer {
     let mut cmd = Command::new(venv_python());
     cmd.arg(shared_peers().join("whep_client.py"))
@@ -54,6 +58,7 @@ async fn whep_client_receives_at_least_24_fps_without_loss() {
     if !e2e() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     let port = free_tcp_port();
     let mut gst = gst_rtsp_server(port, None);
     let cfg = node_config(
@@ -86,6 +91,7 @@ async fn two_cameras_fed_different_clips_show_different_pictures() {
     if !e2e() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     // gst_rtsp_server.py mounts clips by file name: give it two different committed fixtures.
     let dir = tempdir("two-clips");
     let clips = repo_root().join("fixtures/clips");
@@ -159,6 +165,7 @@ async fn camera_goes_offline_and_back_and_the_viewer_gets_video_again() {
     if !e2e() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     let port = free_tcp_port();
     let mut gst = gst_rtsp_server(port, None);
     let cfg = node_config(
@@ -236,6 +243,7 @@ async fn upstream_closes_within_idle_grace_after_last_viewer_leaves() {
     if !e2e() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     let port = free_tcp_port();
     let mut gst = gst_rtsp_server(port, None);
     let cfg = node_config(
@@ -292,6 +300,7 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
     if !e2e() {
         return;
     }
+    let _serial = SERIAL.lock().await;
     let demo = vantage::demo::start(vantage::demo::DemoPorts {
         http: "127.0.0.1:0".parse().unwrap(),
         udp_port: 0,
