@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::leak::*;
 use common::*;
 use hub::State;
 use ingest::{BackoffPolicy, Transport, spawn_supervisor};
@@ -10,37 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// Waits until `f` holds, polling; gives settling tasks and sockets a moment.
-async fn settle(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    f()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_forced_reconnects_leak_nothing() {

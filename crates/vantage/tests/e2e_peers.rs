@@ -14,6 +14,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// their frame-rate and loss assertions measure Vantage, not contention between tests.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// GStreamer's RTSP server on a free port and a node with one camera `cam-1` on its `/h264_720p`.
+async fn one_camera(agency: &str, idle_grace: &str) -> (Peer, u16, vantage::Node, Api) {
+    let port = free_tcp_port();
+    let gst = gst_rtsp_server(port, None);
+    let url = format!("rtsp://127.0.0.1:{port}/h264_720p");
+    let cfg = node_config(&[("cam-1", agency, url)], idle_grace);
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let api = Api::new(node.http_addr);
+    (gst, port, node, api)
+}
+
 fn whep_client_py(url: &str, seconds: u32) -> Peer {
     let mut cmd = Command::new(venv_python());
     cmd.arg(shared_peers().join("whep_client.py"))
@@ -59,18 +70,7 @@ async fn whep_client_receives_at_least_24_fps_without_loss() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    let port = free_tcp_port();
-    let mut gst = gst_rtsp_server(port, None);
-    let cfg = node_config(
-        &[(
-            "cam-1",
-            "METRO",
-            format!("rtsp://127.0.0.1:{port}/h264_720p"),
-        )],
-        "10s",
-    );
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
+    let (mut gst, _, node, api) = one_camera("METRO", "10s").await;
     let url = api.whep_url("cam-1", "op-1").await;
     let mut client = whep_client_py(&url, 10);
     let r = tokio::task::spawn_blocking(move || client.json_result(Duration::from_secs(40)))
@@ -166,18 +166,7 @@ async fn camera_goes_offline_and_back_and_the_viewer_gets_video_again() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    let port = free_tcp_port();
-    let mut gst = gst_rtsp_server(port, None);
-    let cfg = node_config(
-        &[(
-            "cam-1",
-            "OTHER",
-            format!("rtsp://127.0.0.1:{port}/h264_720p"),
-        )],
-        "10s",
-    );
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
+    let (mut gst, port, node, api) = one_camera("OTHER", "10s").await;
     let url = api.whep_url("cam-1", "op").await;
     let mut viewer = whep_probe(&url, 30.0, &[]);
     assert!(
@@ -244,14 +233,7 @@ async fn upstream_closes_within_idle_grace_after_last_viewer_leaves() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    let port = free_tcp_port();
-    let mut gst = gst_rtsp_server(port, None);
-    let cfg = node_config(
-        &[("cam-1", "BUS", format!("rtsp://127.0.0.1:{port}/h264_720p"))],
-        "3s",
-    );
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
+    let (mut gst, port, node, api) = one_camera("BUS", "3s").await;
     assert_eq!(api.camera_status("cam-1").await, "idle");
     assert_eq!(tcp_connections_to(port), 0, "no upstream before any viewer");
     let url = api.whep_url("cam-1", "op").await;

@@ -120,3 +120,5 @@ impl Drop for CountingProxy {
         self.task.abort();
     }
 }
+
+pub mod leak;
