@@ -109,6 +109,19 @@ pub struct Camera {
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub ptz_capable: bool,
+    /// Sub-streams by quality (`low`, `medium`, `high`), each an RTSP URL without credentials
+    /// (the camera's username and password apply). A quality without one maps to `rtsp_url`.
+    pub substreams: Vec<(String, url::Url)>,
+}
+
+impl Camera {
+    /// The RTSP URL serving `quality` (`low`, `medium`, `high`, `auto`).
+    pub fn url_for(&self, quality: &str) -> &url::Url {
+        self.substreams
+            .iter()
+            .find(|(q, _)| q == quality)
+            .map_or(&self.rtsp_url, |(_, u)| u)
+    }
 }
 
 /// One thing wrong with a configuration.

@@ -299,11 +299,51 @@ fn agencies(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<Agency> {
     out
 }
 
+/// Validates a camera URL: rtsp(s), a host, no credentials. Returns a placeholder after a problem.
+fn check_rtsp_url(raw: &str, path: String, p: &mut Vec<Problem>) -> url::Url {
+    let placeholder = || {
+        url::Url::parse("rtsp://invalid.invalid/")
+            .expect("a constant, valid URL (checked by the tests)")
+    };
+    if raw.is_empty() {
+        return placeholder();
+    }
+    match url::Url::parse(raw) {
+        Ok(u) if u.scheme() != "rtsp" && u.scheme() != "rtsps" => {
+            p.push(problem(
+                path,
+                format!("scheme must be rtsp, not `{}`", u.scheme()),
+            ));
+            placeholder()
+        }
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            p.push(problem(
+                path,
+                format!(
+                    "credentials must not be embedded in the URL ({}); use username and password",
+                    base::redact_url(raw)
+                ),
+            ));
+            placeholder()
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            p.push(problem(path, "has no host"));
+            placeholder()
+        }
+        Ok(u) => u,
+        Err(e) => {
+            p.push(problem(
+                path,
+                format!("not a valid URL ({}): {e}", base::redact_url(raw)),
+            ));
+            placeholder()
+        }
+    }
+}
+
 fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<Camera> {
     let mut out = Vec::new();
     let mut ids = HashSet::new();
-    let placeholder = url::Url::parse("rtsp://invalid.invalid/")
-        .expect("a constant, valid URL (checked by the tests)");
     for (i, c) in list(v, "cameras", p).iter().enumerate() {
         let path = format!("cameras[{i}]");
         let mut s = Section::new(path.clone(), Some(c), p);
@@ -325,36 +365,30 @@ fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<
             ));
         }
         let raw_url = s.required_string("rtsp_url", p);
-        let rtsp_url = match url::Url::parse(&raw_url) {
-            _ if raw_url.is_empty() => placeholder.clone(),
-            Ok(u) if u.scheme() != "rtsp" && u.scheme() != "rtsps" => {
+        let rtsp_url = check_rtsp_url(&raw_url, format!("{path}.rtsp_url"), p);
+        let substreams = match s.raw("substreams") {
+            None => Vec::new(),
+            Some(Value::Object(m)) => m
+                .iter()
+                .filter_map(|(q, v)| {
+                    let key = format!("{path}.substreams.{q}");
+                    if !matches!(q.as_str(), "low" | "medium" | "high") {
+                        p.push(problem(key, "unknown quality (low, medium, high)"));
+                        return None;
+                    }
+                    let Some(raw) = v.as_str() else {
+                        p.push(problem(key, "must be an RTSP URL"));
+                        return None;
+                    };
+                    Some((q.clone(), check_rtsp_url(raw, key, p)))
+                })
+                .collect(),
+            Some(_) => {
                 p.push(problem(
-                    format!("{path}.rtsp_url"),
-                    format!("scheme must be rtsp, not `{}`", u.scheme()),
+                    format!("{path}.substreams"),
+                    "must be a mapping of quality to RTSP URL",
                 ));
-                placeholder.clone()
-            }
-            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-                p.push(problem(
-                    format!("{path}.rtsp_url"),
-                    format!(
-                        "credentials must not be embedded in the URL ({}); use username and password",
-                        base::redact_url(&raw_url)
-                    ),
-                ));
-                placeholder.clone()
-            }
-            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-                p.push(problem(format!("{path}.rtsp_url"), "has no host"));
-                placeholder.clone()
-            }
-            Ok(u) => u,
-            Err(e) => {
-                p.push(problem(
-                    format!("{path}.rtsp_url"),
-                    format!("not a valid URL ({}): {e}", base::redact_url(&raw_url)),
-                ));
-                placeholder.clone()
+                Vec::new()
             }
         };
         let transport = match s.string("transport", p).as_deref() {
@@ -394,6 +428,7 @@ fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<
             rtsp_url,
             transport,
             recording,
+            substreams,
         };
         s.finish(p);
         out.push(cam);
@@ -419,6 +454,7 @@ cameras:
     username: admin
     password: "pw"
     transport: udp
+    substreams: { low: "rtsp://127.0.0.1:8554/h264_720p_low" }
 "#;
 
     fn no_env() -> Vec<(String, String)> {
@@ -437,6 +473,9 @@ cameras:
         assert_eq!(cam.transport, Transport::Udp);
         assert!(cam.enabled);
         assert_eq!(cam.password.as_deref(), Some("pw"));
+        assert_eq!(cam.url_for("low").path(), "/h264_720p_low");
+        assert_eq!(cam.url_for("high").path(), "/h264_720p");
+        assert_eq!(cam.url_for("auto").path(), "/h264_720p");
         assert_eq!(
             c.agency("DUBAI_POLICE").unwrap().name_ar.as_deref(),
             Some("شرطة دبي")
@@ -468,7 +507,7 @@ agencies:
 cameras:
   - { id: a, agency: METRO, rtsp_url: "rtsp://admin:hunter2@10.0.0.1/x" }
   - { id: a, agency: NOPE, rtsp_url: "not a url" }
-  - { id: b, agency: METRO, rtsp_url: "http://x/y", transport: quic, colour: red }
+  - { id: b, agency: METRO, rtsp_url: "http://x/y", transport: quic, colour: red, substreams: { ultra: "rtsp://h/u", low: "rtsp://u:p@h/l" } }
 live: { idle_grace: forever }
 "#;
         let env = vec![("VANTAGE__LIMITS__MAX_STREAMS".to_owned(), "-3".to_owned())];
@@ -483,13 +522,15 @@ live: { idle_grace: forever }
             "cameras[2].rtsp_url: scheme must be rtsp",
             "cameras[2].transport: `quic` is not tcp or udp",
             "cameras[2].colour: unknown key",
+            "cameras[2].substreams.ultra: unknown quality",
+            "cameras[2].substreams.low: credentials must not be embedded",
             "live.idle_grace: `forever` is not a duration",
             "limits.max_streams: must be a whole number",
         ] {
             assert!(all.contains(want), "missing {want:?} in:\n{all}");
         }
         assert!(!all.contains("hunter2"), "a password leaked:\n{all}");
-        assert_eq!(problems.len(), 9, "{all}");
+        assert_eq!(problems.len(), 11, "{all}");
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct DemoPorts {
     pub http: SocketAddr,
     pub udp_port: u16,
     pub rtsp: SocketAddr,
+    /// Where the management database (audit log) goes.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for DemoPorts {
@@ -101,6 +103,7 @@ impl Default for DemoPorts {
             http: SocketAddr::from(([127, 0, 0, 1], 8088)),
             udp_port: 8189,
             rtsp: SocketAddr::from(([127, 0, 0, 1], 8554)),
+            data_dir: "./data".into(),
         }
     }
 }
@@ -120,13 +123,16 @@ pub async fn start_cameras(addr: SocketAddr) -> Result<RtspServer, Error> {
 pub fn config(ports: &DemoPorts, rtsp: SocketAddr) -> Result<settings::Config, Error> {
     let mut yaml = format!(
         "server: {{ listen: \"{}\" }}\nwebrtc: {{ udp_port: {}, advertise: [\"127.0.0.1\"] }}\n\
+         storage: {{ data_dir: \"{}\" }}\n\
          live: {{ idle_grace: 10s }}\nagencies:\n\
          \x20 - {{ id: DUBAI_POLICE, name: \"Dubai Police\", name_ar: \"شرطة دبي\", max_streams: 50 }}\n\
          \x20 - {{ id: METRO, name: \"Metro\", name_ar: \"المترو\", max_streams: 30 }}\n\
          \x20 - {{ id: BUS, name: \"Bus\", name_ar: \"الحافلات\", max_streams: 20 }}\n\
          \x20 - {{ id: OTHER, name: \"Other agencies\", name_ar: \"جهات أخرى\", max_streams: 400 }}\n\
          cameras:\n",
-        ports.http, ports.udp_port
+        ports.http,
+        ports.udp_port,
+        ports.data_dir.display()
     );
     for (id, name, agency, location, clip) in CAMERAS {
         yaml.push_str(&format!(

@@ -4,7 +4,8 @@
 
 pub mod demo;
 
-use api::{AppState, Reservations};
+use admission::{Limits, MemoryAdmission};
+use api::AppState;
 use base::{Clocks, Error, RealClocks, ResultExt};
 use hub::{Channel, ChannelConfig, Hub};
 use ingest::{BackoffPolicy, SourceConfig, SupervisorHandle};
@@ -22,12 +23,17 @@ pub struct Node {
     stop_http: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<()>,
     janitor: tokio::task::JoinHandle<()>,
+    keeper: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
     /// Starts everything the configuration describes.
     pub async fn start(cfg: Config) -> Result<Node, Error> {
-        let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+        Node::start_with_clocks(cfg, Arc::new(RealClocks)).await
+    }
+
+    /// Like [`Node::start`] with other clocks: tests run leases on [`base::SimulatedClocks`].
+    pub async fn start_with_clocks(cfg: Config, clocks: Arc<dyn Clocks>) -> Result<Node, Error> {
         let cfg = Arc::new(cfg);
         let hub = Arc::new(Hub::new());
         let mut supervisors = Vec::new();
@@ -36,27 +42,35 @@ impl Node {
             ..ChannelConfig::default()
         };
         for cam in cfg.cameras.iter().filter(|c| c.enabled) {
-            let ch = hub.add(Channel::new(
-                cam.id.clone(),
-                chan_cfg.clone(),
-                clocks.realtime(),
-            ));
-            let source = SourceConfig {
-                camera_id: cam.id.clone(),
-                url: cam.rtsp_url.clone(),
-                username: cam.username.clone(),
-                password: cam.password.clone(),
-                transport: match cam.transport {
-                    settings::Transport::Tcp => ingest::Transport::Tcp,
-                    settings::Transport::Udp => ingest::Transport::Udp,
-                },
-            };
-            supervisors.push(ingest::spawn_supervisor(
-                ch,
-                source,
-                BackoffPolicy::default(),
-                clocks.clone(),
-            ));
+            // The main stream, and one channel per configured sub-stream (`cam@low`, ...).
+            let streams = std::iter::once((cam.id.clone(), &cam.rtsp_url)).chain(
+                cam.substreams
+                    .iter()
+                    .map(|(q, u)| (format!("{}@{q}", cam.id), u)),
+            );
+            for (channel_id, url) in streams {
+                let ch = hub.add(Channel::new(
+                    channel_id.clone(),
+                    chan_cfg.clone(),
+                    clocks.realtime(),
+                ));
+                let source = SourceConfig {
+                    camera_id: channel_id,
+                    url: url.clone(),
+                    username: cam.username.clone(),
+                    password: cam.password.clone(),
+                    transport: match cam.transport {
+                        settings::Transport::Tcp => ingest::Transport::Tcp,
+                        settings::Transport::Udp => ingest::Transport::Udp,
+                    },
+                };
+                supervisors.push(ingest::spawn_supervisor(
+                    ch,
+                    source,
+                    BackoffPolicy::default(),
+                    clocks.clone(),
+                ));
+            }
         }
         let whep = webrtc::WhepServer::start(webrtc::WhepConfig {
             bind: SocketAddr::new(cfg.webrtc.bind, cfg.webrtc.udp_port),
@@ -65,13 +79,26 @@ impl Node {
         })
         .await?;
         let webrtc_addr = whep.local_addr();
-        let state = Arc::new(AppState {
-            cfg: cfg.clone(),
+        let admission = Arc::new(MemoryAdmission::new(Limits {
+            max_streams: cfg.limits.max_streams,
+            max_streams_per_user: cfg.limits.max_streams_per_user,
+            lease: cfg.limits.lease,
+            agencies: cfg
+                .agencies
+                .iter()
+                .map(|a| (a.id.clone(), a.max_streams))
+                .collect(),
+        }));
+        let db = cfg.storage.data_dir.join("vantage.db");
+        let audit = store::AuditLog::open(&db).map_err(|e| e.context("management store"))?;
+        let state = Arc::new(AppState::new(
+            cfg.clone(),
             hub,
             whep,
-            reservations: Reservations::default(),
+            admission,
+            audit,
             clocks,
-        });
+        ));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
             .err_kind(
@@ -94,6 +121,7 @@ impl Node {
             }
         });
         let janitor = api::spawn_session_janitor(state.clone());
+        let keeper = api::spawn_lease_keeper(state.clone());
         tracing::info!(%http_addr, %webrtc_addr, cameras = cfg.cameras.len(), "node started");
         Ok(Node {
             http_addr,
@@ -103,15 +131,19 @@ impl Node {
             stop_http: Some(stop_http),
             http,
             janitor,
+            keeper,
         })
     }
 
-    /// Stops HTTP, then every supervisor (closing upstreams).
+    /// Stops HTTP, ends every reservation (audited), then stops every supervisor (closing
+    /// upstreams).
     pub async fn shutdown(mut self) {
         if let Some(s) = self.stop_http.take() {
             let _ = s.send(());
         }
         let _ = (&mut self.http).await;
+        self.keeper.abort();
+        self.state.shutdown().await;
         self.janitor.abort();
         for s in self.supervisors.drain(..) {
             s.shutdown().await;

@@ -36,6 +36,9 @@ enum Cmd {
         /// Port of the built-in RTSP server that plays the fixture cameras (0 picks a free one).
         #[arg(long, default_value_t = 8554)]
         rtsp_port: u16,
+        /// Where the demo keeps its management database.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -119,12 +122,14 @@ async fn main() -> ExitCode {
             port,
             udp_port,
             rtsp_port,
+            data_dir,
         } => {
             init_logging();
             let ports = DemoPorts {
                 http: demo::loopback(port),
                 udp_port,
                 rtsp: demo::loopback(rtsp_port),
+                data_dir,
             };
             let d = match demo::start(ports).await {
                 Ok(d) => d,

@@ -16,10 +16,15 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// GStreamer's RTSP server on a free port and a node with one camera `cam-1` on its `/h264_720p`.
 async fn one_camera(agency: &str, idle_grace: &str) -> (Peer, u16, vantage::Node, Api) {
+    one_camera_with(agency, &format!("live: {{ idle_grace: {idle_grace} }}")).await
+}
+
+/// Like [`one_camera`] with extra configuration sections.
+async fn one_camera_with(agency: &str, extra: &str) -> (Peer, u16, vantage::Node, Api) {
     let port = free_tcp_port();
     let gst = gst_rtsp_server(port, None);
     let url = format!("rtsp://127.0.0.1:{port}/h264_720p");
-    let cfg = node_config(&[("cam-1", agency, url)], idle_grace);
+    let cfg = node_config_with(&[("cam-1", agency, url)], extra);
     let node = vantage::Node::start(cfg).await.expect("node");
     let api = Api::new(node.http_addr);
     (gst, port, node, api)
@@ -287,6 +292,7 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
         http: "127.0.0.1:0".parse().unwrap(),
         udp_port: 0,
         rtsp: "127.0.0.1:0".parse().unwrap(),
+        data_dir: tempdir("demo"),
     })
     .await
     .expect("demo");
@@ -318,10 +324,78 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
     demo.shutdown().await;
 }
 
-/// A fresh directory under the target dir's tmp.
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("vantage-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
+/// The metro agency's current count from `/api/v1/stream/stats`.
+async fn metro_streams(api: &Api) -> u64 {
+    let (_, s) = api.get("/api/v1/stream/stats").await;
+    s["per_agency"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["agency"] == "METRO"))
+        .and_then(|c| c["current"].as_u64())
+        .unwrap_or(u64::MAX)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_killed_with_sigkill_frees_its_slot_within_lease_plus_one_second() {
+    if !e2e() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let lease = Duration::from_secs(3);
+    let (mut gst, _, node, api) = one_camera_with("METRO", "limits: { lease: 3s }").await;
+    let url = api.whep_url("cam-1", "op-killed").await;
+    let mut viewer = whep_client_py(&url, 60);
+    // Let it play past a whole lease, so it is kept alive by its session, not by the reserve.
+    tokio::time::sleep(lease + Duration::from_secs(3)).await;
+    assert_eq!(
+        metro_streams(&api).await,
+        1,
+        "a playing viewer holds its slot"
+    );
+    viewer.assert_alive();
+    viewer.kill(); // SIGKILL: no DELETE, no DTLS close
+    let killed = Instant::now();
+    while metro_streams(&api).await != 0 {
+        assert!(
+            killed.elapsed() <= lease + Duration::from_secs(1),
+            "slot still held {:?} after SIGKILL",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "slot freed {:?} after SIGKILL (lease {lease:?})",
+        killed.elapsed()
+    );
+    let (_, audit) = api.get("/api/v1/audit?user_id=op-killed").await;
+    assert_eq!(audit["events"][0]["action"], "expire", "{audit}");
+    gst.assert_alive();
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playing_viewer_keeps_its_reservation_past_several_leases_without_heartbeat() {
+    if !e2e() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let (mut gst, _, node, api) = one_camera_with("METRO", "limits: { lease: 2s }").await;
+    let url = api.whep_url("cam-1", "op-playing").await;
+    let rid = url.rsplit('/').next().unwrap().to_owned();
+    let mut viewer = whep_client_py(&url, 12);
+    // Six leases of 2 s, never a heartbeat.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (_, list) = api
+            .get("/api/v1/stream/reservations?user_id=op-playing")
+            .await;
+        assert_eq!(list["total"], 1, "reservation lapsed while playing: {list}");
+        assert_eq!(list["reservations"][0]["reservation_id"], rid.as_str());
+    }
+    let r = tokio::task::spawn_blocking(move || viewer.json_result(Duration::from_secs(30)))
+        .await
+        .expect("join");
+    assert!(r["fps"].as_f64().unwrap_or(0.0) >= 24.0, "{r}");
+    assert_eq!(r["packets_lost"].as_u64(), Some(0), "{r}");
+    gst.assert_alive();
+    node.shutdown().await;
 }

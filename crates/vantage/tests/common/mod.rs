@@ -139,11 +139,17 @@ pub fn gst_rtsp_server(port: u16, media_dir: Option<&std::path::Path>) -> Peer {
 
 /// A node configuration with the given cameras (`(id, agency, rtsp_url)`), on free ports.
 pub fn node_config(cameras: &[(&str, &str, String)], idle_grace: &str) -> settings::Config {
+    node_config_with(cameras, &format!("live: {{ idle_grace: {idle_grace} }}"))
+}
+
+/// Like [`node_config`], with `extra` top-level YAML sections (`limits: {...}`, `live: {...}`).
+pub fn node_config_with(cameras: &[(&str, &str, String)], extra: &str) -> settings::Config {
     let mut yaml = format!(
         "server: {{ listen: \"127.0.0.1:0\" }}\nwebrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         live: {{ idle_grace: {idle_grace} }}\nagencies:\n\
+         storage: {{ data_dir: \"{}\" }}\n{extra}\nagencies:\n\
          \x20 - {{ id: DUBAI_POLICE, max_streams: 50 }}\n  - {{ id: METRO, max_streams: 30 }}\n\
-         \x20 - {{ id: BUS, max_streams: 20 }}\n  - {{ id: OTHER, max_streams: 400 }}\ncameras:\n"
+         \x20 - {{ id: BUS, max_streams: 20 }}\n  - {{ id: OTHER, max_streams: 400 }}\ncameras:\n",
+        tempdir("node").display()
     );
     for (id, agency, url) in cameras {
         yaml.push_str(&format!(
@@ -231,4 +237,14 @@ impl Api {
         }
         None
     }
+}
+
+/// A fresh directory under the system temp dir, unique per call.
+pub fn tempdir(name: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("vantage-test-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
 }

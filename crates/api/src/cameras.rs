@@ -1,0 +1,86 @@
+//! Catalog: cameras with their live status, and agencies with their stream counts.
+
+use crate::{ApiError, AppState, camera_not_found};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use hub::Channel;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn camera_json(cam: &settings::Camera, ch: Option<&Arc<Channel>>) -> Value {
+    let status = ch.map(|c| c.status());
+    let params = ch.and_then(|c| c.params());
+    json!({
+        "id": cam.id,
+        "name": cam.name,
+        "agency": cam.agency,
+        "location": cam.location,
+        "enabled": cam.enabled,
+        "status": status.as_ref().map_or("idle", |s| s.state.as_str()),
+        "status_since": status.as_ref().map(|s| base::clock::rfc3339(s.since)),
+        "last_error": status.as_ref().and_then(|s| s.last_error.clone()),
+        "viewers": ch.map_or(0, |c| c.subscriber_count()),
+        "recording_server": Value::Null,
+        "properties": {
+            "manufacturer": cam.manufacturer,
+            "model": cam.model,
+            "resolution": params.as_ref().map(|p| format!("{}x{}", p.width, p.height)),
+            "fps": params.as_ref().and_then(|p| p.frame_rate).map(|(n, d)| f64::from(n) / f64::from(d.max(1))),
+            "codec": params.as_ref().map(|p| p.codec.display_name()),
+            "ptz_capable": cam.ptz_capable,
+        },
+        "qualities": cam.substreams.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),
+        "live_stream_url": Value::Null,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CameraFilter {
+    agency: Option<String>,
+    status: Option<String>,
+}
+
+pub(crate) async fn list_cameras(
+    State(st): State<Arc<AppState>>,
+    Query(f): Query<CameraFilter>,
+) -> Json<Value> {
+    let cams: Vec<Value> = st
+        .cfg
+        .cameras
+        .iter()
+        .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.agency))
+        .map(|c| camera_json(c, st.hub.get(&c.id).as_ref()))
+        .filter(|v| f.status.as_ref().is_none_or(|s| v["status"] == **s))
+        .collect();
+    Json(json!({ "cameras": cams, "total": cams.len() }))
+}
+
+pub(crate) async fn get_camera(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cam = st.cfg.camera(&id).ok_or_else(|| camera_not_found(&id))?;
+    Ok(Json(camera_json(cam, st.hub.get(&id).as_ref())))
+}
+
+pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value> {
+    let stats = st.admission.stats();
+    let v: Vec<Value> = st
+        .cfg
+        .agencies
+        .iter()
+        .map(|a| {
+            let current = stats
+                .per_agency
+                .iter()
+                .find(|c| c.agency == a.id)
+                .map_or(0, |c| c.current);
+            json!({
+                "id": a.id, "name": a.name, "name_ar": a.name_ar, "max_streams": a.max_streams,
+                "active_streams": current,
+            })
+        })
+        .collect();
+    Json(json!({ "agencies": v }))
+}

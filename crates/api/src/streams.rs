@@ -1,0 +1,339 @@
+//! Stream reservations: reserve, heartbeat, release, listings, stats (JSON and WebSocket), audit.
+
+use crate::{
+    ApiError, AppState, audit_event, camera_disabled, camera_not_found, camera_unavailable,
+    invalid, reservation_json, reservation_not_found,
+};
+use admission::{Admitted, Denied, EndReason, Quality, Request};
+use axum::Json;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Deserialize)]
+pub(crate) struct ReserveBody {
+    camera_id: Option<Value>,
+    user_id: Option<Value>,
+    quality: Option<Value>,
+}
+
+/// A required non-empty string field.
+fn text_field(v: Option<Value>, field: &str) -> Result<String, ApiError> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Ok(s),
+        Some(Value::String(s)) if s.len() > 256 => Err(invalid(field, "is longer than 256 bytes")),
+        None | Some(Value::Null) => Err(invalid(field, "is required")),
+        Some(Value::String(_)) => Err(invalid(field, "must not be empty")),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn denied(d: &Denied, agency: &str) -> ApiError {
+    let (en, ar) = match d {
+        Denied::Agency {
+            agency,
+            current,
+            limit,
+        } => (
+            format!(
+                "agency {agency} has reached its limit of live streams ({current} of {limit} in use)"
+            ),
+            format!("بلغت الجهة {agency} الحد الأقصى للبث المباشر ({current} من {limit})"),
+        ),
+        Denied::Global { current, limit } => (
+            format!(
+                "the platform has reached its limit of live streams ({current} of {limit} in use)"
+            ),
+            format!("تم بلوغ الحد الأقصى الإجمالي للبث المباشر ({current} من {limit})"),
+        ),
+        Denied::User {
+            user_id,
+            current,
+            limit,
+        } => (
+            format!(
+                "user {user_id} has reached their limit of live streams ({current} of {limit} in use)"
+            ),
+            format!("بلغ المستخدم {user_id} الحد الأقصى للبث المباشر ({current} من {limit})"),
+        ),
+    };
+    let (current, limit) = match d {
+        Denied::Agency { current, limit, .. }
+        | Denied::Global { current, limit }
+        | Denied::User { current, limit, .. } => (*current, *limit),
+    };
+    let mut e = ApiError::new(
+        base::Error::new(base::ErrorKind::ResourceExhausted, en).with_code(d.code()),
+        ar,
+    )
+    .detail("agency", agency)
+    .detail("current", current)
+    .detail("limit", limit);
+    if let Denied::User { user_id, .. } = d {
+        e = e.detail("user_id", user_id.as_str());
+    }
+    e
+}
+
+/// Admission for one camera: the camera must exist, be enabled and not be in `error`.
+pub(crate) fn admit(
+    st: &AppState,
+    camera_id: &str,
+    user_id: &str,
+    quality: Quality,
+    ephemeral: bool,
+) -> Result<Admitted, ApiError> {
+    let cam = st
+        .cfg
+        .camera(camera_id)
+        .ok_or_else(|| camera_not_found(camera_id))?;
+    if !cam.enabled {
+        return Err(camera_disabled(camera_id));
+    }
+    if let Some(ch) = st.hub.get(&st.channel_id(camera_id, quality)) {
+        let s = ch.status();
+        if s.state == hub::State::Error {
+            return Err(camera_unavailable(
+                camera_id,
+                s.last_error.as_deref().unwrap_or("camera in error"),
+            ));
+        }
+    }
+    let now = st.clocks.realtime();
+    let req = Request {
+        camera_id,
+        agency: &cam.agency,
+        user_id,
+        quality,
+        ephemeral,
+    };
+    match st.admission.reserve(&req, now) {
+        Ok(a) => {
+            let (action, what) = match &a {
+                Admitted::Created(_) => (store::AuditAction::Reserve, "reserve"),
+                Admitted::Existing(_) => (store::AuditAction::Reuse, "reserve (existing)"),
+            };
+            st.audit
+                .record(audit_event(a.reservation(), action, now, None, None));
+            tracing::info!(reservation = %a.reservation().id, camera = %camera_id, user = %user_id, "{what}");
+            Ok(a)
+        }
+        Err(d) => {
+            st.audit.record(store::AuditEvent {
+                at: now,
+                action: store::AuditAction::Deny,
+                reservation_id: None,
+                user_id: user_id.to_owned(),
+                camera_id: camera_id.to_owned(),
+                agency: Some(cam.agency.clone()),
+                quality: Some(quality.as_str().to_owned()),
+                reason: Some(d.code().to_owned()),
+                detail: Some(d.to_string()),
+            });
+            tracing::info!(camera = %camera_id, user = %user_id, "reserve denied: {d}");
+            Err(denied(&d, &cam.agency))
+        }
+    }
+}
+
+pub(crate) async fn reserve(
+    State(st): State<Arc<AppState>>,
+    body: Result<Json<ReserveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|e| invalid("body", &e.body_text()))?;
+    let camera_id = text_field(b.camera_id, "camera_id")?;
+    let user_id = text_field(b.user_id, "user_id")?;
+    let quality = match b.quality {
+        None | Some(Value::Null) => Quality::Auto,
+        Some(Value::String(q)) => Quality::parse(&q)
+            .ok_or_else(|| invalid("quality", "must be one of low, medium, high, auto"))?,
+        Some(_) => return Err(invalid("quality", "must be one of low, medium, high, auto")),
+    };
+    let a = admit(&st, &camera_id, &user_id, quality, false)?;
+    let status = match a {
+        Admitted::Created(_) => StatusCode::CREATED,
+        Admitted::Existing(_) => StatusCode::OK,
+    };
+    Ok((status, Json(reservation_json(a.reservation()))).into_response())
+}
+
+pub(crate) async fn heartbeat(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r = st
+        .admission
+        .heartbeat(&id, st.clocks.realtime())
+        .ok_or_else(|| reservation_not_found(&id))?;
+    Ok(Json(json!({
+        "reservation_id": r.id,
+        "expires_at": base::clock::rfc3339(r.expires_at),
+    })))
+}
+
+/// 204 and the viewer session ends. Releasing a reservation that already ended (released,
+/// expired, session over) is idempotent: 204 again. Unknown ids: 404.
+pub(crate) async fn release(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    match st.admission.release(&id) {
+        Some(r) => {
+            st.ended(&r, EndReason::Released);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None if st.recently_ended.lock().get(&id).is_some() => Ok(StatusCode::NO_CONTENT),
+        None => Err(reservation_not_found(&id)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReservationFilter {
+    user_id: Option<String>,
+    camera_id: Option<String>,
+}
+
+pub(crate) async fn list_reservations(
+    State(st): State<Arc<AppState>>,
+    Query(f): Query<ReservationFilter>,
+) -> Json<Value> {
+    let v: Vec<Value> = st
+        .admission
+        .list()
+        .iter()
+        .filter(|r| f.user_id.as_ref().is_none_or(|u| *u == r.user_id))
+        .filter(|r| f.camera_id.as_ref().is_none_or(|c| *c == r.camera_id))
+        .map(reservation_json)
+        .collect();
+    Json(json!({ "reservations": v, "total": v.len() }))
+}
+
+fn stats_json(st: &AppState) -> Value {
+    let s = st.admission.stats();
+    let per: Vec<Value> = st
+        .cfg
+        .agencies
+        .iter()
+        .map(|a| {
+            let current = s
+                .per_agency
+                .iter()
+                .find(|c| c.agency == a.id)
+                .map_or(0, |c| c.current);
+            json!({"agency": a.id, "current": current, "limit": a.max_streams})
+        })
+        .collect();
+    json!({
+        "active_streams": s.active_streams,
+        "max_streams": s.max_streams,
+        "per_agency": per,
+    })
+}
+
+pub(crate) async fn stats(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(stats_json(&st))
+}
+
+/// At most this many stats messages per second on the WebSocket.
+const WS_MAX_RATE: u32 = 4;
+
+/// Pushes the stats at once and then whenever they change, coalesced to at most four messages
+/// a second.
+pub(crate) async fn stats_ws(State(st): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| push_stats(st, socket))
+}
+
+async fn push_stats(st: Arc<AppState>, mut socket: WebSocket) {
+    let mut changes = st.admission.changes();
+    let min_gap = Duration::from_secs(1) / WS_MAX_RATE;
+    loop {
+        changes.borrow_and_update();
+        let text = stats_json(&st).to_string();
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
+        }
+        // Coalesce: whatever changes during the gap goes out in the next message.
+        let gap = tokio::time::sleep(min_gap);
+        tokio::pin!(gap);
+        loop {
+            tokio::select! {
+                _ = &mut gap => break,
+                m = socket.recv() => match m {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    _ => {}
+                },
+            }
+        }
+        loop {
+            tokio::select! {
+                r = changes.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                m = socket.recv() => match m {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    camera_id: Option<String>,
+    user_id: Option<String>,
+    reservation_id: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit`: reservation history, newest first.
+pub(crate) async fn audit(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    st.audit.flush().await;
+    let rows = st
+        .audit
+        .query(store::AuditFilter {
+            camera_id: q.camera_id,
+            user_id: q.user_id,
+            reservation_id: q.reservation_id,
+            limit: q.limit.unwrap_or(100).min(10_000),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ApiError::from(e.context("audit log")))?;
+    let ms = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let v: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            json!({
+                "seq": r.seq,
+                "at": base::clock::rfc3339(e.at),
+                "at_ms": ms(e.at),
+                "action": e.action.as_str(),
+                "reservation_id": e.reservation_id,
+                "user_id": e.user_id,
+                "camera_id": e.camera_id,
+                "agency": e.agency,
+                "quality": e.quality,
+                "reason": e.reason,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    // Events the writer could not keep up with are counted, never silently lost.
+    Ok(Json(json!({ "events": v, "dropped": st.audit.dropped() })))
+}

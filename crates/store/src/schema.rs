@@ -1,0 +1,108 @@
+//! The schema of the management database, applied by a small versioned migration table.
+//!
+//! `schema_version` holds one row per applied migration. [`migrate`] applies, in order and each in
+//! its own `BEGIN IMMEDIATE` transaction, every migration newer than the highest recorded version,
+//! so two processes opening the same file cannot apply one twice. A database written by a newer
+//! binary (a version this one does not know) is refused rather than guessed at.
+
+use base::{Error, ResultExt, bail};
+use rusqlite::{Connection, TransactionBehavior, params};
+
+/// One step of the schema.
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, oldest first. Append only: never edit one that has shipped.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "audit log of stream reservations",
+    sql: r#"
+CREATE TABLE audit_event (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms          INTEGER NOT NULL,
+    action         TEXT    NOT NULL
+                   CHECK (action IN ('reserve', 'reuse', 'deny', 'heartbeat', 'release', 'expire')),
+    reservation_id TEXT,
+    user_id        TEXT    NOT NULL,
+    camera_id      TEXT    NOT NULL,
+    agency         TEXT,
+    quality        TEXT,
+    reason         TEXT,
+    detail         TEXT
+);
+CREATE INDEX audit_event_at          ON audit_event (at_ms);
+CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
+CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
+CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
+"#,
+}];
+
+/// The schema version this binary writes: the last migration's.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+const CREATE_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    version       INTEGER PRIMARY KEY,
+    applied_at_ms INTEGER NOT NULL,
+    description   TEXT    NOT NULL
+)";
+
+/// The highest applied version, 0 for a new database.
+pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Brings the database at `label` (its path, for messages) up to [`SCHEMA_VERSION`].
+pub fn migrate(conn: &mut Connection, label: &str) -> Result<(), Error> {
+    use base::ErrorKind::Internal;
+    conn.execute(CREATE_VERSION_TABLE, [])
+        .err_kind(Internal, format_args!("{label}: creating schema_version"))?;
+    for m in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(Internal, format_args!("{label}: starting migration"))?;
+        let current = current_version(&tx)
+            .err_kind(Internal, format_args!("{label}: reading schema_version"))?;
+        if current > SCHEMA_VERSION {
+            bail!(
+                FailedPrecondition,
+                "{label}: database schema version {current} is newer than this binary supports \
+                 ({SCHEMA_VERSION}); refusing to open it"
+            );
+        }
+        if current >= m.version {
+            continue; // the transaction rolls back on drop; it changed nothing
+        }
+        tx.execute_batch(m.sql).err_kind(
+            Internal,
+            format_args!(
+                "{label}: applying migration {} ({})",
+                m.version, m.description
+            ),
+        )?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at_ms, description) VALUES (?1, ?2, ?3)",
+            params![
+                m.version,
+                crate::audit::to_ms(std::time::SystemTime::now()),
+                m.description
+            ],
+        )
+        .err_kind(
+            Internal,
+            format_args!("{label}: recording migration {}", m.version),
+        )?;
+        tx.commit().err_kind(
+            Internal,
+            format_args!("{label}: committing migration {}", m.version),
+        )?;
+        tracing::info!(db = %label, version = m.version, "applied schema migration: {}", m.description);
+    }
+    Ok(())
+}
