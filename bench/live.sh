@@ -12,7 +12,7 @@ PEERS_HOME=${PEERS_HOME:-$HOME/.cache/peers}
 PY="$PEERS_HOME/venv/bin/python"
 OUT=${1:-bench/out/live.jsonl}
 mkdir -p "$(dirname "$OUT")"; : > "$OUT"
-cargo build --release -p vantage --example bench_channels >/dev/null 2>&1 || cargo build --release -p vantage --example bench_channels
+cargo build --release -p vantage --bin vantage --example bench_channels
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RTSP=$(free_port); HTTP=$(free_port); UDP=$(free_port)
 TMP=$(mktemp -d); PIDS=()

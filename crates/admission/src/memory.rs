@@ -132,7 +132,8 @@ impl Admission for MemoryAdmission {
             });
         }
         let r = Reservation {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            // Time-ordered (v7): audit-log index inserts stay append-mostly, and ids sort by creation.
+            id: uuid::Uuid::now_v7().simple().to_string(),
             camera_id: req.camera_id.to_owned(),
             agency: req.agency.to_owned(),
             user_id: req.user_id.to_owned(),

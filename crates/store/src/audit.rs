@@ -23,6 +23,12 @@ pub const DEFAULT_QUERY_LIMIT: u32 = 1_000;
 
 /// The most events the writer puts in one transaction.
 const MAX_BATCH: usize = 16_384;
+
+/// After the first event of a batch the writer waits this long for more (unless a flush is
+/// waiting): every commit rewrites the hot B-tree pages into the WAL, so a few large transactions
+/// cost far less than many small ones (measured: at 20,000 events/s, commit-per-wakeup used
+/// 0.6 core). A crash can lose this much more of the log.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
 /// At most one "queue full" warning per this interval.
 const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -514,16 +520,25 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, c: &Counters, l
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Event(ev) => batch.push(ev),
-                Msg::Flush(w) => waiters.push(w),
+        let mut lingered = false;
+        loop {
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Event(ev) => batch.push(ev),
+                    Msg::Flush(w) => waiters.push(w),
+                }
+                next = if batch.len() < MAX_BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
             }
-            next = if batch.len() < MAX_BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
+            if lingered || !waiters.is_empty() || batch.len() >= MAX_BATCH {
+                break;
+            }
+            lingered = true;
+            std::thread::sleep(LINGER);
+            next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
             write_with_retries(&mut conn, &batch, c, label);
