@@ -70,6 +70,11 @@ async fn rig(idle_grace: &str) -> Rig {
         idle_grace,
     );
     cfg.cameras[4].enabled = false;
+    // cam-a has a low-quality sub-stream (another clip, so the test can tell them apart).
+    cfg.cameras[0].substreams = vec![(
+        "low".to_owned(),
+        url::Url::parse(&format!("rtsp://{a}/h264_d")).unwrap(),
+    )];
     let node = vantage::Node::start(cfg).await.expect("node");
     let api = Api::new(node.http_addr);
     Rig { cameras, node, api }
@@ -448,5 +453,59 @@ async fn per_camera_whep_endpoint_reserves_each_session_and_releases_it() {
     assert_eq!(s, 404);
     let (s, _, _) = post_offer(&format!("{}/whep/cameras/cam-off", rig.api.base), OFFER).await;
     assert_eq!(s, 409);
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_with_a_sub_stream_plays_the_sub_stream() {
+    let rig = rig("10s").await;
+    let (s, low) = rig.api.get("/api/v1/cameras/cam-a").await;
+    assert_eq!(s, 200);
+    assert_eq!(low["qualities"], serde_json::json!(["low"]));
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/stream/reserve", rig.api.base))
+        .json(&serde_json::json!({"camera_id": "cam-a", "user_id": "op", "quality": "low"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["quality"], "low");
+    let url = format!("{}{}", rig.api.base, v["whep_url"].as_str().unwrap());
+    let mut c = WhepClient::connect(&url).await.expect("connect");
+    c.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), c.recv_frame())
+            .await
+            .is_ok()
+    );
+    let sub = rig
+        .node
+        .state
+        .hub
+        .get("cam-a@low")
+        .expect("sub-stream channel");
+    let main = rig.node.state.hub.get("cam-a").expect("main channel");
+    assert_eq!((sub.subscriber_count(), main.subscriber_count()), (1, 0));
+    assert_eq!(
+        main.status().state,
+        hub::State::Idle,
+        "the main stream is not pulled"
+    );
+    // Another quality without a sub-stream maps to the main stream.
+    let (_, v) = rig.api.reserve("cam-a", "op").await; // quality auto
+    let url = format!("{}{}", rig.api.base, v["whep_url"].as_str().unwrap());
+    let mut c2 = WhepClient::connect(&url).await.expect("connect");
+    c2.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), c2.recv_frame())
+            .await
+            .is_ok()
+    );
+    assert_eq!(main.subscriber_count(), 1);
     rig.shutdown().await;
 }
