@@ -1,5 +1,6 @@
 //! Catalog: cameras with their live status, and agencies with their stream counts.
 
+use crate::catalog::CatalogCamera;
 use crate::{ApiError, AppState, camera_not_found};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -8,7 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn camera_json(cam: &settings::Camera, ch: Option<&Arc<Channel>>) -> Value {
+fn camera_json(c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> Value {
+    let cam = &c.camera;
+    let vms = c.vms();
     let status = ch.map(|c| c.status());
     let params = ch.and_then(|c| c.params());
     json!({
@@ -21,7 +24,9 @@ fn camera_json(cam: &settings::Camera, ch: Option<&Arc<Channel>>) -> Value {
         "status_since": status.as_ref().map(|s| base::clock::rfc3339(s.since)),
         "last_error": status.as_ref().and_then(|s| s.last_error.clone()),
         "viewers": ch.map_or(0, |c| c.subscriber_count()),
-        "recording_server": Value::Null,
+        "recording_server": vms.and_then(|v| v.recorder_name.clone()),
+        "source": if vms.is_some() { "xprotect" } else { "config" },
+        "groups": vms.map(|v| v.groups.clone()).unwrap_or_default(),
         "properties": {
             "manufacturer": cam.manufacturer,
             "model": cam.model,
@@ -45,12 +50,11 @@ pub(crate) async fn list_cameras(
     State(st): State<Arc<AppState>>,
     Query(f): Query<CameraFilter>,
 ) -> Json<Value> {
-    let cams: Vec<Value> = st
-        .cfg
-        .cameras
+    let all = st.catalog.all();
+    let cams: Vec<Value> = all
         .iter()
-        .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.agency))
-        .map(|c| camera_json(c, st.hub.get(&c.id).as_ref()))
+        .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.camera.agency))
+        .map(|c| camera_json(c, st.hub.get(&c.camera.id).as_ref()))
         .filter(|v| f.status.as_ref().is_none_or(|s| v["status"] == **s))
         .collect();
     Json(json!({ "cameras": cams, "total": cams.len() }))
@@ -60,8 +64,8 @@ pub(crate) async fn get_camera(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let cam = st.cfg.camera(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(camera_json(cam, st.hub.get(&id).as_ref())))
+    let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
+    Ok(Json(camera_json(&cam, st.hub.get(&id).as_ref())))
 }
 
 pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value> {

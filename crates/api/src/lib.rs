@@ -4,6 +4,7 @@
 //! and errors into the JSON error body.
 
 mod cameras;
+pub mod catalog;
 mod error;
 mod lease;
 mod streams;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 /// Everything the handlers need.
 pub struct AppState {
     pub cfg: Arc<Config>,
+    pub catalog: Arc<catalog::Catalog>,
     pub hub: Arc<Hub>,
     pub whep: Arc<webrtc::WhepServer>,
     pub admission: Arc<dyn Admission>,
@@ -39,6 +41,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         cfg: Arc<Config>,
+        catalog: Arc<catalog::Catalog>,
         hub: Arc<Hub>,
         whep: Arc<webrtc::WhepServer>,
         admission: Arc<dyn Admission>,
@@ -47,6 +50,7 @@ impl AppState {
     ) -> Self {
         AppState {
             cfg,
+            catalog,
             hub,
             whep,
             admission,
@@ -89,17 +93,12 @@ impl AppState {
     /// The channel that serves a reservation: the camera's sub-stream for its quality if the
     /// camera has one, else its main stream.
     pub fn channel_id(&self, camera_id: &str, quality: admission::Quality) -> String {
-        channel_id(&self.cfg, camera_id, quality)
-    }
-}
-
-/// See [`AppState::channel_id`]; also used by the node to create sub-stream channels.
-pub fn channel_id(cfg: &Config, camera_id: &str, quality: admission::Quality) -> String {
-    match cfg.camera(camera_id) {
-        Some(c) if c.substreams.iter().any(|(q, _)| q == quality.as_str()) => {
-            format!("{camera_id}@{quality}")
+        match self.catalog.get(camera_id) {
+            Some(c) if c.camera.substreams.iter().any(|(q, _)| q == quality.as_str()) => {
+                format!("{camera_id}@{quality}")
+            }
+            _ => camera_id.to_owned(),
         }
-        _ => camera_id.to_owned(),
     }
 }
 

@@ -89,9 +89,10 @@ pub(crate) fn admit(
     ephemeral: bool,
 ) -> Result<Admitted, ApiError> {
     let cam = st
-        .cfg
-        .camera(camera_id)
-        .ok_or_else(|| camera_not_found(camera_id))?;
+        .catalog
+        .get(camera_id)
+        .ok_or_else(|| camera_not_found(camera_id))?
+        .camera;
     if !cam.enabled {
         return Err(camera_disabled(camera_id));
     }

@@ -269,6 +269,11 @@ impl Hub {
             .clone()
     }
 
+    /// Removes a channel from the index; holders of it keep it until they drop it.
+    pub fn remove(&self, id: &str) -> Option<Arc<Channel>> {
+        self.channels.write().remove(id)
+    }
+
     pub fn get(&self, id: &str) -> Option<Arc<Channel>> {
         self.channels.read().get(id).cloned()
     }

@@ -25,6 +25,61 @@ pub struct Config {
     pub storage: StorageConfig,
     pub agencies: Vec<Agency>,
     pub cameras: Vec<Camera>,
+    /// The XProtect VMS whose cameras join the catalog, if configured.
+    pub milestone: Option<Milestone>,
+}
+
+/// How live video of an XProtect camera is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveMethod {
+    /// `rtsp_base_url` + `streaming.rtsp_path_template`.
+    RtspDirect,
+    /// The Open Network Bridge: `rtsp_base_url` + `/live/{camera_guid}`.
+    OnvifBridge,
+    /// The recording server's ImageServer protocol. Not implemented yet: live URLs fall back to
+    /// the RTSP template, and the node says so at start.
+    MipSdk,
+    /// The Mobile Server. Not implemented yet: as for `mip_sdk`.
+    MobileServer,
+}
+
+/// Maps XProtect cameras to agencies; the first rule that matches wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgencyRule {
+    pub matcher: RuleMatch,
+    pub agency: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleMatch {
+    /// A camera group by name, or by path (`Metro/Red Line`; the camera may be in a subgroup).
+    Group(String),
+    /// A camera-name pattern with `*` wildcards, case-insensitive.
+    CameraName(String),
+}
+
+/// The `milestone:` block (the integration guide's shape) plus Vantage's own keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Milestone {
+    /// The management server (API gateway, IDP, SOAP).
+    pub server_url: url::Url,
+    /// Where live RTSP is served (Open Network Bridge or RTSP templates).
+    pub rtsp_base_url: Option<url::Url>,
+    /// `host:port` of the recording server, when `webServerUri` from the VMS does not resolve.
+    pub recording_server: Option<String>,
+    pub username: String,
+    pub password: String,
+    pub method: LiveMethod,
+    pub rtsp_path_template: String,
+    pub playback_path_template: String,
+    pub client_id: String,
+    pub request_timeout: Duration,
+    pub sync_interval: Duration,
+    pub max_camera_lists_per_minute: u32,
+    pub max_recording_queries_per_minute: u32,
+    pub agency_rules: Vec<AgencyRule>,
+    /// Where cameras no rule matches go. Default `OTHER`.
+    pub default_agency: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -165,6 +220,8 @@ pub fn load_str(
         }]
     })?;
     let mut problems = Vec::new();
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    parse::apply_milestone_env(&mut doc, &env, &mut problems);
     parse::apply_env_overrides(&mut doc, env, &mut problems);
     let cfg = validate::validate(&doc, &mut problems);
     if problems.is_empty() {

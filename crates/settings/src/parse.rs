@@ -92,6 +92,89 @@ fn set_path(doc: &mut Value, keys: &[String], value: Value) -> Result<(), String
     }
 }
 
+/// The integration guide's variables: `MILESTONE_SERVER_URL`, `MILESTONE_RTSP_URL`,
+/// `MILESTONE_USERNAME`, `MILESTONE_PASSWORD`, `MILESTONE_API_PORT` (the port of `server_url`) and
+/// `MILESTONE_RECORDING_PORT` (the port of `recording_server`). Applied before `VANTAGE__*`.
+pub(crate) fn apply_milestone_env(doc: &mut Value, env: &[(String, String)], p: &mut Vec<Problem>) {
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    fn set(doc: &mut Value, key: &str, v: String, var: &str, p: &mut Vec<Problem>) {
+        if let Err(m) = set_path(doc, &["milestone".to_owned(), key.to_owned()], Value::String(v)) {
+            p.push(Problem {
+                path: var.to_owned(),
+                message: m,
+            });
+        }
+    }
+    for (var, key) in [
+        ("MILESTONE_SERVER_URL", "server_url"),
+        ("MILESTONE_RTSP_URL", "rtsp_base_url"),
+        ("MILESTONE_USERNAME", "username"),
+        ("MILESTONE_PASSWORD", "password"),
+    ] {
+        if let Some(v) = get(var) {
+            set(doc, key, v, var, p);
+        }
+    }
+    let current = |doc: &Value, key: &str| {
+        doc.get("milestone")
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    if let Some(port) = get("MILESTONE_API_PORT") {
+        match (port.trim().parse::<u16>(), current(doc, "server_url")) {
+            (Ok(port), Some(u)) => {
+                let with_port = url::Url::parse(&u)
+                    .ok()
+                    .and_then(|mut u| u.set_port(Some(port)).ok().map(|()| u));
+                match with_port {
+                    Some(u) => {
+                        set(doc, "server_url", u.to_string(), "MILESTONE_API_PORT", p);
+                        // The variable also beats an `api.port` in the file.
+                        let _ = set_path(
+                            doc,
+                            &["milestone".into(), "api".into(), "port".into()],
+                            Value::from(port),
+                        );
+                    }
+                    None => p.push(Problem {
+                        path: "MILESTONE_API_PORT".into(),
+                        message: "milestone.server_url is not a URL whose port can be set".into(),
+                    }),
+                }
+            }
+            (Ok(_), None) => p.push(Problem {
+                path: "MILESTONE_API_PORT".into(),
+                message: "needs milestone.server_url (or MILESTONE_SERVER_URL)".into(),
+            }),
+            (Err(_), _) => p.push(Problem {
+                path: "MILESTONE_API_PORT".into(),
+                message: format!("`{port}` is not a port number"),
+            }),
+        }
+    }
+    if let Some(port) = get("MILESTONE_RECORDING_PORT") {
+        match port.trim().parse::<u16>() {
+            Ok(port) => {
+                let host = current(doc, "recording_server")
+                    .and_then(|r| r.rsplit_once(':').map(|(h, _)| h.to_owned()))
+                    .or_else(|| {
+                        current(doc, "server_url")
+                            .and_then(|u| url::Url::parse(&u).ok())
+                            .and_then(|u| u.host_str().map(str::to_owned))
+                    })
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                let v = format!("{host}:{port}");
+                set(doc, "recording_server", v, "MILESTONE_RECORDING_PORT", p);
+            }
+            Err(_) => p.push(Problem {
+                path: "MILESTONE_RECORDING_PORT".into(),
+                message: format!("`{port}` is not a port number"),
+            }),
+        }
+    }
+}
+
 /// Parses `500ms`, `10s`, `5m`, `2h`, `90d` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -260,6 +260,10 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
 
     let agencies = agencies(top.raw("agencies"), p);
     let cameras = cameras(top.raw("cameras"), &agencies, p);
+    let milestone = match top.raw("milestone") {
+        None => None,
+        Some(v) => milestone(v, &agencies, p),
+    };
     top.finish(p);
 
     Config {
@@ -270,7 +274,182 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         storage,
         agencies,
         cameras,
+        milestone,
     }
+}
+
+/// A URL with one of `schemes` and no credentials in it.
+fn plain_url(raw: &str, schemes: &[&str], path: &str, p: &mut Vec<Problem>) -> Option<url::Url> {
+    match url::Url::parse(raw) {
+        Ok(u) if !schemes.contains(&u.scheme()) => {
+            p.push(problem(path, format!("scheme must be {}, not `{}`", schemes.join(" or "), u.scheme())));
+            None
+        }
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            p.push(problem(
+                path,
+                format!(
+                    "credentials must not be embedded in the URL ({}); use username and password",
+                    base::redact_url(raw)
+                ),
+            ));
+            None
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            p.push(problem(path, "has no host"));
+            None
+        }
+        Ok(u) => Some(u),
+        Err(e) => {
+            p.push(problem(path, format!("not a valid URL ({}): {e}", base::redact_url(raw))));
+            None
+        }
+    }
+}
+
+fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Milestone> {
+    let mut s = Section::new("milestone".into(), Some(v), p);
+    let server_url = s.required_string("server_url", p);
+    let server_url = if server_url.is_empty() {
+        None
+    } else {
+        plain_url(&server_url, &["http", "https"], "milestone.server_url", p)
+    };
+    let rtsp_base_url = s
+        .string("rtsp_base_url", p)
+        .filter(|u| !u.is_empty())
+        .and_then(|u| plain_url(&u, &["rtsp", "rtsps"], "milestone.rtsp_base_url", p));
+    let recording_server = s.string("recording_server", p).filter(|r| !r.is_empty());
+    if let Some(r) = &recording_server
+        && r.rsplit_once(':').is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+    {
+        p.push(problem("milestone.recording_server", format!("`{r}` is not host:port")));
+    }
+    let username = s.required_string("username", p);
+    let password = s.string("password", p).unwrap_or_default();
+    if let Some(domain) = s.string("domain", p).filter(|d| !d.trim().is_empty()) {
+        p.push(problem(
+            "milestone.domain",
+            format!(
+                "Windows/NTLM login (domain `{domain}`) is not supported: create an XProtect basic \
+                 user for Vantage and leave domain empty"
+            ),
+        ));
+    }
+    let method = match s.string("method", p).as_deref() {
+        None | Some("rtsp_direct") => LiveMethod::RtspDirect,
+        Some("onvif_bridge") => LiveMethod::OnvifBridge,
+        Some("mip_sdk") => LiveMethod::MipSdk,
+        Some("mobile_server") => LiveMethod::MobileServer,
+        Some(o) => {
+            p.push(problem(
+                "milestone.method",
+                format!("`{o}` is not rtsp_direct, onvif_bridge, mip_sdk or mobile_server"),
+            ));
+            LiveMethod::RtspDirect
+        }
+    };
+    let mut st = Section::new("milestone.streaming".into(), s.raw("streaming"), p);
+    let rtsp_port = st.u32("rtsp_port", 0, p);
+    let rtsp_path_template = st
+        .string("rtsp_path_template", p)
+        .unwrap_or_else(|| "/camera/{camera_id}".into());
+    if !["{camera_id}", "{camera_guid}", "{camera_name}"]
+        .iter()
+        .any(|k| rtsp_path_template.contains(k))
+    {
+        p.push(problem(
+            "milestone.streaming.rtsp_path_template",
+            "must contain {camera_id}, {camera_guid} or {camera_name}",
+        ));
+    }
+    let playback_path_template = st
+        .string("playback_path_template", p)
+        .unwrap_or_else(|| "/playback/{camera_id}".into());
+    st.finish(p);
+    let rtsp_base_url = rtsp_base_url.map(|mut u| {
+        if rtsp_port > 0 && u.port().is_none() {
+            // A port in rtsp_base_url wins; streaming.rtsp_port fills it in otherwise.
+            let _ = u.set_port(u16::try_from(rtsp_port).ok());
+        }
+        u
+    });
+    if rtsp_base_url.is_none() && matches!(method, LiveMethod::RtspDirect | LiveMethod::OnvifBridge)
+    {
+        p.push(problem(
+            "milestone.rtsp_base_url",
+            "is required for live video with method rtsp_direct or onvif_bridge",
+        ));
+    }
+    let mut api = Section::new("milestone.api".into(), s.raw("api"), p);
+    // The integration guide's `api` block: the port (folded into server_url like
+    // MILESTONE_API_PORT) and Vantage's own tunables.
+    let api_port = api.u32("port", 0, p);
+    let client_id = api
+        .string("client_id", p)
+        .unwrap_or_else(|| "GrantValidatorClient".into());
+    let request_timeout = api.duration("timeout", Duration::from_secs(120), p);
+    let max_camera_lists_per_minute = api.u32("max_camera_lists_per_minute", 1, p).max(1);
+    let max_recording_queries_per_minute =
+        api.u32("max_recording_queries_per_minute", 100, p).max(1);
+    for k in ["version", "base_path", "verify_ssl", "use_https"] {
+        let _ = api.raw(k); // accepted as the guide writes them; not used
+    }
+    api.finish(p);
+    let sync_interval = s.duration("sync_interval", Duration::from_secs(600), p);
+    let default_agency = s.string("default_agency", p).unwrap_or_else(|| "OTHER".into());
+    let known = |a: &str| agencies.iter().any(|x| x.id == a);
+    if !known(&default_agency) {
+        p.push(problem(
+            "milestone.default_agency",
+            format!("agency `{default_agency}` is not defined in agencies (cameras no rule matches go there)"),
+        ));
+    }
+    let mut agency_rules = Vec::new();
+    for (i, r) in list(s.raw("agency_rules"), "milestone.agency_rules", p).iter().enumerate() {
+        let path = format!("milestone.agency_rules[{i}]");
+        let mut rs = Section::new(path.clone(), Some(r), p);
+        let agency = rs.required_string("agency", p);
+        if !agency.is_empty() && !known(&agency) {
+            p.push(problem(format!("{path}.agency"), format!("unknown agency `{agency}`")));
+        }
+        let group = rs.string("group", p);
+        let camera_name = rs.string("camera_name", p);
+        let matcher = match (group, camera_name) {
+            (Some(g), None) if !g.is_empty() => Some(RuleMatch::Group(g)),
+            (None, Some(n)) if !n.is_empty() => Some(RuleMatch::CameraName(n)),
+            _ => {
+                p.push(problem(&path, "needs exactly one of group or camera_name"));
+                None
+            }
+        };
+        rs.finish(p);
+        if let Some(matcher) = matcher {
+            agency_rules.push(AgencyRule { matcher, agency });
+        }
+    }
+    s.finish(p);
+    let mut server_url = server_url?;
+    if api_port > 0 {
+        let _ = server_url.set_port(u16::try_from(api_port).ok());
+    }
+    Some(Milestone {
+        server_url,
+        rtsp_base_url,
+        recording_server,
+        username,
+        password,
+        method,
+        rtsp_path_template,
+        playback_path_template,
+        client_id,
+        request_timeout,
+        sync_interval,
+        max_camera_lists_per_minute,
+        max_recording_queries_per_minute,
+        agency_rules,
+        default_agency,
+    })
 }
 
 fn agencies(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<Agency> {
@@ -531,6 +710,92 @@ live: { idle_grace: forever }
         }
         assert!(!all.contains("hunter2"), "a password leaked:\n{all}");
         assert_eq!(problems.len(), 11, "{all}");
+    }
+
+    const MILESTONE: &str = r#"
+agencies:
+  - { id: DUBAI_POLICE, max_streams: 50 }
+  - { id: METRO, max_streams: 30 }
+  - { id: OTHER, max_streams: 400 }
+milestone:
+  server_url: "http://192.168.1.9"
+  rtsp_base_url: "rtsp://192.168.1.9:554"
+  recording_server: "192.168.1.9:7563"
+  username: "rta-integration"
+  password: "s3cret"
+  domain: ""
+  api: { port: 80, version: "v1" }
+  streaming:
+    rtsp_port: 554
+    rtsp_path_template: "/camera/{camera_id}"
+    playback_path_template: "/playback/{camera_id}"
+  method: "mip_sdk"
+  agency_rules:
+    - { group: "Dubai Police", agency: DUBAI_POLICE }
+    - { camera_name: "METRO-*", agency: METRO }
+"#;
+
+    #[test]
+    fn the_integration_guide_block_is_accepted_as_written() {
+        let c = load_str(MILESTONE, no_env()).unwrap();
+        let m = c.milestone.unwrap();
+        assert_eq!(m.server_url.as_str(), "http://192.168.1.9/");
+        assert_eq!(m.rtsp_base_url.unwrap().as_str(), "rtsp://192.168.1.9:554");
+        assert_eq!(m.recording_server.as_deref(), Some("192.168.1.9:7563"));
+        assert_eq!(m.method, LiveMethod::MipSdk);
+        assert_eq!(m.agency_rules.len(), 2);
+        assert_eq!(m.sync_interval, Duration::from_secs(600));
+        assert_eq!(m.default_agency, "OTHER");
+    }
+
+    #[test]
+    fn milestone_variables_are_honoured() {
+        let env = [
+            ("MILESTONE_SERVER_URL", "http://10.0.0.5"),
+            ("MILESTONE_RTSP_URL", "rtsp://10.0.0.6:8554"),
+            ("MILESTONE_USERNAME", "svc"),
+            ("MILESTONE_PASSWORD", "pw2"),
+            ("MILESTONE_API_PORT", "8081"),
+            ("MILESTONE_RECORDING_PORT", "7600"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = load_str(MILESTONE, env).unwrap();
+        let m = c.milestone.unwrap();
+        // The variable's port beats api.port in the file.
+        assert_eq!(m.server_url.as_str(), "http://10.0.0.5:8081/");
+        assert_eq!(m.rtsp_base_url.unwrap().as_str(), "rtsp://10.0.0.6:8554");
+        assert_eq!((m.username.as_str(), m.password.as_str()), ("svc", "pw2"));
+        assert_eq!(m.recording_server.as_deref(), Some("192.168.1.9:7600"));
+        let only_env = [
+            ("MILESTONE_SERVER_URL", "http://10.0.0.5"),
+            ("MILESTONE_USERNAME", "svc"),
+            ("MILESTONE_API_PORT", "8081"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = load_str(
+            "agencies: [{id: OTHER, max_streams: 1}]\nmilestone: { method: mip_sdk }",
+            only_env,
+        )
+        .unwrap();
+        assert_eq!(c.milestone.unwrap().server_url.as_str(), "http://10.0.0.5:8081/");
+    }
+
+    #[test]
+    fn windows_login_and_bad_rules_are_refused_clearly() {
+        let bad = MILESTONE
+            .replace("domain: \"\"", "domain: \"RTA\"")
+            .replace("agency: METRO }", "agency: TRAMS }")
+            .replace("\"http://192.168.1.9\"", "\"http://u:pw@192.168.1.9\"");
+        let all = load_str(&bad, no_env())
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("milestone.domain: Windows/NTLM login"), "{all}");
+        assert!(all.contains("milestone.agency_rules[1].agency: unknown agency `TRAMS`"), "{all}");
+        assert!(all.contains("milestone.server_url: credentials must not be embedded"), "{all}");
+        assert!(!all.contains("pw@"), "{all}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod demo;
 
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
+use api::catalog::Catalog;
+use std::collections::HashMap;
 use base::{Clocks, Error, RealClocks, ResultExt};
 use hub::{Channel, ChannelConfig, Hub};
 use ingest::{BackoffPolicy, SourceConfig, SupervisorHandle};
@@ -19,7 +21,8 @@ pub struct Node {
     pub http_addr: SocketAddr,
     pub webrtc_addr: SocketAddr,
     pub state: Arc<AppState>,
-    supervisors: Vec<SupervisorHandle>,
+    upstreams: Arc<tokio::sync::Mutex<Upstreams>>,
+    reconciler: tokio::task::JoinHandle<()>,
     stop_http: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<()>,
     janitor: tokio::task::JoinHandle<()>,
@@ -36,42 +39,17 @@ impl Node {
     pub async fn start_with_clocks(cfg: Config, clocks: Arc<dyn Clocks>) -> Result<Node, Error> {
         let cfg = Arc::new(cfg);
         let hub = Arc::new(Hub::new());
-        let mut supervisors = Vec::new();
         let chan_cfg = ChannelConfig {
             idle_grace: cfg.live.idle_grace,
             ..ChannelConfig::default()
         };
-        for cam in cfg.cameras.iter().filter(|c| c.enabled) {
-            // The main stream, and one channel per configured sub-stream (`cam@low`, ...).
-            let streams = std::iter::once((cam.id.clone(), &cam.rtsp_url)).chain(
-                cam.substreams
-                    .iter()
-                    .map(|(q, u)| (format!("{}@{q}", cam.id), u)),
-            );
-            for (channel_id, url) in streams {
-                let ch = hub.add(Channel::new(
-                    channel_id.clone(),
-                    chan_cfg.clone(),
-                    clocks.realtime(),
-                ));
-                let source = SourceConfig {
-                    camera_id: channel_id,
-                    url: url.clone(),
-                    username: cam.username.clone(),
-                    password: cam.password.clone(),
-                    transport: match cam.transport {
-                        settings::Transport::Tcp => ingest::Transport::Tcp,
-                        settings::Transport::Udp => ingest::Transport::Udp,
-                    },
-                };
-                supervisors.push(ingest::spawn_supervisor(
-                    ch,
-                    source,
-                    BackoffPolicy::default(),
-                    clocks.clone(),
-                ));
-            }
-        }
+        let catalog = Arc::new(Catalog::new(&cfg.cameras));
+        let upstreams = Arc::new(tokio::sync::Mutex::new(Upstreams::default()));
+        upstreams
+            .lock()
+            .await
+            .apply(&hub, &catalog, &chan_cfg, &clocks)
+            .await;
         let whep = webrtc::WhepServer::start(webrtc::WhepConfig {
             bind: SocketAddr::new(cfg.webrtc.bind, cfg.webrtc.udp_port),
             advertise: cfg.webrtc.advertise.clone(),
@@ -93,6 +71,7 @@ impl Node {
         let audit = store::AuditLog::open(&db).map_err(|e| e.context("management store"))?;
         let state = Arc::new(AppState::new(
             cfg.clone(),
+            catalog.clone(),
             hub,
             whep,
             admission,
@@ -122,12 +101,32 @@ impl Node {
         });
         let janitor = api::spawn_session_janitor(state.clone());
         let keeper = api::spawn_lease_keeper(state.clone());
+        // Follow the catalog: VMS syncs add, change and remove cameras at run time.
+        let reconciler = {
+            let (hub, catalog, upstreams, clocks) = (
+                state.hub.clone(),
+                catalog.clone(),
+                upstreams.clone(),
+                state.clocks.clone(),
+            );
+            let mut changes = catalog.changes();
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    upstreams
+                        .lock()
+                        .await
+                        .apply(&hub, &catalog, &chan_cfg, &clocks)
+                        .await;
+                }
+            })
+        };
         tracing::info!(%http_addr, %webrtc_addr, cameras = cfg.cameras.len(), "node started");
         Ok(Node {
             http_addr,
             webrtc_addr,
             state,
-            supervisors,
+            upstreams,
+            reconciler,
             stop_http: Some(stop_http),
             http,
             janitor,
@@ -145,8 +144,86 @@ impl Node {
         self.keeper.abort();
         self.state.shutdown().await;
         self.janitor.abort();
-        for s in self.supervisors.drain(..) {
-            s.shutdown().await;
+        self.reconciler.abort();
+        self.upstreams.lock().await.stop_all().await;
+    }
+}
+
+/// The running upstream supervisors, by channel id, kept in line with the catalog.
+#[derive(Default)]
+struct Upstreams {
+    running: HashMap<String, (SourceConfig, SupervisorHandle)>,
+}
+
+impl Upstreams {
+    /// Starts supervisors for new streams, restarts those whose source changed, stops those
+    /// whose camera left the catalog (or was disabled). A channel id is the camera id for the
+    /// main stream and `camera@quality` for a sub-stream.
+    async fn apply(
+        &mut self,
+        hub: &Hub,
+        catalog: &Catalog,
+        chan_cfg: &ChannelConfig,
+        clocks: &Arc<dyn Clocks>,
+    ) {
+        let mut desired: HashMap<String, SourceConfig> = HashMap::new();
+        for c in catalog.all().iter().filter(|c| c.camera.enabled) {
+            let cam = &c.camera;
+            let streams = std::iter::once((cam.id.clone(), &cam.rtsp_url)).chain(
+                cam.substreams
+                    .iter()
+                    .map(|(q, u)| (format!("{}@{q}", cam.id), u)),
+            );
+            for (channel_id, url) in streams {
+                let source = SourceConfig {
+                    camera_id: channel_id.clone(),
+                    url: url.clone(),
+                    username: cam.username.clone(),
+                    password: cam.password.clone(),
+                    transport: match cam.transport {
+                        settings::Transport::Tcp => ingest::Transport::Tcp,
+                        settings::Transport::Udp => ingest::Transport::Udp,
+                    },
+                };
+                desired.insert(channel_id, source);
+            }
+        }
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(id, (src, _))| desired.get(*id) != Some(src))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some((_, sup)) = self.running.remove(&id) {
+                sup.shutdown().await;
+            }
+            if !desired.contains_key(&id) {
+                hub.remove(&id);
+                tracing::info!(camera = %id, "camera left the catalog: upstream stopped");
+            }
+        }
+        for (id, source) in desired {
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            let ch = match hub.get(&id) {
+                Some(ch) => ch,
+                None => hub.add(Channel::new(id.clone(), chan_cfg.clone(), clocks.realtime())),
+            };
+            let sup = ingest::spawn_supervisor(
+                ch,
+                source.clone(),
+                BackoffPolicy::default(),
+                clocks.clone(),
+            );
+            self.running.insert(id, (source, sup));
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        for (_, (_, sup)) in self.running.drain() {
+            sup.shutdown().await;
         }
     }
 }
