@@ -49,6 +49,8 @@
 
 pub mod audit;
 pub mod schema;
+pub mod snapshot;
+pub use snapshot::Snapshots;
 
 pub use audit::{
     AuditAction, AuditEvent, AuditFilter, AuditLog, AuditRecord, DEFAULT_QUERY_LIMIT, EndReason,

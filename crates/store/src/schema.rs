@@ -38,6 +38,16 @@ CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
 CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
 CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
 "#,
+}, Migration {
+    version: 2,
+    description: "snapshots (the last known VMS catalog)",
+    sql: r#"
+CREATE TABLE snapshot (
+    key         TEXT    PRIMARY KEY,
+    saved_at_ms INTEGER NOT NULL,
+    body        TEXT    NOT NULL
+);
+"#,
 }];
 
 /// The schema version this binary writes: the last migration's.
