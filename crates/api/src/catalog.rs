@@ -93,7 +93,11 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Option<CatalogCamera> {
-        self.cameras.read().iter().find(|c| c.camera.id == id).cloned()
+        self.cameras
+            .read()
+            .iter()
+            .find(|c| c.camera.id == id)
+            .cloned()
     }
 
     /// Every camera: the configuration's first, then the VMS's by name.
@@ -104,7 +108,12 @@ impl Catalog {
     /// Replaces the VMS cameras. A configured camera with the same id wins over a VMS one.
     pub fn set_vms(&self, mut vms: Vec<CatalogCamera>) -> CatalogDiff {
         vms.retain(|v| !self.config.iter().any(|c| c.camera.id == v.camera.id));
-        vms.sort_by(|a, b| a.camera.name.cmp(&b.camera.name).then(a.camera.id.cmp(&b.camera.id)));
+        vms.sort_by(|a, b| {
+            a.camera
+                .name
+                .cmp(&b.camera.name)
+                .then(a.camera.id.cmp(&b.camera.id))
+        });
         let mut next = self.config.clone();
         next.extend(vms);
         let mut guard = self.cameras.write();

@@ -7,7 +7,9 @@ mod cameras;
 pub mod catalog;
 mod error;
 mod lease;
+mod recordings;
 mod streams;
+pub mod vms_sync;
 mod whep;
 
 pub use error::ApiError;
@@ -26,6 +28,18 @@ use settings::Config;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+/// What a node is made of, to build an [`AppState`] from.
+pub struct Services {
+    pub cfg: Arc<Config>,
+    pub catalog: Arc<catalog::Catalog>,
+    pub hub: Arc<Hub>,
+    pub whep: Arc<webrtc::WhepServer>,
+    pub admission: Arc<dyn Admission>,
+    pub audit: store::AuditLog,
+    pub clocks: Arc<dyn Clocks>,
+    pub vms: Option<Arc<vms_sync::VmsSync>>,
+}
+
 /// Everything the handlers need.
 pub struct AppState {
     pub cfg: Arc<Config>,
@@ -35,27 +49,22 @@ pub struct AppState {
     pub admission: Arc<dyn Admission>,
     pub audit: store::AuditLog,
     pub clocks: Arc<dyn Clocks>,
+    /// The XProtect sync, when `milestone:` is configured.
+    pub vms: Option<Arc<vms_sync::VmsSync>>,
     recently_ended: Mutex<RecentlyEnded>,
 }
 
 impl AppState {
-    pub fn new(
-        cfg: Arc<Config>,
-        catalog: Arc<catalog::Catalog>,
-        hub: Arc<Hub>,
-        whep: Arc<webrtc::WhepServer>,
-        admission: Arc<dyn Admission>,
-        audit: store::AuditLog,
-        clocks: Arc<dyn Clocks>,
-    ) -> Self {
+    pub fn new(p: Services) -> Self {
         AppState {
-            cfg,
-            catalog,
-            hub,
-            whep,
-            admission,
-            audit,
-            clocks,
+            cfg: p.cfg,
+            catalog: p.catalog,
+            hub: p.hub,
+            whep: p.whep,
+            admission: p.admission,
+            audit: p.audit,
+            clocks: p.clocks,
+            vms: p.vms,
             recently_ended: Mutex::new(RecentlyEnded::default()),
         }
     }
@@ -94,7 +103,12 @@ impl AppState {
     /// camera has one, else its main stream.
     pub fn channel_id(&self, camera_id: &str, quality: admission::Quality) -> String {
         match self.catalog.get(camera_id) {
-            Some(c) if c.camera.substreams.iter().any(|(q, _)| q == quality.as_str()) => {
+            Some(c)
+                if c.camera
+                    .substreams
+                    .iter()
+                    .any(|(q, _)| q == quality.as_str()) =>
+            {
                 format!("{camera_id}@{quality}")
             }
             _ => camera_id.to_owned(),
@@ -181,6 +195,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/stream/stats", get(streams::stats))
         .route("/api/v1/audit", get(streams::audit))
+        .route("/api/v1/vms/status", get(vms_status))
+        .route("/api/v1/recordings/{camera_id}", get(recordings::timeline))
         .route("/ws/stream/stats", get(streams::stats_ws))
         .route("/whep/cameras/{camera_id}", post(whep::camera_offer))
         .route("/whep/{reservation_id}", post(whep::offer))
@@ -189,6 +205,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(whep::delete).patch(whep::patch),
         )
         .with_state(state)
+}
+
+/// `GET /api/v1/vms/status`: the XProtect sync (404 when no VMS is configured).
+async fn vms_status(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    match &st.vms {
+        Some(v) => Ok(axum::Json(v.status_json())),
+        None => Err(ApiError::from(
+            err!(NotFound, "no VMS is configured (milestone: section)")
+                .with_code("VMS_NOT_CONFIGURED"),
+        )),
+    }
 }
 
 async fn index() -> Html<&'static str> {

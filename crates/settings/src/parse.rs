@@ -98,7 +98,11 @@ fn set_path(doc: &mut Value, keys: &[String], value: Value) -> Result<(), String
 pub(crate) fn apply_milestone_env(doc: &mut Value, env: &[(String, String)], p: &mut Vec<Problem>) {
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     fn set(doc: &mut Value, key: &str, v: String, var: &str, p: &mut Vec<Problem>) {
-        if let Err(m) = set_path(doc, &["milestone".to_owned(), key.to_owned()], Value::String(v)) {
+        if let Err(m) = set_path(
+            doc,
+            &["milestone".to_owned(), key.to_owned()],
+            Value::String(v),
+        ) {
             p.push(Problem {
                 path: var.to_owned(),
                 message: m,

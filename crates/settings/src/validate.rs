@@ -282,7 +282,14 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
 fn plain_url(raw: &str, schemes: &[&str], path: &str, p: &mut Vec<Problem>) -> Option<url::Url> {
     match url::Url::parse(raw) {
         Ok(u) if !schemes.contains(&u.scheme()) => {
-            p.push(problem(path, format!("scheme must be {}, not `{}`", schemes.join(" or "), u.scheme())));
+            p.push(problem(
+                path,
+                format!(
+                    "scheme must be {}, not `{}`",
+                    schemes.join(" or "),
+                    u.scheme()
+                ),
+            ));
             None
         }
         Ok(u) if !u.username().is_empty() || u.password().is_some() => {
@@ -301,7 +308,10 @@ fn plain_url(raw: &str, schemes: &[&str], path: &str, p: &mut Vec<Problem>) -> O
         }
         Ok(u) => Some(u),
         Err(e) => {
-            p.push(problem(path, format!("not a valid URL ({}): {e}", base::redact_url(raw))));
+            p.push(problem(
+                path,
+                format!("not a valid URL ({}): {e}", base::redact_url(raw)),
+            ));
             None
         }
     }
@@ -321,9 +331,13 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
         .and_then(|u| plain_url(&u, &["rtsp", "rtsps"], "milestone.rtsp_base_url", p));
     let recording_server = s.string("recording_server", p).filter(|r| !r.is_empty());
     if let Some(r) = &recording_server
-        && r.rsplit_once(':').is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
+        && r.rsplit_once(':')
+            .is_none_or(|(h, port)| h.is_empty() || port.parse::<u16>().is_err())
     {
-        p.push(problem("milestone.recording_server", format!("`{r}` is not host:port")));
+        p.push(problem(
+            "milestone.recording_server",
+            format!("`{r}` is not host:port"),
+        ));
     }
     let username = s.required_string("username", p);
     let password = s.string("password", p).unwrap_or_default();
@@ -397,7 +411,9 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
     }
     api.finish(p);
     let sync_interval = s.duration("sync_interval", Duration::from_secs(600), p);
-    let default_agency = s.string("default_agency", p).unwrap_or_else(|| "OTHER".into());
+    let default_agency = s
+        .string("default_agency", p)
+        .unwrap_or_else(|| "OTHER".into());
     let known = |a: &str| agencies.iter().any(|x| x.id == a);
     if !known(&default_agency) {
         p.push(problem(
@@ -406,12 +422,18 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
         ));
     }
     let mut agency_rules = Vec::new();
-    for (i, r) in list(s.raw("agency_rules"), "milestone.agency_rules", p).iter().enumerate() {
+    for (i, r) in list(s.raw("agency_rules"), "milestone.agency_rules", p)
+        .iter()
+        .enumerate()
+    {
         let path = format!("milestone.agency_rules[{i}]");
         let mut rs = Section::new(path.clone(), Some(r), p);
         let agency = rs.required_string("agency", p);
         if !agency.is_empty() && !known(&agency) {
-            p.push(problem(format!("{path}.agency"), format!("unknown agency `{agency}`")));
+            p.push(problem(
+                format!("{path}.agency"),
+                format!("unknown agency `{agency}`"),
+            ));
         }
         let group = rs.string("group", p);
         let camera_name = rs.string("camera_name", p);
@@ -777,7 +799,10 @@ milestone:
             only_env,
         )
         .unwrap();
-        assert_eq!(c.milestone.unwrap().server_url.as_str(), "http://10.0.0.5:8081/");
+        assert_eq!(
+            c.milestone.unwrap().server_url.as_str(),
+            "http://10.0.0.5:8081/"
+        );
     }
 
     #[test]
@@ -792,9 +817,18 @@ milestone:
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
             .join("\n");
-        assert!(all.contains("milestone.domain: Windows/NTLM login"), "{all}");
-        assert!(all.contains("milestone.agency_rules[1].agency: unknown agency `TRAMS`"), "{all}");
-        assert!(all.contains("milestone.server_url: credentials must not be embedded"), "{all}");
+        assert!(
+            all.contains("milestone.domain: Windows/NTLM login"),
+            "{all}"
+        );
+        assert!(
+            all.contains("milestone.agency_rules[1].agency: unknown agency `TRAMS`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("milestone.server_url: credentials must not be embedded"),
+            "{all}"
+        );
         assert!(!all.contains("pw@"), "{all}");
     }
 

@@ -16,10 +16,11 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit one that has shipped.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "audit log of stream reservations",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "audit log of stream reservations",
+        sql: r#"
 CREATE TABLE audit_event (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ms          INTEGER NOT NULL,
@@ -38,17 +39,19 @@ CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
 CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
 CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
 "#,
-}, Migration {
-    version: 2,
-    description: "snapshots (the last known VMS catalog)",
-    sql: r#"
+    },
+    Migration {
+        version: 2,
+        description: "snapshots (the last known VMS catalog)",
+        sql: r#"
 CREATE TABLE snapshot (
     key         TEXT    PRIMARY KEY,
     saved_at_ms INTEGER NOT NULL,
     body        TEXT    NOT NULL
 );
 "#,
-}];
+    },
+];
 
 /// The schema version this binary writes: the last migration's.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;

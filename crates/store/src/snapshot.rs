@@ -19,8 +19,10 @@ impl Snapshots {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir)
-                .err_kind(ErrorKind::Internal, format_args!("{label}: creating directory"))?;
+            std::fs::create_dir_all(dir).err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: creating directory"),
+            )?;
         }
         let mut conn = Connection::open(path).err_kind(ErrorKind::Internal, &label)?;
         conn.busy_timeout(Duration::from_secs(5))
@@ -59,7 +61,10 @@ impl Snapshots {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .err_kind(ErrorKind::Internal, format_args!("{}: reading snapshot {key}", self.label))?;
+            .err_kind(
+                ErrorKind::Internal,
+                format_args!("{}: reading snapshot {key}", self.label),
+            )?;
         Ok(row.map(|(ms, body)| {
             (
                 UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
@@ -83,7 +88,8 @@ mod tests {
             let s = Snapshots::open(&path).unwrap();
             assert_eq!(s.get("catalog").unwrap(), None);
             s.put("catalog", "{\"a\":1}", t).unwrap();
-            s.put("catalog", "{\"a\":2} شرطة", t + Duration::from_secs(5)).unwrap();
+            s.put("catalog", "{\"a\":2} شرطة", t + Duration::from_secs(5))
+                .unwrap();
         }
         let s = Snapshots::open(&path).unwrap();
         let (at, body) = s.get("catalog").unwrap().unwrap();

@@ -7,11 +7,11 @@ pub mod demo;
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
 use api::catalog::Catalog;
-use std::collections::HashMap;
 use base::{Clocks, Error, RealClocks, ResultExt};
 use hub::{Channel, ChannelConfig, Hub};
 use ingest::{BackoffPolicy, SourceConfig, SupervisorHandle};
 use settings::Config;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -23,6 +23,7 @@ pub struct Node {
     pub state: Arc<AppState>,
     upstreams: Arc<tokio::sync::Mutex<Upstreams>>,
     reconciler: tokio::task::JoinHandle<()>,
+    sync_task: Option<tokio::task::JoinHandle<()>>,
     stop_http: Option<oneshot::Sender<()>>,
     http: tokio::task::JoinHandle<()>,
     janitor: tokio::task::JoinHandle<()>,
@@ -69,15 +70,30 @@ impl Node {
         }));
         let db = cfg.storage.data_dir.join("vantage.db");
         let audit = store::AuditLog::open(&db).map_err(|e| e.context("management store"))?;
-        let state = Arc::new(AppState::new(
-            cfg.clone(),
-            catalog.clone(),
+        let vms = match &cfg.milestone {
+            Some(m) => {
+                let snapshots = Arc::new(store::Snapshots::open(&db)?);
+                let sync = api::vms_sync::VmsSync::new(
+                    m.clone(),
+                    catalog.clone(),
+                    snapshots,
+                    clocks.clone(),
+                );
+                sync.load_snapshot();
+                Some(sync)
+            }
+            None => None,
+        };
+        let state = Arc::new(AppState::new(api::Services {
+            cfg: cfg.clone(),
+            catalog: catalog.clone(),
             hub,
             whep,
             admission,
             audit,
             clocks,
-        ));
+            vms: vms.clone(),
+        }));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
             .err_kind(
@@ -110,6 +126,8 @@ impl Node {
                 state.clocks.clone(),
             );
             let mut changes = catalog.changes();
+            // Apply once at start too: a stored VMS catalog may have been loaded already.
+            changes.mark_changed();
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {
                     upstreams
@@ -120,6 +138,7 @@ impl Node {
                 }
             })
         };
+        let sync_task = vms.as_ref().map(|v| v.spawn());
         tracing::info!(%http_addr, %webrtc_addr, cameras = cfg.cameras.len(), "node started");
         Ok(Node {
             http_addr,
@@ -127,6 +146,7 @@ impl Node {
             state,
             upstreams,
             reconciler,
+            sync_task,
             stop_http: Some(stop_http),
             http,
             janitor,
@@ -145,6 +165,9 @@ impl Node {
         self.state.shutdown().await;
         self.janitor.abort();
         self.reconciler.abort();
+        if let Some(t) = &self.sync_task {
+            t.abort();
+        }
         self.upstreams.lock().await.stop_all().await;
     }
 }
@@ -209,7 +232,11 @@ impl Upstreams {
             }
             let ch = match hub.get(&id) {
                 Some(ch) => ch,
-                None => hub.add(Channel::new(id.clone(), chan_cfg.clone(), clocks.realtime())),
+                None => hub.add(Channel::new(
+                    id.clone(),
+                    chan_cfg.clone(),
+                    clocks.realtime(),
+                )),
             };
             let sup = ingest::spawn_supervisor(
                 ch,
