@@ -27,72 +27,11 @@ pub const CLIPS: [(&str, &[u8]); 4] = [
     ),
 ];
 
-/// (id, name, agency, location, clip)
-const CAMERAS: [(&str, &str, &str, &str, &str); 8] = [
-    (
-        "cam-001-sheikh-zayed",
-        "Sheikh Zayed Rd - Camera 1",
-        "DUBAI_POLICE",
-        "Sheikh Zayed Rd / Interchange 1",
-        "h264_a",
-    ),
-    (
-        "cam-002-al-khail",
-        "Al Khail Rd - Camera 2",
-        "DUBAI_POLICE",
-        "Al Khail Rd / Al Quoz",
-        "h264_b",
-    ),
-    (
-        "cam-003-union-station",
-        "Union Station - Platform 1",
-        "METRO",
-        "Union Metro Station",
-        "h264_c",
-    ),
-    (
-        "cam-004-burjuman",
-        "BurJuman - Concourse",
-        "METRO",
-        "BurJuman Metro Station",
-        "h264_d",
-    ),
-    (
-        "cam-005-gold-souq-bus",
-        "Gold Souq Bus Station",
-        "BUS",
-        "Deira, Gold Souq",
-        "h264_a",
-    ),
-    (
-        "cam-006-al-ghubaiba",
-        "Al Ghubaiba Bus Station",
-        "BUS",
-        "Bur Dubai, Al Ghubaiba",
-        "h264_b",
-    ),
-    (
-        "cam-007-creek-abra",
-        "Dubai Creek - Abra Station",
-        "OTHER",
-        "Al Seef abra station",
-        "h264_c",
-    ),
-    (
-        "cam-008-airport-t3",
-        "Airport Road - Terminal 3",
-        "OTHER",
-        "DXB Terminal 3 approach",
-        "h264_d",
-    ),
-];
-
 /// Ports of the demo; 0 picks a free one.
 #[derive(Clone, Debug)]
 pub struct DemoPorts {
     pub http: SocketAddr,
     pub udp_port: u16,
-    pub rtsp: SocketAddr,
     /// Where the management database (audit log) goes.
     pub data_dir: std::path::PathBuf,
 }
@@ -102,7 +41,6 @@ impl Default for DemoPorts {
         DemoPorts {
             http: SocketAddr::from(([127, 0, 0, 1], 8088)),
             udp_port: 8189,
-            rtsp: SocketAddr::from(([127, 0, 0, 1], 8554)),
             data_dir: "./data".into(),
         }
     }
@@ -119,9 +57,14 @@ pub async fn start_cameras(addr: SocketAddr) -> Result<RtspServer, Error> {
     Ok(server)
 }
 
-/// The demo's configuration, pointing at an RTSP server on `rtsp`.
-pub fn config(ports: &DemoPorts, rtsp: SocketAddr) -> Result<settings::Config, Error> {
-    let mut yaml = format!(
+/// Agency rules of the demo: the simulator's top-level camera groups.
+const RULES: &str = "  agency_rules:\n    - { group: \"Dubai Police\", agency: DUBAI_POLICE }\n    \
+                     - { group: \"Metro\", agency: METRO }\n    - { group: \"Bus\", agency: BUS }\n";
+
+/// The demo's configuration: no camera of its own, everything from the XProtect simulator.
+pub fn config(ports: &DemoPorts, sim: &sim::Simulator) -> Result<settings::Config, Error> {
+    let cfg = sim.config();
+    let yaml = format!(
         "server: {{ listen: \"{}\" }}\nwebrtc: {{ udp_port: {}, advertise: [\"127.0.0.1\"] }}\n\
          storage: {{ data_dir: \"{}\" }}\n\
          live: {{ idle_grace: 10s }}\nagencies:\n\
@@ -129,43 +72,48 @@ pub fn config(ports: &DemoPorts, rtsp: SocketAddr) -> Result<settings::Config, E
          \x20 - {{ id: METRO, name: \"Metro\", name_ar: \"المترو\", max_streams: 30 }}\n\
          \x20 - {{ id: BUS, name: \"Bus\", name_ar: \"الحافلات\", max_streams: 20 }}\n\
          \x20 - {{ id: OTHER, name: \"Other agencies\", name_ar: \"جهات أخرى\", max_streams: 400 }}\n\
-         cameras:\n",
+         milestone:\n  server_url: \"{}\"\n  rtsp_base_url: \"{}\"\n  username: \"{}\"\n  \
+         password: \"{}\"\n  domain: \"\"\n  method: onvif_bridge\n  sync_interval: 1m\n{RULES}",
         ports.http,
         ports.udp_port,
-        ports.data_dir.display()
+        ports.data_dir.display(),
+        sim.server_url(),
+        sim.rtsp_base_url(),
+        cfg.username,
+        cfg.password,
     );
-    for (id, name, agency, location, clip) in CAMERAS {
-        yaml.push_str(&format!(
-            "  - {{ id: {id}, name: \"{name}\", agency: {agency}, location: \"{location}\", \
-             rtsp_url: \"rtsp://{rtsp}/{clip}\", manufacturer: \"Vantage\", model: \"fixture {clip}\" }}\n"
-        ));
-    }
     settings::load_str(&yaml, std::env::vars()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         base::err!(Internal, "demo configuration: {}", list.join("; "))
     })
 }
 
-/// A running demo: cameras and node.
+/// A running demo: the XProtect simulator and a node serving its cameras.
 pub struct Demo {
-    pub cameras: RtspServer,
+    pub sim: sim::Simulator,
     pub node: crate::Node,
 }
 
-/// Starts the demo cameras and a node serving them.
+/// Starts the XProtect simulator (8 H.264 cameras in nested agency groups) and a node that
+/// discovers them through the XProtect integration, as a real deployment would.
 pub async fn start(ports: DemoPorts) -> Result<Demo, Error> {
-    let cameras = start_cameras(ports.rtsp).await?;
-    let cfg = config(&ports, cameras.local_addr())?;
+    let sim = sim::Simulator::start(sim::SimConfig {
+        cameras: 8,
+        groups: 10,
+        ..sim::SimConfig::default()
+    })
+    .await?;
+    let cfg = config(&ports, &sim)?;
     let node = crate::Node::start(cfg)
         .await
         .map_err(|e| e.context("demo node"))?;
-    Ok(Demo { cameras, node })
+    Ok(Demo { sim, node })
 }
 
 impl Demo {
     pub async fn shutdown(self) {
         self.node.shutdown().await;
-        self.cameras.shutdown().await;
+        self.sim.shutdown().await;
     }
 }
 

@@ -25,7 +25,11 @@ enum Cmd {
     },
     /// Validates a configuration file and lists every problem; exits non-zero if there is one.
     CheckConfig { file: PathBuf },
-    /// Runs a self-contained demo: eight fixture cameras in four agencies and the web page.
+    /// Runs simulators for tests and demonstrations.
+    #[command(subcommand)]
+    Sim(SimCmd),
+    /// Runs a self-contained demo: an XProtect simulator with eight fixture cameras in four
+    /// agencies, a node that discovers them, and the web page.
     Demo {
         /// HTTP port (0 picks a free one).
         #[arg(long, default_value_t = 8088)]
@@ -33,12 +37,43 @@ enum Cmd {
         /// WebRTC media UDP port (0 picks a free one).
         #[arg(long, default_value_t = 8189)]
         udp_port: u16,
-        /// Port of the built-in RTSP server that plays the fixture cameras (0 picks a free one).
-        #[arg(long, default_value_t = 8554)]
-        rtsp_port: u16,
         /// Where the demo keeps its management database.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCmd {
+    /// A Milestone XProtect simulator: management server (REST, IDP, SOAP), recording server
+    /// (SequencesGet) and RTSP per camera from the fixture clips.
+    Xprotect {
+        #[arg(long, default_value_t = 8)]
+        cameras: usize,
+        /// Camera groups, nested (agencies, areas, sub-areas).
+        #[arg(long, default_value_t = 25)]
+        groups: usize,
+        /// Every Nth camera is H.265 (0: none).
+        #[arg(long, default_value_t = 4)]
+        h265_every: usize,
+        #[arg(long, default_value = "rta-integration")]
+        username: String,
+        #[arg(long, default_value = "sim-password")]
+        password: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Delay every answer by this many milliseconds.
+        #[arg(long)]
+        slow_ms: Option<u64>,
+        /// 2023-style numbers sent as strings.
+        #[arg(long)]
+        numbers_as_strings: bool,
+        /// Honour page/size on configuration lists (the real product ignores them).
+        #[arg(long)]
+        honour_paging: bool,
+        /// Issue tokens that are already expired.
+        #[arg(long)]
+        expire_tokens: bool,
     },
 }
 
@@ -118,17 +153,61 @@ async fn main() -> ExitCode {
             node.shutdown().await;
             ExitCode::SUCCESS
         }
+        Cmd::Sim(SimCmd::Xprotect {
+            cameras,
+            groups,
+            h265_every,
+            username,
+            password,
+            seed,
+            slow_ms,
+            numbers_as_strings,
+            honour_paging,
+            expire_tokens,
+        }) => {
+            init_logging();
+            let s = match sim::Simulator::start(sim::SimConfig {
+                cameras,
+                groups,
+                h265_every,
+                username,
+                password,
+                seed,
+                ..sim::SimConfig::default()
+            })
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("vantage sim xprotect: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            s.set_faults(sim::Faults {
+                slow: slow_ms.map(std::time::Duration::from_millis),
+                numbers_as_strings,
+                honour_paging,
+                expire_tokens_immediately: expire_tokens,
+                ..sim::Faults::default()
+            });
+            println!("XProtect simulator: {cameras} cameras in {groups} groups");
+            println!("  milestone.server_url:    {}", s.server_url());
+            println!("  milestone.rtsp_base_url: {}", s.rtsp_base_url());
+            println!("  recording server:        {}", s.recorder_url());
+            println!("READY {}", s.server_url());
+            wait_for_signal().await;
+            s.shutdown().await;
+            ExitCode::SUCCESS
+        }
         Cmd::Demo {
             port,
             udp_port,
-            rtsp_port,
             data_dir,
         } => {
             init_logging();
             let ports = DemoPorts {
                 http: demo::loopback(port),
                 udp_port,
-                rtsp: demo::loopback(rtsp_port),
                 data_dir,
             };
             let d = match demo::start(ports).await {

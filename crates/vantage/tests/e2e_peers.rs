@@ -291,17 +291,46 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
     let demo = vantage::demo::start(vantage::demo::DemoPorts {
         http: "127.0.0.1:0".parse().unwrap(),
         udp_port: 0,
-        rtsp: "127.0.0.1:0".parse().unwrap(),
         data_dir: tempdir("demo"),
     })
     .await
     .expect("demo");
     let base = format!("http://{}", demo.node.http_addr);
+    // The demo's cameras come from the XProtect simulator: wait for the first sync.
+    let api = Api::new(demo.node.http_addr);
+    let mut cams = serde_json::Value::Null;
+    for _ in 0..100 {
+        cams = api.get("/api/v1/cameras").await.1;
+        if cams["total"] == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cams["total"], 8, "{cams}");
+    let agencies: std::collections::BTreeSet<&str> = cams["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["agency"].as_str())
+        .collect();
+    assert_eq!(
+        agencies.len(),
+        4,
+        "eight cameras across the four agencies: {agencies:?}"
+    );
+    let camera = cams["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["agency"] == "METRO")
+        .and_then(|c| c["id"].as_str())
+        .expect("a metro camera")
+        .to_owned();
     let shot = tempdir("chromium").join("camera.png");
     let mut cmd = Command::new("node");
     cmd.arg(repo_root().join("crates/vantage/tests/peers/demo_page.js"))
         .arg(&base)
-        .arg("cam-003-union-station")
+        .arg(&camera)
         .arg(&shot)
         .arg("30");
     let mut chromium = Peer::spawn("chromium (playwright)", &mut cmd, None);

@@ -361,3 +361,143 @@ async fn a_simulator_camera_plays_through_whep() {
     node.shutdown().await;
     sim.shutdown().await;
 }
+
+/// A connector straight on the simulator, with a short timeout for the hang case.
+fn connector(sim: &Simulator, password: &str) -> vms::Connector {
+    let mut c = vms::XProtectConfig::new(
+        url::Url::parse(&sim.server_url()).unwrap(),
+        "rta-integration",
+        password,
+    );
+    c.request_timeout = Duration::from_millis(800);
+    c.max_camera_lists_per_minute = 1000;
+    c.max_recording_queries_per_minute = 1000;
+    vms::Connector::new(c, std::sync::Arc::new(base::RealClocks))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_in_every_fault_mode_of_the_simulator() {
+    let sim = sim(20, 10).await;
+    let c = connector(&sim, "sim-password");
+    let clean = c.inventory().await.expect("clean inventory");
+    assert_eq!(clean.cameras.len(), 20);
+    assert_eq!(clean.groups.len(), 10);
+    let with_recorder = clean
+        .cameras
+        .iter()
+        .filter(|x| x.recorder_id.is_some())
+        .count();
+    assert_eq!(
+        with_recorder, 20,
+        "camera -> hardware -> recording server via relations.parent"
+    );
+    let set = |f: Faults| sim.set_faults(f);
+    let kind = |r: Result<vms::Inventory, base::Error>| r.map(|_| ()).map_err(|e| e.kind());
+
+    // Variants the connector must absorb: same inventory.
+    for f in [
+        Faults {
+            numbers_as_strings: true,
+            ..Faults::default()
+        },
+        Faults {
+            groups_flat: true,
+            ..Faults::default()
+        },
+        Faults {
+            honour_paging: true,
+            ..Faults::default()
+        },
+        Faults {
+            slow: Some(Duration::from_millis(100)),
+            ..Faults::default()
+        },
+    ] {
+        set(f.clone());
+        let inv = c.inventory().await.unwrap_or_else(|e| panic!("{f:?}: {e}"));
+        assert_eq!(inv.cameras.len(), 20, "{f:?}");
+        assert_eq!(inv.groups.len(), 10, "{f:?}: groups de-duplicated");
+        let mut a: Vec<_> = inv
+            .cameras
+            .iter()
+            .map(|x| (x.id.clone(), x.group_ids.len()))
+            .collect();
+        let mut b: Vec<_> = clean
+            .cameras
+            .iter()
+            .map(|x| (x.id.clone(), x.group_ids.len()))
+            .collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{f:?}");
+    }
+    // Expired tokens: the connector logs in again and succeeds (the sim issues expired ones, so
+    // each request needs a fresh login; one re-login per 401 is allowed, so it surfaces as an
+    // authentication error rather than looping).
+    set(Faults {
+        expire_tokens_immediately: true,
+        ..Faults::default()
+    });
+    let r = kind(c.inventory().await);
+    assert!(
+        matches!(r, Ok(()) | Err(base::ErrorKind::Unauthenticated)),
+        "{r:?}"
+    );
+    // Failures the connector must report with the right kind.
+    set(Faults {
+        unauthorized: true,
+        ..Faults::default()
+    });
+    assert_eq!(
+        kind(c.inventory().await),
+        Err(base::ErrorKind::Unauthenticated)
+    );
+    set(Faults {
+        server_error: true,
+        ..Faults::default()
+    });
+    assert_eq!(kind(c.inventory().await), Err(base::ErrorKind::Unavailable));
+    set(Faults {
+        malformed_json: true,
+        ..Faults::default()
+    });
+    assert_eq!(kind(c.inventory().await), Err(base::ErrorKind::DataLoss));
+    set(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    assert_eq!(
+        kind(c.inventory().await),
+        Err(base::ErrorKind::DeadlineExceeded)
+    );
+    set(Faults::default());
+    let rec = clean.recorders[0].clone();
+    let cam = &clean.cameras[0].id;
+    let now = std::time::SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let seqs = c
+        .sequences(cam, &rec, now - day, now, 100)
+        .await
+        .expect("sequences");
+    assert!(!seqs.is_empty());
+    set(Faults {
+        malformed_xml: true,
+        ..Faults::default()
+    });
+    let e = c
+        .sequences(cam, &rec, now - day, now, 100)
+        .await
+        .expect_err("malformed XML");
+    assert_eq!(e.kind(), base::ErrorKind::DataLoss, "{e}");
+    // Wrong credentials, with the real error body.
+    set(Faults::default());
+    let bad = connector(&sim, "wrong-password-77");
+    let e = bad.inventory().await.expect_err("wrong password");
+    assert!(
+        e.to_string()
+            .contains("XProtect login failed: InvalidCredentials"),
+        "{e}"
+    );
+    assert!(!format!("{e:?} {:?}", bad.status()).contains("wrong-password-77"));
+    sim.shutdown().await;
+}
