@@ -55,7 +55,8 @@ async fn main() {
     };
     let catalog = Arc::new(api::catalog::Catalog::new(&[]));
     let rss0 = status_kib("VmRSS:");
-    let sync = api::vms_sync::VmsSync::new(m, catalog.clone(), snapshots, Arc::new(base::RealClocks));
+    let sync =
+        api::vms_sync::VmsSync::new(m, catalog.clone(), snapshots, Arc::new(base::RealClocks));
     let t0 = Instant::now();
     let r = sync.sync_once().await;
     let wall = t0.elapsed();

@@ -509,3 +509,43 @@ async fn quality_with_a_sub_stream_plays_the_sub_stream() {
     assert_eq!(main.subscriber_count(), 1);
     rig.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_the_xprotect_simulator_and_its_cameras_play() {
+    let demo = vantage::demo::start(vantage::demo::DemoPorts {
+        http: "127.0.0.1:0".parse().unwrap(),
+        udp_port: 0,
+        data_dir: tempdir("demo-hermetic"),
+    })
+    .await
+    .expect("demo");
+    let api = Api::new(demo.node.http_addr);
+    let mut cams = Value::Null;
+    for _ in 0..100 {
+        cams = api.get("/api/v1/cameras").await.1;
+        if cams["total"] == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cams["total"], 8, "{cams}");
+    let list = cams["cameras"].as_array().unwrap();
+    assert!(list.iter().all(|c| c["source"] == "xprotect"), "{cams}");
+    let agencies: std::collections::BTreeSet<&str> =
+        list.iter().filter_map(|c| c["agency"].as_str()).collect();
+    assert_eq!(agencies.len(), 4, "{agencies:?}");
+    let (_, status) = api.get("/api/v1/vms/status").await;
+    assert_eq!(status["counts"]["cameras"], 8, "{status}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let url = api.whep_url(&id, "demo-op").await;
+    let mut c = WhepClient::connect(&url).await.expect("whep");
+    c.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("connected");
+    let f = tokio::time::timeout(Duration::from_secs(5), c.recv_frame())
+        .await
+        .expect("video from the demo camera")
+        .expect("frame");
+    assert!(f.is_key);
+    demo.shutdown().await;
+}
