@@ -200,6 +200,16 @@ pub struct Stats {
     pub per_agency: Vec<AgencyCount>,
 }
 
+impl Stats {
+    /// Live reservations of `agency` (0 for an agency without any).
+    pub fn current(&self, agency: &str) -> u32 {
+        self.per_agency
+            .iter()
+            .find(|c| c.agency == agency)
+            .map_or(0, |c| c.current)
+    }
+}
+
 /// The admission contract. Every method is atomic with respect to the others: two reserves
 /// racing for the last slot of an agency never both succeed, and counters always equal the number
 /// of live reservations.

@@ -75,14 +75,9 @@ pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value
         .agencies
         .iter()
         .map(|a| {
-            let current = stats
-                .per_agency
-                .iter()
-                .find(|c| c.agency == a.id)
-                .map_or(0, |c| c.current);
             json!({
                 "id": a.id, "name": a.name, "name_ar": a.name_ar, "max_streams": a.max_streams,
-                "active_streams": current,
+                "active_streams": stats.current(&a.id),
             })
         })
         .collect();

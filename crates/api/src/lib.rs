@@ -37,34 +37,28 @@ pub struct Services {
     pub admission: Arc<dyn Admission>,
     pub audit: store::AuditLog,
     pub clocks: Arc<dyn Clocks>,
+    /// The XProtect sync, when `milestone:` is configured.
     pub vms: Option<Arc<vms_sync::VmsSync>>,
 }
 
-/// Everything the handlers need.
+/// Everything the handlers need: the node's services (reachable directly through `Deref`,
+/// `st.hub`) and the API's own state.
 pub struct AppState {
-    pub cfg: Arc<Config>,
-    pub catalog: Arc<catalog::Catalog>,
-    pub hub: Arc<Hub>,
-    pub whep: Arc<webrtc::WhepServer>,
-    pub admission: Arc<dyn Admission>,
-    pub audit: store::AuditLog,
-    pub clocks: Arc<dyn Clocks>,
-    /// The XProtect sync, when `milestone:` is configured.
-    pub vms: Option<Arc<vms_sync::VmsSync>>,
+    services: Services,
     recently_ended: Mutex<RecentlyEnded>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
 impl AppState {
-    pub fn new(p: Services) -> Self {
+    pub fn new(services: Services) -> Self {
         AppState {
-            cfg: p.cfg,
-            catalog: p.catalog,
-            hub: p.hub,
-            whep: p.whep,
-            admission: p.admission,
-            audit: p.audit,
-            clocks: p.clocks,
-            vms: p.vms,
+            services,
             recently_ended: Mutex::new(RecentlyEnded::default()),
         }
     }

@@ -220,14 +220,7 @@ fn stats_json(st: &AppState) -> Value {
         .cfg
         .agencies
         .iter()
-        .map(|a| {
-            let current = s
-                .per_agency
-                .iter()
-                .find(|c| c.agency == a.id)
-                .map_or(0, |c| c.current);
-            json!({"agency": a.id, "current": current, "limit": a.max_streams})
-        })
+        .map(|a| json!({"agency": a.id, "current": s.current(&a.id), "limit": a.max_streams}))
         .collect();
     json!({
         "active_streams": s.active_streams,

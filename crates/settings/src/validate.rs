@@ -502,44 +502,15 @@ fn agencies(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<Agency> {
 
 /// Validates a camera URL: rtsp(s), a host, no credentials. Returns a placeholder after a problem.
 fn check_rtsp_url(raw: &str, path: String, p: &mut Vec<Problem>) -> url::Url {
-    let placeholder = || {
+    let checked = if raw.is_empty() {
+        None
+    } else {
+        plain_url(raw, &["rtsp", "rtsps"], &path, p)
+    };
+    checked.unwrap_or_else(|| {
         url::Url::parse("rtsp://invalid.invalid/")
             .expect("a constant, valid URL (checked by the tests)")
-    };
-    if raw.is_empty() {
-        return placeholder();
-    }
-    match url::Url::parse(raw) {
-        Ok(u) if u.scheme() != "rtsp" && u.scheme() != "rtsps" => {
-            p.push(problem(
-                path,
-                format!("scheme must be rtsp, not `{}`", u.scheme()),
-            ));
-            placeholder()
-        }
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            p.push(problem(
-                path,
-                format!(
-                    "credentials must not be embedded in the URL ({}); use username and password",
-                    base::redact_url(raw)
-                ),
-            ));
-            placeholder()
-        }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-            p.push(problem(path, "has no host"));
-            placeholder()
-        }
-        Ok(u) => u,
-        Err(e) => {
-            p.push(problem(
-                path,
-                format!("not a valid URL ({}): {e}", base::redact_url(raw)),
-            ));
-            placeholder()
-        }
-    }
+    })
 }
 
 fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<Camera> {
