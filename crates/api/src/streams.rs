@@ -209,7 +209,17 @@ pub(crate) async fn list_reservations(
         .iter()
         .filter(|r| f.user_id.as_ref().is_none_or(|u| *u == r.user_id))
         .filter(|r| f.camera_id.as_ref().is_none_or(|c| *c == r.camera_id))
-        .map(reservation_json)
+        .map(|r| {
+            let mut v = reservation_json(r);
+            // new | connected | ended: whether the viewer's WebRTC session is up.
+            v["session_state"] = r
+                .session
+                .as_deref()
+                .and_then(webrtc::SessionId::parse)
+                .and_then(|id| st.whep.session_info(&id))
+                .map_or(Value::Null, |i| i.state.as_str().into());
+            v
+        })
         .collect();
     Json(json!({ "reservations": v, "total": v.len() }))
 }

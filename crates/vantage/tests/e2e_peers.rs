@@ -353,6 +353,29 @@ async fn chromium_plays_a_camera_from_the_demo_page() {
     demo.shutdown().await;
 }
 
+/// Heartbeats the reservation of `user` (as a client does while it connects) until its WHEP
+/// session is connected; from then on only the live session keeps it.
+async fn heartbeat_until_connected(api: &Api, user: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..120 {
+        let (_, list) = api
+            .get(&format!("/api/v1/stream/reservations?user_id={user}"))
+            .await;
+        let r = &list["reservations"][0];
+        if r["session_state"] == "connected" {
+            return;
+        }
+        if let Some(id) = r["reservation_id"].as_str() {
+            let _ = client
+                .post(format!("{}/api/v1/stream/heartbeat/{id}", api.base))
+                .send()
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the viewer of {user} never connected");
+}
+
 /// The metro agency's current count from `/api/v1/stream/stats`.
 async fn metro_streams(api: &Api) -> u64 {
     let (_, s) = api.get("/api/v1/stream/stats").await;
@@ -373,7 +396,8 @@ async fn a_viewer_killed_with_sigkill_frees_its_slot_within_lease_plus_one_secon
     let (mut gst, _, node, api) = one_camera_with("METRO", "limits: { lease: 3s }").await;
     let url = api.whep_url("cam-1", "op-killed").await;
     let mut viewer = whep_client_py(&url, 60);
-    // Let it play past a whole lease, so it is kept alive by its session, not by the reserve.
+    heartbeat_until_connected(&api, "op-killed").await;
+    // Let it play past a whole lease, so it is kept alive by its session, not by heartbeats.
     tokio::time::sleep(lease + Duration::from_secs(3)).await;
     assert_eq!(
         metro_streams(&api).await,
@@ -410,8 +434,9 @@ async fn a_playing_viewer_keeps_its_reservation_past_several_leases_without_hear
     let (mut gst, _, node, api) = one_camera_with("METRO", "limits: { lease: 2s }").await;
     let url = api.whep_url("cam-1", "op-playing").await;
     let rid = url.rsplit('/').next().unwrap().to_owned();
-    let mut viewer = whep_client_py(&url, 12);
-    // Six leases of 2 s, never a heartbeat.
+    let mut viewer = whep_client_py(&url, 20);
+    heartbeat_until_connected(&api, "op-playing").await;
+    // Five leases of 2 s with no heartbeat.
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (_, list) = api
