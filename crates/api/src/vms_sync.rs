@@ -44,6 +44,8 @@ struct SyncState {
     recorders: usize,
     last_diff: CatalogDiff,
     unmapped: Vec<(String, String)>,
+    /// Cameras left out because no live URL can be built for them (no `rtsp_base_url`).
+    without_live_url: usize,
     error: Option<String>,
     /// The catalog in use was loaded from the store, not from a successful sync.
     stale_since: Option<SystemTime>,
@@ -214,10 +216,12 @@ impl VmsSync {
         }
     }
 
-    /// Maps an inventory to catalog cameras; also returns the unmapped ones (id, name).
-    fn map(&self, inv: &vms::Inventory) -> (Vec<StoredCamera>, Vec<(String, String)>) {
+    /// Maps an inventory to catalog cameras; also returns the unmapped ones (id, name) and how
+    /// many had to be left out for want of a live URL.
+    fn map(&self, inv: &vms::Inventory) -> (Vec<StoredCamera>, Vec<(String, String)>, usize) {
         let mut out = Vec::new();
         let mut unmapped = Vec::new();
+        let mut without_live_url = 0;
         for c in &inv.cameras {
             let groups: Vec<&vms::Group> = inv
                 .groups
@@ -229,6 +233,7 @@ impl VmsSync {
                 unmapped.push((c.id.clone(), c.name.clone()));
             }
             let Some(rtsp_url) = live_url(&self.cfg, &c.id, &c.name) else {
+                without_live_url += 1;
                 continue;
             };
             let hw = c
@@ -260,7 +265,13 @@ impl VmsSync {
                 unmapped: is_unmapped,
             });
         }
-        (out, unmapped)
+        if without_live_url > 0 {
+            tracing::warn!(
+                cameras = without_live_url,
+                "XProtect cameras left out of the catalog: no live URL (set milestone.rtsp_base_url)"
+            );
+        }
+        (out, unmapped, without_live_url)
     }
 
     /// One sync. On failure the catalog in use is kept.
@@ -270,7 +281,7 @@ impl VmsSync {
         self.state.lock().last_attempt = Some(started);
         match self.connector.inventory().await {
             Ok(inv) => {
-                let (stored, unmapped) = self.map(&inv);
+                let (stored, unmapped, without_live_url) = self.map(&inv);
                 let body = serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into());
                 if let Err(e) = self.snapshots.put(SNAPSHOT_KEY, &body, started) {
                     tracing::warn!("saving the XProtect catalog: {e}");
@@ -285,6 +296,7 @@ impl VmsSync {
                 st.recorders = inv.recorders.len();
                 st.requests_last_sync = inv.requests;
                 st.unmapped = unmapped;
+                st.without_live_url = without_live_url;
                 st.error = None;
                 st.stale_since = None;
                 st.last_diff = diff.clone();
@@ -361,6 +373,7 @@ impl VmsSync {
                 "added": st.last_diff.added, "removed": st.last_diff.removed,
                 "renamed": st.last_diff.renamed, "moved": st.last_diff.moved,
             },
+            "cameras_without_live_url": st.without_live_url,
             "unmapped_cameras": st.unmapped.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
             "error": st.error,
             "connector_error": c.last_error,
