@@ -1,0 +1,371 @@
+//! `media::fmp4` on the fixture clips: box structure, timeline, sync flags, a stable digest, and
+//! (with `VANTAGE_E2E=1` and ffprobe installed) playability.
+
+use media::fmp4::{NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, fragment, init_segment};
+use media::{AccessUnit, Codec, VideoParams, split_access_units};
+
+const H264: &[u8] = include_bytes!("../../../fixtures/clips/h264_a.h264");
+const H265: &[u8] = include_bytes!("../../../fixtures/clips/h265_a.h265");
+/// 25 fps on the 90 kHz clock.
+const FRAME_TICKS: u32 = 3600;
+
+/// (type, payload) of every box in `buf`; asserts that the sizes add up exactly.
+fn boxes(buf: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        assert!(buf.len() - pos >= 8, "truncated box header at {pos}");
+        let size = u32::from_be_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
+        assert!(
+            size >= 8 && pos + size <= buf.len(),
+            "bad box size {size} at {pos}"
+        );
+        out.push((
+            buf[pos + 4..pos + 8].try_into().unwrap(),
+            &buf[pos + 8..pos + size],
+        ));
+        pos += size;
+    }
+    assert_eq!(pos, buf.len());
+    out
+}
+
+/// The payload of the only box of type `t` in `buf`.
+fn child<'a>(buf: &'a [u8], t: &[u8; 4]) -> &'a [u8] {
+    let found: Vec<&[u8]> = boxes(buf)
+        .into_iter()
+        .filter(|(bt, _)| bt == t)
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(found.len(), 1, "{}", String::from_utf8_lossy(t));
+    found[0]
+}
+
+/// Follows a path of container boxes.
+fn path<'a>(buf: &'a [u8], p: &[&[u8; 4]]) -> &'a [u8] {
+    p.iter().fold(buf, |b, t| child(b, t))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn clip(codec: Codec) -> (VideoParams, Vec<AccessUnit>) {
+    let data = match codec {
+        Codec::H264 => H264,
+        Codec::H265 => H265,
+    };
+    let aus = split_access_units(codec, data);
+    let params = VideoParams::from_key_access_unit(codec, &aus[0].data, 0).unwrap();
+    (params, aus)
+}
+
+/// The access units grouped into GOPs (each starting at a key frame).
+fn gops(aus: &[AccessUnit]) -> Vec<&[AccessUnit]> {
+    let mut starts: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_key).collect();
+    assert_eq!(starts[0], 0);
+    starts.push(aus.len());
+    starts.windows(2).map(|w| &aus[w[0]..w[1]]).collect()
+}
+
+/// One recording: the fragments (one per GOP) of the clip, starting at `base` with sequence
+/// numbers from `seq`.
+fn fragments(aus: &[AccessUnit], seq: u32, base: u64) -> Vec<Vec<u8>> {
+    let mut t = base;
+    gops(aus)
+        .into_iter()
+        .enumerate()
+        .map(|(i, gop)| {
+            let samples: Vec<Sample> = gop
+                .iter()
+                .map(|au| Sample {
+                    data: &au.data,
+                    duration: FRAME_TICKS,
+                    is_key: au.is_key,
+                })
+                .collect();
+            let f = fragment(seq + i as u32, t, &samples).unwrap();
+            t += u64::from(FRAME_TICKS) * gop.len() as u64;
+            f
+        })
+        .collect()
+}
+
+fn check_init(codec: Codec) -> Vec<u8> {
+    let (params, _) = clip(codec);
+    let init = init_segment(&params).unwrap();
+    let top = boxes(&init);
+    assert_eq!(
+        top.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        [*b"ftyp", *b"moov"]
+    );
+    let ftyp = top[0].1;
+    assert_eq!(&ftyp[..4], b"isom");
+    assert_eq!(&ftyp[8..], b"isomiso6mp41");
+    let moov = top[1].1;
+    assert_eq!(u32_at(child(moov, b"mvhd"), 4 + 8), 90_000);
+    let tkhd = path(moov, &[b"trak", b"tkhd"]);
+    assert_eq!(u32_at(tkhd, 4 + 8), 1, "track id");
+    assert_eq!(u32_at(tkhd, tkhd.len() - 8), 640 << 16);
+    assert_eq!(u32_at(tkhd, tkhd.len() - 4), 360 << 16);
+    let mdia = path(moov, &[b"trak", b"mdia"]);
+    assert_eq!(u32_at(child(mdia, b"mdhd"), 4 + 8), 90_000);
+    assert_eq!(&child(mdia, b"hdlr")[8..12], b"vide");
+    let stbl = path(mdia, &[b"minf", b"stbl"]);
+    for t in [b"stts", b"stsc", b"stco"] {
+        assert_eq!(u32_at(child(stbl, t), 4), 0, "empty {t:?}");
+    }
+    assert_eq!(&child(stbl, b"stsz")[4..], &[0; 8]);
+    let stsd = child(stbl, b"stsd");
+    assert_eq!(u32_at(stsd, 4), 1);
+    let entries = boxes(&stsd[8..]);
+    assert_eq!(entries.len(), 1);
+    let (fourcc, entry) = entries[0];
+    // The visual sample entry's fixed part is 78 bytes; then its boxes.
+    assert_eq!(&entry[24..28], &[0x02, 0x80, 0x01, 0x68], "640x360");
+    let config = boxes(&entry[78..]);
+    assert_eq!(config.len(), 1);
+    match codec {
+        Codec::H264 => {
+            assert_eq!(&fourcc, b"avc1");
+            assert_eq!(&config[0].0, b"avcC");
+            let c = config[0].1;
+            assert_eq!(&c[..6], &[1, 0x64, 0x00, 0x1e, 0xff, 0xe1]);
+            let sps_len = u16::from_be_bytes([c[6], c[7]]) as usize;
+            assert_eq!(&c[8..8 + sps_len], &params.sps[..]);
+            let p = 8 + sps_len;
+            assert_eq!(c[p], 1);
+            let pps_len = u16::from_be_bytes([c[p + 1], c[p + 2]]) as usize;
+            assert_eq!(&c[p + 3..p + 3 + pps_len], &params.pps[..]);
+            // High profile: 4:2:0, 8-bit, no SPS extensions.
+            assert_eq!(&c[p + 3 + pps_len..], &[0xfd, 0xf8, 0xf8, 0]);
+        }
+        Codec::H265 => {
+            assert_eq!(&fourcc, b"hvc1");
+            assert_eq!(&config[0].0, b"hvcC");
+            let c = config[0].1;
+            // hvc1.1.6.L63.90: Main, compatibility 0x60000000, constraints 0x90, level 63.
+            assert_eq!(c[0], 1);
+            assert_eq!(c[1], 0x01);
+            assert_eq!(u32_at(c, 2), 0x6000_0000);
+            assert_eq!(&c[6..12], &[0x90, 0, 0, 0, 0, 0]);
+            assert_eq!(c[12], 63);
+            assert_eq!(&c[13..15], &[0xf0, 0x00]);
+            assert_eq!(&c[15..18], &[0xfc, 0xfd, 0xf8], "4:2:0");
+            assert_eq!(c[18], 0xf8, "8-bit chroma");
+            assert_eq!(c[21] & 3, 3, "lengthSizeMinusOne");
+            assert_eq!(c[22], 3, "arrays");
+            let mut p = 23;
+            let sets = [
+                (32, params.vps.as_ref().unwrap()),
+                (33, &params.sps),
+                (34, &params.pps),
+            ];
+            for (t, nal) in sets {
+                assert_eq!(c[p], 0x80 | t);
+                assert_eq!(u16::from_be_bytes([c[p + 1], c[p + 2]]), 1);
+                let len = u16::from_be_bytes([c[p + 3], c[p + 4]]) as usize;
+                assert_eq!(&c[p + 5..p + 5 + len], &nal[..]);
+                p += 5 + len;
+            }
+            assert_eq!(p, c.len());
+        }
+    }
+    let trex = path(moov, &[b"mvex", b"trex"]);
+    assert_eq!((u32_at(trex, 4), u32_at(trex, 8)), (1, 1));
+    init
+}
+
+fn check_fragments(codec: Codec) -> Vec<Vec<u8>> {
+    let (_, aus) = clip(codec);
+    let frags = fragments(&aus, 1, 0);
+    let gops = gops(&aus);
+    assert_eq!(frags.len(), 5);
+    for (i, (f, gop)) in frags.iter().zip(&gops).enumerate() {
+        let top = boxes(f);
+        assert_eq!(
+            top.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [*b"moof", *b"mdat"]
+        );
+        let (moof, mdat) = (top[0].1, top[1].1);
+        assert_eq!(u32_at(child(moof, b"mfhd"), 4), i as u32 + 1);
+        let traf = child(moof, b"traf");
+        let tfhd = child(traf, b"tfhd");
+        assert_eq!(u32_at(tfhd, 0), 0x02_0000, "default-base-is-moof");
+        assert_eq!(u32_at(tfhd, 4), 1);
+        let tfdt = child(traf, b"tfdt");
+        assert_eq!(tfdt[0], 1, "tfdt version 1");
+        let base = u64::from_be_bytes(tfdt[4..12].try_into().unwrap());
+        assert_eq!(base, (i * 50) as u64 * u64::from(FRAME_TICKS));
+        let trun = child(traf, b"trun");
+        assert_eq!(u32_at(trun, 0), 0x701);
+        let n = u32_at(trun, 4) as usize;
+        assert_eq!(n, gop.len());
+        assert_eq!(n, 50);
+        assert_eq!(u32_at(trun, 8) as usize, moof.len() + 8 + 8, "data offset");
+        let mut total = 0;
+        for (j, au) in gop.iter().enumerate() {
+            let e = 12 + 12 * j;
+            assert_eq!(u32_at(trun, e), FRAME_TICKS);
+            let size = u32_at(trun, e + 4) as usize;
+            // 4-byte start codes become 4-byte lengths: same size.
+            assert_eq!(size, au.data.len());
+            assert_eq!(
+                u32_at(trun, e + 8),
+                if au.is_key {
+                    SYNC_SAMPLE_FLAGS
+                } else {
+                    NON_SYNC_SAMPLE_FLAGS
+                }
+            );
+            assert_eq!(au.is_key, j == 0);
+            // Walk the length prefixes of this sample.
+            let sample = &mdat[total..total + size];
+            let mut p = 0;
+            while p < sample.len() {
+                let len = u32_at(sample, p) as usize;
+                assert!(len > 0);
+                p += 4 + len;
+            }
+            assert_eq!(p, sample.len());
+            total += size;
+        }
+        assert_eq!(total, mdat.len());
+    }
+    frags
+}
+
+#[test]
+fn h264_init_segment_structure() {
+    check_init(Codec::H264);
+}
+
+#[test]
+fn h265_init_segment_structure() {
+    check_init(Codec::H265);
+}
+
+#[test]
+fn h264_fragments_per_gop() {
+    check_fragments(Codec::H264);
+}
+
+#[test]
+fn h265_fragments_per_gop() {
+    check_fragments(Codec::H265);
+}
+
+#[test]
+fn output_is_deterministic() {
+    for codec in [Codec::H264, Codec::H265] {
+        let mut a = check_init(codec);
+        a.extend(check_fragments(codec).concat());
+        let mut b = check_init(codec);
+        b.extend(check_fragments(codec).concat());
+        assert_eq!(fnv1a(&a), fnv1a(&b));
+    }
+}
+
+/// FNV-1a digests of the complete recordings (init + five fragments) of the committed fixture
+/// clips. Update them deliberately when the box layout changes or the fixtures are regenerated.
+#[test]
+fn recording_digests_are_stable() {
+    for (codec, want) in [(Codec::H264, H264_FNV), (Codec::H265, H265_FNV)] {
+        let mut file = check_init(codec);
+        file.extend(check_fragments(codec).concat());
+        assert_eq!(format!("{:016x}", fnv1a(&file)), want, "{codec}");
+    }
+}
+
+const H264_FNV: &str = "58e396f4cb3973ad";
+const H265_FNV: &str = "56866a9c8cab89c1";
+
+fn e2e() -> bool {
+    std::env::var("VANTAGE_E2E").is_ok_and(|v| v == "1")
+}
+
+/// Runs ffprobe on `bytes` written to a temp file; returns its JSON output.
+fn ffprobe(name: &str, bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("vantage-fmp4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-count_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe installed");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "ffprobe failed: {stderr}");
+    assert!(stderr.trim().is_empty(), "ffprobe complained: {stderr}");
+    std::fs::remove_file(&file).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of `"key": value` in ffprobe's JSON (first occurrence), without quotes.
+fn json_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\": ");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing: {json}"))
+        + pat.len();
+    let rest = &json[at..];
+    let end = rest.find([',', '\n']).unwrap();
+    rest[..end].trim_matches('"')
+}
+
+fn check_ffprobe(json: &str, codec: Codec, frames: usize) {
+    let name = match codec {
+        Codec::H264 => "h264",
+        Codec::H265 => "hevc",
+    };
+    assert_eq!(json_field(json, "codec_name"), name, "{json}");
+    assert_eq!(json_field(json, "width"), "640");
+    assert_eq!(json_field(json, "height"), "360");
+    assert_eq!(json_field(json, "nb_read_frames"), frames.to_string());
+}
+
+#[test]
+fn ffprobe_plays_recordings() {
+    if !e2e() {
+        return;
+    }
+    for codec in [Codec::H264, Codec::H265] {
+        let mut file = check_init(codec);
+        file.extend(check_fragments(codec).concat());
+        check_ffprobe(&ffprobe(&format!("{codec:?}.mp4"), &file), codec, 250);
+    }
+}
+
+#[test]
+fn ffprobe_counts_concatenated_segments() {
+    if !e2e() {
+        return;
+    }
+    for codec in [Codec::H264, Codec::H265] {
+        let (_, aus) = clip(codec);
+        // Two consecutive 10 s segments on one timeline: the second continues sequence numbers
+        // and decode times where the first ended.
+        let first = fragments(&aus, 1, 0);
+        let second = fragments(&aus, 6, 250 * u64::from(FRAME_TICKS));
+        let mut file = check_init(codec);
+        file.extend(first.concat());
+        file.extend(second.concat());
+        let json = ffprobe(&format!("{codec:?}-concat.mp4"), &file);
+        check_ffprobe(&json, codec, 500);
+        assert_eq!(json_field(&json, "duration"), "20.000000", "{json}");
+    }
+}
