@@ -1,0 +1,966 @@
+//! The media index (design 0006, "Index schema"): one SQLite database per recordings directory,
+//! holding segments, their key frames and evidence locks.
+//!
+//! Segment life cycle: [`Index::begin_segment`] inserts a row in state `writing` before the first
+//! byte is written; [`Index::complete_segment`] records its end and size once the file is synced
+//! (`complete`); deletion marks the row `deleting` ([`Index::mark_deleting`]) before the file is
+//! unlinked and removes it afterwards ([`Index::delete_segment`]), so a crash between the two leaves
+//! a row recovery can finish. Times come in as arguments; nothing here reads a clock.
+
+use crate::retention::{LockRange, SegmentInfo};
+use base::{Error, ErrorKind, ResultExt, bail, err};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use std::path::Path;
+
+/// One step of the schema. Append only: never edit one that has shipped.
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "segments, key frames, evidence locks",
+    sql: r#"
+CREATE TABLE segment (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera_id      TEXT    NOT NULL,
+    run_id         INTEGER NOT NULL,
+    start_90k      INTEGER NOT NULL,
+    end_90k        INTEGER NOT NULL,
+    start_wall_ms  INTEGER NOT NULL,
+    end_wall_ms    INTEGER NOT NULL,
+    bytes          INTEGER NOT NULL DEFAULT 0 CHECK (bytes >= 0),
+    path           TEXT    NOT NULL UNIQUE,
+    codec          TEXT    NOT NULL,
+    params_version INTEGER NOT NULL,
+    state          TEXT    NOT NULL CHECK (state IN ('writing', 'complete', 'deleting')),
+    CHECK (end_90k >= start_90k),
+    CHECK (end_wall_ms >= start_wall_ms)
+);
+CREATE INDEX segment_camera_start ON segment (camera_id, start_wall_ms);
+CREATE INDEX segment_start        ON segment (start_wall_ms);
+CREATE INDEX segment_unfinished   ON segment (state) WHERE state <> 'complete';
+CREATE TABLE keyframe (
+    segment_id  INTEGER NOT NULL REFERENCES segment (id) ON DELETE CASCADE,
+    time_90k    INTEGER NOT NULL,
+    byte_offset INTEGER NOT NULL CHECK (byte_offset >= 0),
+    PRIMARY KEY (segment_id, time_90k)
+) WITHOUT ROWID;
+CREATE TABLE evidence_lock (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    camera_id     TEXT    NOT NULL,
+    start_ms      INTEGER NOT NULL,
+    end_ms        INTEGER NOT NULL,
+    reason        TEXT    NOT NULL,
+    expires_at_ms INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    CHECK (end_ms > start_ms)
+);
+CREATE INDEX evidence_lock_camera ON evidence_lock (camera_id, start_ms);
+"#,
+}];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
+/// State of a segment row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SegmentState {
+    /// Being written; `end_*` and `bytes` are not final. After a crash: recover or discard.
+    Writing,
+    /// Closed and synced.
+    Complete,
+    /// Selected for deletion; the file may or may not still exist.
+    Deleting,
+}
+
+impl SegmentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentState::Writing => "writing",
+            SegmentState::Complete => "complete",
+            SegmentState::Deleting => "deleting",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        match s {
+            "writing" => Ok(SegmentState::Writing),
+            "complete" => Ok(SegmentState::Complete),
+            "deleting" => Ok(SegmentState::Deleting),
+            other => Err(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown segment state {other:?}").into(),
+            )),
+        }
+    }
+}
+
+/// A segment to insert (state `writing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSegment {
+    pub camera_id: String,
+    pub run_id: i64,
+    /// Anchored time of the first frame, 90 kHz ticks since the Unix epoch.
+    pub start_90k: i64,
+    pub start_wall_ms: i64,
+    /// Relative to the recordings directory.
+    pub path: String,
+    pub codec: String,
+    pub params_version: i64,
+}
+
+/// A segment row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub id: i64,
+    pub camera_id: String,
+    pub run_id: i64,
+    pub start_90k: i64,
+    pub end_90k: i64,
+    pub start_wall_ms: i64,
+    pub end_wall_ms: i64,
+    pub bytes: u64,
+    pub path: String,
+    pub codec: String,
+    pub params_version: i64,
+    pub state: SegmentState,
+}
+
+/// A random-access point in a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keyframe {
+    pub time_90k: i64,
+    pub byte_offset: u64,
+}
+
+/// Per-camera totals over `writing` and `complete` segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraUsage {
+    pub camera_id: String,
+    pub segments: u64,
+    pub bytes: u64,
+    pub oldest_wall_ms: i64,
+    pub newest_wall_ms: i64,
+}
+
+/// An evidence lock to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLock {
+    pub camera_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reason: String,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// An evidence lock row: `[start_ms, end_ms)` of `camera_id` is protected from retention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceLock {
+    pub id: i64,
+    pub camera_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reason: String,
+    pub expires_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+/// The media index. One connection behind a mutex: every call is a short statement.
+pub struct Index {
+    conn: Mutex<Connection>,
+    label: String,
+}
+
+const SEGMENT_COLS: &str = "id, camera_id, run_id, start_90k, end_90k, start_wall_ms, end_wall_ms, \
+                            bytes, path, codec, params_version, state";
+
+fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
+    let state: String = r.get(11)?;
+    Ok(Segment {
+        id: r.get(0)?,
+        camera_id: r.get(1)?,
+        run_id: r.get(2)?,
+        start_90k: r.get(3)?,
+        end_90k: r.get(4)?,
+        start_wall_ms: r.get(5)?,
+        end_wall_ms: r.get(6)?,
+        bytes: r.get::<_, i64>(7)?.max(0) as u64,
+        path: r.get(8)?,
+        codec: r.get(9)?,
+        params_version: r.get(10)?,
+        state: SegmentState::parse(&state)?,
+    })
+}
+
+fn lock_row(r: &Row<'_>) -> rusqlite::Result<EvidenceLock> {
+    Ok(EvidenceLock {
+        id: r.get(0)?,
+        camera_id: r.get(1)?,
+        start_ms: r.get(2)?,
+        end_ms: r.get(3)?,
+        reason: r.get(4)?,
+        expires_at_ms: r.get(5)?,
+        created_at_ms: r.get(6)?,
+    })
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| err!(InvalidArgument, "{what} {v} is out of range"))
+}
+
+impl Index {
+    /// Opens (creating if needed) the index at `path` in WAL mode and migrates it. `now_ms` stamps
+    /// applied migrations.
+    pub fn open(path: &Path, now_ms: i64) -> Result<Index, Error> {
+        let label = path.display().to_string();
+        let conn = Connection::open(path).err_kind(
+            ErrorKind::Internal,
+            format_args!("{label}: opening media index"),
+        )?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: setting WAL mode"),
+            )?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                Internal,
+                "{label}: database refused WAL mode (journal_mode is {mode})"
+            );
+        }
+        Self::init(conn, label, now_ms)
+    }
+
+    /// An in-memory index, for tests.
+    pub fn open_in_memory(now_ms: i64) -> Result<Index, Error> {
+        let conn = Connection::open_in_memory()
+            .err_kind(ErrorKind::Internal, "opening in-memory media index")?;
+        Self::init(conn, ":memory:".to_owned(), now_ms)
+    }
+
+    fn init(mut conn: Connection, label: String, now_ms: i64) -> Result<Index, Error> {
+        conn.pragma_update(None, "synchronous", "NORMAL").err_kind(
+            ErrorKind::Internal,
+            format_args!("{label}: setting synchronous"),
+        )?;
+        conn.pragma_update(None, "foreign_keys", true).err_kind(
+            ErrorKind::Internal,
+            format_args!("{label}: enabling foreign keys"),
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: setting busy timeout"),
+            )?;
+        migrate(&mut conn, &label, now_ms)?;
+        Ok(Index {
+            conn: Mutex::new(conn),
+            label,
+        })
+    }
+
+    fn ctx(&self, what: impl std::fmt::Display) -> String {
+        format!("{}: {what}", self.label)
+    }
+
+    /// Inserts a segment in state `writing` (its end equals its start, 0 bytes); returns its id.
+    pub fn begin_segment(&self, s: &NewSegment) -> Result<i64, Error> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO segment (camera_id, run_id, start_90k, end_90k, start_wall_ms, end_wall_ms, \
+             bytes, path, codec, params_version, state) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?4, 0, ?5, ?6, ?7, 'writing')",
+            params![
+                s.camera_id,
+                s.run_id,
+                s.start_90k,
+                s.start_wall_ms,
+                s.path,
+                s.codec,
+                s.params_version
+            ],
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                err!(AlreadyExists, "segment path {} is already indexed: {e}", s.path)
+            }
+            _ => Error::new(ErrorKind::Internal, self.ctx(format_args!("inserting segment: {e}"))),
+        })?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn require_state(conn: &Connection, id: i64, want: SegmentState) -> Result<(), Error> {
+        let state: Option<String> = conn
+            .query_row("SELECT state FROM segment WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .err_kind(ErrorKind::Internal, format_args!("reading segment {id}"))?;
+        match state {
+            None => bail!(NotFound, "segment {id} not found"),
+            Some(s) if s == want.as_str() => Ok(()),
+            Some(s) => bail!(
+                FailedPrecondition,
+                "segment {id} is {s}, not {}",
+                want.as_str()
+            ),
+        }
+    }
+
+    /// Adds key frames to a `writing` segment (idempotent per time).
+    pub fn add_keyframes(&self, segment_id: i64, kfs: &[Keyframe]) -> Result<(), Error> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(ErrorKind::Internal, self.ctx("starting transaction"))?;
+        Self::require_state(&tx, segment_id, SegmentState::Writing)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO keyframe (segment_id, time_90k, byte_offset) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe insert"))?;
+            for k in kfs {
+                st.execute(params![
+                    segment_id,
+                    k.time_90k,
+                    to_i64(k.byte_offset, "byte offset")?
+                ])
+                .err_kind(ErrorKind::Internal, self.ctx("inserting keyframe"))?;
+            }
+        }
+        tx.commit()
+            .err_kind(ErrorKind::Internal, self.ctx("committing keyframes"))
+    }
+
+    /// Marks a `writing` segment `complete` with its final end and size.
+    pub fn complete_segment(
+        &self,
+        id: i64,
+        end_90k: i64,
+        end_wall_ms: i64,
+        bytes: u64,
+    ) -> Result<(), Error> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(ErrorKind::Internal, self.ctx("starting transaction"))?;
+        Self::require_state(&tx, id, SegmentState::Writing)?;
+        let n = tx
+            .execute(
+                "UPDATE segment SET end_90k = ?2, end_wall_ms = ?3, bytes = ?4, state = 'complete' \
+                 WHERE id = ?1 AND ?2 >= start_90k AND ?3 >= start_wall_ms",
+                params![id, end_90k, end_wall_ms, to_i64(bytes, "bytes")?],
+            )
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("completing segment {id}")),
+            )?;
+        if n == 0 {
+            bail!(InvalidArgument, "segment {id}: end is before start");
+        }
+        tx.commit()
+            .err_kind(ErrorKind::Internal, self.ctx("committing segment"))
+    }
+
+    /// One segment by id.
+    pub fn segment(&self, id: i64) -> Result<Option<Segment>, Error> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            &format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"),
+            [id],
+            segment_row,
+        )
+        .optional()
+        .err_kind(
+            ErrorKind::Internal,
+            self.ctx(format_args!("reading segment {id}")),
+        )
+    }
+
+    /// Segments of `camera_id` overlapping `[start_ms, end_ms)` (wall clock), oldest first;
+    /// `writing` and `complete` only.
+    pub fn segments(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Segment>, Error> {
+        self.query_segments(
+            &format!(
+                "SELECT {SEGMENT_COLS} FROM segment WHERE camera_id = ?1 AND start_wall_ms < ?3 \
+                 AND (end_wall_ms > ?2 OR state = 'writing') \
+                 AND state <> 'deleting' ORDER BY start_wall_ms, id"
+            ),
+            params![camera_id, start_ms, end_ms],
+        )
+    }
+
+    /// Every segment in `state`, oldest first (recovery: `writing` and `deleting` after a crash).
+    pub fn segments_in_state(&self, state: SegmentState) -> Result<Vec<Segment>, Error> {
+        self.query_segments(
+            &format!(
+                "SELECT {SEGMENT_COLS} FROM segment WHERE state = ?1 ORDER BY start_wall_ms, id"
+            ),
+            params![state.as_str()],
+        )
+    }
+
+    fn query_segments(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Segment>, Error> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(sql)
+            .err_kind(ErrorKind::Internal, self.ctx("preparing segment query"))?;
+        st.query_map(p, segment_row)
+            .and_then(|rows| rows.collect())
+            .err_kind(ErrorKind::Internal, self.ctx("querying segments"))
+    }
+
+    /// Key frames of a segment, in time order.
+    pub fn keyframes(&self, segment_id: i64) -> Result<Vec<Keyframe>, Error> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT time_90k, byte_offset FROM keyframe WHERE segment_id = ?1 ORDER BY time_90k",
+            )
+            .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe query"))?;
+        st.query_map([segment_id], |r| {
+            Ok(Keyframe {
+                time_90k: r.get(0)?,
+                byte_offset: r.get::<_, i64>(1)?.max(0) as u64,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .err_kind(ErrorKind::Internal, self.ctx("querying keyframes"))
+    }
+
+    /// Marks `complete` segments `deleting` (before their files are unlinked); returns how many
+    /// changed. Ids in another state are left alone.
+    pub fn mark_deleting(&self, ids: &[i64]) -> Result<usize, Error> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(ErrorKind::Internal, self.ctx("starting transaction"))?;
+        let mut n = 0;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE segment SET state = 'deleting' WHERE id = ?1 AND state = 'complete'",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing mark_deleting"))?;
+            for id in ids {
+                n += st.execute([id]).err_kind(
+                    ErrorKind::Internal,
+                    self.ctx(format_args!("marking segment {id}")),
+                )?;
+            }
+        }
+        tx.commit()
+            .err_kind(ErrorKind::Internal, self.ctx("committing mark_deleting"))?;
+        Ok(n)
+    }
+
+    /// Removes a segment row and its key frames; false if there was none.
+    pub fn delete_segment(&self, id: i64) -> Result<bool, Error> {
+        let conn = self.conn.lock();
+        let n = conn
+            .execute("DELETE FROM segment WHERE id = ?1", [id])
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("deleting segment {id}")),
+            )?;
+        Ok(n > 0)
+    }
+
+    /// Per-camera segment count, bytes, oldest start and newest end (`writing` and `complete`).
+    pub fn camera_usage(&self) -> Result<Vec<CameraUsage>, Error> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT camera_id, COUNT(*), COALESCE(SUM(bytes), 0), MIN(start_wall_ms), \
+                 MAX(end_wall_ms) FROM segment WHERE state <> 'deleting' \
+                 GROUP BY camera_id ORDER BY camera_id",
+            )
+            .err_kind(ErrorKind::Internal, self.ctx("preparing usage query"))?;
+        st.query_map([], |r| {
+            Ok(CameraUsage {
+                camera_id: r.get(0)?,
+                segments: r.get::<_, i64>(1)?.max(0) as u64,
+                bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                oldest_wall_ms: r.get(3)?,
+                newest_wall_ms: r.get(4)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .err_kind(ErrorKind::Internal, self.ctx("querying usage"))
+    }
+
+    /// Bytes of all segments not yet deleted (including `deleting`, whose files may still exist).
+    pub fn total_bytes(&self) -> Result<u64, Error> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM segment", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|b| b.max(0) as u64)
+        .err_kind(ErrorKind::Internal, self.ctx("summing bytes"))
+    }
+
+    /// `complete` segments in the shape [`crate::retention::plan`] takes.
+    pub fn retention_candidates(&self) -> Result<Vec<SegmentInfo>, Error> {
+        Ok(self
+            .segments_in_state(SegmentState::Complete)?
+            .into_iter()
+            .map(|s| SegmentInfo {
+                id: s.id,
+                camera_id: s.camera_id,
+                start_ms: s.start_wall_ms,
+                end_ms: s.end_wall_ms,
+                bytes: s.bytes,
+            })
+            .collect())
+    }
+
+    /// Creates an evidence lock; returns its id.
+    pub fn create_lock(&self, l: &NewLock, now_ms: i64) -> Result<i64, Error> {
+        if l.end_ms <= l.start_ms {
+            bail!(
+                InvalidArgument,
+                "evidence lock on {}: end {} is not after start {}",
+                l.camera_id,
+                l.end_ms,
+                l.start_ms
+            );
+        }
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO evidence_lock (camera_id, start_ms, end_ms, reason, expires_at_ms, \
+             created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                l.camera_id,
+                l.start_ms,
+                l.end_ms,
+                l.reason,
+                l.expires_at_ms,
+                now_ms
+            ],
+        )
+        .err_kind(ErrorKind::Internal, self.ctx("inserting evidence lock"))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Evidence locks (of one camera, or all), including expired ones, by camera and start.
+    pub fn locks(&self, camera_id: Option<&str>) -> Result<Vec<EvidenceLock>, Error> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, created_at_ms \
+                 FROM evidence_lock WHERE ?1 IS NULL OR camera_id = ?1 \
+                 ORDER BY camera_id, start_ms, id",
+            )
+            .err_kind(ErrorKind::Internal, self.ctx("preparing lock query"))?;
+        st.query_map([camera_id], lock_row)
+            .and_then(|rows| rows.collect())
+            .err_kind(ErrorKind::Internal, self.ctx("querying locks"))
+    }
+
+    /// Locks not expired at `now_ms`, in the shape [`crate::retention::plan`] takes.
+    pub fn active_lock_ranges(&self, now_ms: i64) -> Result<Vec<LockRange>, Error> {
+        Ok(self
+            .locks(None)?
+            .into_iter()
+            .filter(|l| l.expires_at_ms.is_none_or(|e| e > now_ms))
+            .map(|l| LockRange {
+                camera_id: l.camera_id,
+                start_ms: l.start_ms,
+                end_ms: l.end_ms,
+                expires_at_ms: l.expires_at_ms,
+            })
+            .collect())
+    }
+
+    /// Deletes an evidence lock; false if there was none.
+    pub fn delete_lock(&self, id: i64) -> Result<bool, Error> {
+        let conn = self.conn.lock();
+        let n = conn
+            .execute("DELETE FROM evidence_lock WHERE id = ?1", [id])
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("deleting lock {id}")),
+            )?;
+        Ok(n > 0)
+    }
+}
+
+fn migrate(conn: &mut Connection, label: &str, now_ms: i64) -> Result<(), Error> {
+    use ErrorKind::Internal;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            version       INTEGER PRIMARY KEY,
+            applied_at_ms INTEGER NOT NULL,
+            description   TEXT    NOT NULL
+        )",
+        [],
+    )
+    .err_kind(Internal, format_args!("{label}: creating schema_version"))?;
+    for m in MIGRATIONS {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(Internal, format_args!("{label}: starting migration"))?;
+        let current: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                [],
+                |r| r.get(0),
+            )
+            .err_kind(Internal, format_args!("{label}: reading schema_version"))?;
+        if current > SCHEMA_VERSION {
+            bail!(
+                FailedPrecondition,
+                "{label}: media index schema version {current} is newer than this binary \
+                 supports ({SCHEMA_VERSION}); refusing to open it"
+            );
+        }
+        if current >= m.version {
+            continue;
+        }
+        tx.execute_batch(m.sql).err_kind(
+            Internal,
+            format_args!(
+                "{label}: applying migration {} ({})",
+                m.version, m.description
+            ),
+        )?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at_ms, description) VALUES (?1, ?2, ?3)",
+            params![m.version, now_ms, m.description],
+        )
+        .err_kind(
+            Internal,
+            format_args!("{label}: recording migration {}", m.version),
+        )?;
+        tx.commit().err_kind(
+            Internal,
+            format_args!("{label}: committing migration {}", m.version),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// A temporary directory removed on drop (no tempfile dependency).
+    struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "recorder-index-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn new_seg(cam: &str, start_ms: i64, path: &str) -> NewSegment {
+        NewSegment {
+            camera_id: cam.to_owned(),
+            run_id: 7,
+            start_90k: start_ms * 90,
+            start_wall_ms: start_ms,
+            path: path.to_owned(),
+            codec: "h264".to_owned(),
+            params_version: 1,
+        }
+    }
+
+    /// Inserts and completes a 60 s segment.
+    fn seg(ix: &Index, cam: &str, start_ms: i64, bytes: u64) -> i64 {
+        let id = ix
+            .begin_segment(&new_seg(cam, start_ms, &format!("{cam}/{start_ms}.mp4")))
+            .unwrap();
+        ix.complete_segment(id, (start_ms + 60_000) * 90, start_ms + 60_000, bytes)
+            .unwrap();
+        id
+    }
+
+    #[test]
+    fn segment_lifecycle_persists_across_reopen() {
+        let dir = TempDir::new("lifecycle");
+        let path = dir.0.join("index.db");
+        let id;
+        {
+            let ix = Index::open(&path, NOW).unwrap();
+            id = ix
+                .begin_segment(&new_seg("cam-1", NOW, "cam-1/a.mp4"))
+                .unwrap();
+            let s = ix.segment(id).unwrap().unwrap();
+            assert_eq!(s.state, SegmentState::Writing);
+            assert_eq!((s.end_90k, s.end_wall_ms, s.bytes), (NOW * 90, NOW, 0));
+            ix.add_keyframes(
+                id,
+                &[
+                    Keyframe {
+                        time_90k: NOW * 90,
+                        byte_offset: 0,
+                    },
+                    Keyframe {
+                        time_90k: NOW * 90 + 180_000,
+                        byte_offset: 500_000,
+                    },
+                ],
+            )
+            .unwrap();
+            ix.complete_segment(id, NOW * 90 + 5_400_000, NOW + 60_000, 1_000_000)
+                .unwrap();
+        }
+        // Reopen: migration is a no-op, data is there.
+        let ix = Index::open(&path, NOW + 1).unwrap();
+        let s = ix.segment(id).unwrap().unwrap();
+        assert_eq!(s.state, SegmentState::Complete);
+        assert_eq!(s.bytes, 1_000_000);
+        assert_eq!(s.end_wall_ms, NOW + 60_000);
+        assert_eq!(s.path, "cam-1/a.mp4");
+        assert_eq!(ix.keyframes(id).unwrap().len(), 2);
+        assert_eq!(ix.keyframes(id).unwrap()[1].byte_offset, 500_000);
+        // A complete segment takes no more key frames and cannot be completed twice.
+        let e = ix.add_keyframes(id, &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        let e = ix.complete_segment(id, 0, 0, 0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(
+            ix.complete_segment(999, 0, 0, 0).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let ix = Index::open_in_memory(NOW).unwrap();
+        let id = ix.begin_segment(&new_seg("c", NOW, "c/1.mp4")).unwrap();
+        let e = ix.begin_segment(&new_seg("c", NOW, "c/1.mp4")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        let e = ix.complete_segment(id, NOW * 90 - 1, NOW, 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let e = ix
+            .complete_segment(id, NOW * 90, NOW, u64::MAX)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        let lock = NewLock {
+            camera_id: "c".into(),
+            start_ms: 5,
+            end_ms: 5,
+            reason: "x".into(),
+            expires_at_ms: None,
+        };
+        assert_eq!(
+            ix.create_lock(&lock, NOW).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn query_by_camera_and_time_range_is_half_open() {
+        let ix = Index::open_in_memory(NOW).unwrap();
+        let a1 = seg(&ix, "a", NOW, 10);
+        let a2 = seg(&ix, "a", NOW + 60_000, 10);
+        let a3 = seg(&ix, "a", NOW + 120_000, 10);
+        let _b = seg(&ix, "b", NOW + 60_000, 10);
+        let q = |s, e| -> Vec<i64> {
+            ix.segments("a", s, e)
+                .unwrap()
+                .iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        assert_eq!(q(NOW, NOW + 180_000), vec![a1, a2, a3]);
+        assert_eq!(q(NOW + 60_000, NOW + 120_000), vec![a2]);
+        assert_eq!(q(NOW + 59_999, NOW + 60_001), vec![a1, a2]);
+        assert_eq!(q(NOW + 180_000, NOW + 240_000), Vec::<i64>::new());
+        // An open (writing) segment has no end yet: it overlaps every range after its start.
+        let w = ix
+            .begin_segment(&new_seg("a", NOW + 180_000, "a/w.mp4"))
+            .unwrap();
+        assert_eq!(q(NOW + 170_000, NOW + 240_000), vec![a3, w]);
+        assert_eq!(q(NOW + 200_000, NOW + 240_000), vec![w]);
+        assert_eq!(q(NOW + 120_000, NOW + 180_000), vec![a3]);
+        // Deleting segments are hidden from queries.
+        assert_eq!(ix.mark_deleting(&[a2, w]).unwrap(), 1);
+        assert_eq!(q(NOW, NOW + 180_000), vec![a1, a3]);
+    }
+
+    #[test]
+    fn usage_retention_candidates_and_delete() {
+        let ix = Index::open_in_memory(NOW).unwrap();
+        let a1 = seg(&ix, "a", NOW, 100);
+        let a2 = seg(&ix, "a", NOW + 60_000, 200);
+        let b1 = seg(&ix, "b", NOW + 30_000, 50);
+        ix.add_keyframes(
+            ix.begin_segment(&new_seg("b", NOW + 90_000, "b/w.mp4"))
+                .unwrap(),
+            &[Keyframe {
+                time_90k: (NOW + 90_000) * 90,
+                byte_offset: 0,
+            }],
+        )
+        .unwrap();
+        let u = ix.camera_usage().unwrap();
+        assert_eq!(
+            u,
+            vec![
+                CameraUsage {
+                    camera_id: "a".into(),
+                    segments: 2,
+                    bytes: 300,
+                    oldest_wall_ms: NOW,
+                    newest_wall_ms: NOW + 120_000
+                },
+                CameraUsage {
+                    camera_id: "b".into(),
+                    segments: 2,
+                    bytes: 50,
+                    oldest_wall_ms: NOW + 30_000,
+                    newest_wall_ms: NOW + 90_000
+                },
+            ]
+        );
+        assert_eq!(ix.total_bytes().unwrap(), 350);
+        let c: Vec<i64> = ix
+            .retention_candidates()
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(c, vec![a1, b1, a2]);
+        // Crash-safe delete: mark, (unlink), delete.
+        assert_eq!(ix.mark_deleting(&[a1]).unwrap(), 1);
+        let d = ix.segments_in_state(SegmentState::Deleting).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, a1);
+        assert_eq!(
+            ix.segments_in_state(SegmentState::Writing).unwrap().len(),
+            1
+        );
+        assert!(ix.delete_segment(a1).unwrap());
+        assert!(!ix.delete_segment(a1).unwrap());
+        assert_eq!(ix.total_bytes().unwrap(), 250);
+    }
+
+    #[test]
+    fn deleting_a_segment_deletes_its_keyframes() {
+        let ix = Index::open_in_memory(NOW).unwrap();
+        let id = ix.begin_segment(&new_seg("a", NOW, "a/1.mp4")).unwrap();
+        ix.add_keyframes(
+            id,
+            &[Keyframe {
+                time_90k: NOW * 90,
+                byte_offset: 0,
+            }],
+        )
+        .unwrap();
+        assert!(ix.delete_segment(id).unwrap());
+        let n: i64 = ix
+            .conn
+            .lock()
+            .query_row("SELECT COUNT(*) FROM keyframe", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn evidence_locks_create_list_delete_and_feed_retention() {
+        let dir = TempDir::new("locks");
+        let ix = Index::open(&dir.0.join("index.db"), NOW).unwrap();
+        let l1 = ix
+            .create_lock(
+                &NewLock {
+                    camera_id: "a".into(),
+                    start_ms: NOW,
+                    end_ms: NOW + 90_000,
+                    reason: "incident 42".into(),
+                    expires_at_ms: Some(NOW + 600_000),
+                },
+                NOW - 5,
+            )
+            .unwrap();
+        let l2 = ix
+            .create_lock(
+                &NewLock {
+                    camera_id: "b".into(),
+                    start_ms: NOW,
+                    end_ms: NOW + 1,
+                    reason: "court order".into(),
+                    expires_at_ms: None,
+                },
+                NOW - 4,
+            )
+            .unwrap();
+        let all = ix.locks(None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, l1);
+        assert_eq!(all[0].reason, "incident 42");
+        assert_eq!(all[0].created_at_ms, NOW - 5);
+        assert_eq!(ix.locks(Some("b")).unwrap()[0].id, l2);
+        assert_eq!(ix.active_lock_ranges(NOW).unwrap().len(), 2);
+        assert_eq!(ix.active_lock_ranges(NOW + 600_000).unwrap().len(), 1);
+
+        // With the index's data, retention keeps the locked segments.
+        let a1 = seg(&ix, "a", NOW - 60_000, 10); // ends exactly at the lock's start: free
+        let _a2 = seg(&ix, "a", NOW + 60_000, 10); // overlaps the lock
+        let policy = crate::retention::Policy {
+            default_retention_days: Some(0),
+            max_usage_bytes: u64::MAX / 2,
+            ..Default::default()
+        };
+        let now = NOW + 200_000;
+        let plan = crate::retention::plan(
+            now,
+            &ix.retention_candidates().unwrap(),
+            &ix.active_lock_ranges(now).unwrap(),
+            &policy,
+            crate::retention::Usage {
+                used_bytes: 20,
+                free_bytes: 1 << 40,
+            },
+        );
+        let ids: Vec<i64> = plan.deletions.iter().map(|d| d.id).collect();
+        assert_eq!(ids, vec![a1]);
+
+        assert!(ix.delete_lock(l1).unwrap());
+        assert!(!ix.delete_lock(l1).unwrap());
+        assert_eq!(ix.locks(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = TempDir::new("newer");
+        let path = dir.0.join("index.db");
+        drop(Index::open(&path, NOW).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO schema_version (version, applied_at_ms, description) VALUES (99, 0, 'x')",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let e = Index::open(&path, NOW).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+    }
+}

@@ -1,0 +1,50 @@
+//! Recording cores (design 0006): pure, clock-free building blocks for continuous recording.
+//!
+//! - [`anchor`]: maps a camera's 90 kHz media timeline onto wall-clock time with bounded slew.
+//! - [`rotation`]: decides where segments are cut (key frames only, at most 60 s, staggered).
+//! - [`retention`]: selects segments to delete (age, byte budget, emergency) honouring locks.
+//! - [`index`]: the SQLite media index (segments, key frames, evidence locks).
+//!
+//! Nothing here reads a clock: every `now` comes in as an argument. Only [`index`] does I/O.
+//! Not yet wired into the node: there is no segment writer, recovery or API yet.
+
+pub mod anchor;
+pub mod index;
+pub mod retention;
+pub mod rotation;
+
+/// 90 kHz ticks per second.
+pub const TICKS_PER_SEC: i64 = 90_000;
+/// 90 kHz ticks per millisecond.
+pub const TICKS_PER_MS: i64 = 90;
+
+/// Wall-clock time as 90 kHz ticks since the Unix epoch (negative before it).
+pub fn wall_90k(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => (d.as_secs() as i64) * TICKS_PER_SEC + i64::from(d.subsec_nanos()) * 9 / 100_000,
+        Err(e) => {
+            let d = e.duration();
+            -((d.as_secs() as i64) * TICKS_PER_SEC + i64::from(d.subsec_nanos()) * 9 / 100_000)
+        }
+    }
+}
+
+/// 90 kHz ticks since the epoch to milliseconds since the epoch (floor).
+pub fn ticks_to_ms(t: i64) -> i64 {
+    t.div_euclid(TICKS_PER_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn wall_clock_converts_to_90k() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(wall_90k(t), 1_700_000_000_123 * 90);
+        assert_eq!(ticks_to_ms(wall_90k(t)), 1_700_000_000_123);
+        assert_eq!(wall_90k(UNIX_EPOCH + Duration::from_nanos(11_112)), 1);
+        assert_eq!(ticks_to_ms(-1), -1);
+    }
+}
