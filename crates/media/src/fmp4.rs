@@ -32,7 +32,6 @@
 //! All times are on the 90 kHz clock ([`crate::VIDEO_CLOCK_RATE`]); there are no composition time
 //! offsets (the cameras' streams have no B-frames), so decode time equals presentation time.
 
-use crate::bits::{BitReader, unescape_rbsp};
 use crate::nal::annexb_nals;
 use crate::sps::parse_h265_sps;
 use crate::{Codec, VIDEO_CLOCK_RATE, VideoParams};
@@ -372,7 +371,7 @@ fn write_avcc(out: &mut Vec<u8>, params: &VideoParams) -> Result<(), Error> {
     put_u16(out, pps_len);
     out.extend_from_slice(pps);
     if matches!(profile, 100 | 110 | 122 | 144) {
-        let Some((chroma_format_idc, luma, chroma)) = h264_format(sps) else {
+        let Some(f) = crate::sps::parse_h264_sps(sps) else {
             bail!(
                 InvalidArgument,
                 "unparseable H.264 SPS ({} bytes)",
@@ -380,93 +379,13 @@ fn write_avcc(out: &mut Vec<u8>, params: &VideoParams) -> Result<(), Error> {
             );
         };
         out.extend_from_slice(&[
-            0xfc | (chroma_format_idc & 3),
-            0xf8 | (luma & 7),
-            0xf8 | (chroma & 7),
+            0xfc | (f.chroma_format_idc & 3),
+            0xf8 | (f.bit_depth_luma_minus8 & 7),
+            0xf8 | (f.bit_depth_chroma_minus8 & 7),
             0, // numOfSequenceParameterSetExt
         ]);
     }
     end(out, avcc)
-}
-
-/// `(chroma_format_idc, bit_depth_luma_minus8, bit_depth_chroma_minus8)` of a High-family H.264
-/// SPS.
-fn h264_format(sps: &[u8]) -> Option<(u8, u8, u8)> {
-    let rbsp = unescape_rbsp(sps.get(4..)?);
-    let mut r = BitReader::new(&rbsp);
-    let _sps_id = r.read_ue()?;
-    let chroma_format_idc = r.read_ue()?;
-    if chroma_format_idc == 3 {
-        let _separate_colour_plane = r.read_flag()?;
-    }
-    let luma = r.read_ue()?;
-    let chroma = r.read_ue()?;
-    Some((
-        u8::try_from(chroma_format_idc).ok()?,
-        u8::try_from(luma).ok()?,
-        u8::try_from(chroma).ok()?,
-    ))
-}
-
-/// What `hvcC` needs from an H.265 SPS beyond `profile_tier_level`.
-struct H265Format {
-    max_sub_layers_minus1: u8,
-    temporal_id_nesting: bool,
-    chroma_format_idc: u8,
-    bit_depth_luma_minus8: u8,
-    bit_depth_chroma_minus8: u8,
-}
-
-fn h265_format(sps: &[u8]) -> Option<H265Format> {
-    let rbsp = unescape_rbsp(sps.get(2..)?);
-    let mut r = BitReader::new(&rbsp);
-    let _vps_id = r.read_bits(4)?;
-    let max_sub_layers_minus1 = r.read_bits(3)?;
-    if max_sub_layers_minus1 > 6 {
-        return None;
-    }
-    let temporal_id_nesting = r.read_flag()?;
-    r.skip_bits(96)?; // general profile, tier and level
-    let mut sub_profile = [false; 8];
-    let mut sub_level = [false; 8];
-    for i in 0..max_sub_layers_minus1 as usize {
-        sub_profile[i] = r.read_flag()?;
-        sub_level[i] = r.read_flag()?;
-    }
-    if max_sub_layers_minus1 > 0 {
-        for _ in max_sub_layers_minus1..8 {
-            r.skip_bits(2)?;
-        }
-    }
-    for i in 0..max_sub_layers_minus1 as usize {
-        if sub_profile[i] {
-            r.skip_bits(88)?;
-        }
-        if sub_level[i] {
-            r.skip_bits(8)?;
-        }
-    }
-    let _sps_id = r.read_ue()?;
-    let chroma_format_idc = r.read_ue()?;
-    if chroma_format_idc == 3 {
-        let _separate_colour_plane = r.read_flag()?;
-    }
-    let _width = r.read_ue()?;
-    let _height = r.read_ue()?;
-    if r.read_flag()? {
-        for _ in 0..4 {
-            let _conformance_window_offset = r.read_ue()?;
-        }
-    }
-    let luma = r.read_ue()?;
-    let chroma = r.read_ue()?;
-    Some(H265Format {
-        max_sub_layers_minus1: u8::try_from(max_sub_layers_minus1).ok()?,
-        temporal_id_nesting,
-        chroma_format_idc: u8::try_from(chroma_format_idc).ok()?,
-        bit_depth_luma_minus8: u8::try_from(luma).ok()?,
-        bit_depth_chroma_minus8: u8::try_from(chroma).ok()?,
-    })
 }
 
 /// `HEVCDecoderConfigurationRecord` (ISO/IEC 14496-15 8.3.3.1).
@@ -475,7 +394,7 @@ fn write_hvcc(out: &mut Vec<u8>, params: &VideoParams) -> Result<(), Error> {
         bail!(InvalidArgument, "H.265 parameters lack a VPS");
     };
     let sps = &params.sps[..];
-    let (Some(ptl), Some(fmt)) = (parse_h265_sps(sps), h265_format(sps)) else {
+    let Some(ptl) = parse_h265_sps(sps) else {
         bail!(
             InvalidArgument,
             "unparseable H.265 SPS ({} bytes)",
@@ -494,13 +413,13 @@ fn write_hvcc(out: &mut Vec<u8>, params: &VideoParams) -> Result<(), Error> {
     out.push(ptl.general_level_idc);
     put_u16(out, 0xf000); // min_spatial_segmentation_idc 0
     out.push(0xfc); // parallelismType 0 (unknown)
-    out.push(0xfc | (fmt.chroma_format_idc & 3));
-    out.push(0xf8 | (fmt.bit_depth_luma_minus8 & 7));
-    out.push(0xf8 | (fmt.bit_depth_chroma_minus8 & 7));
+    out.push(0xfc | (ptl.chroma_format_idc & 3));
+    out.push(0xf8 | (ptl.bit_depth_luma_minus8 & 7));
+    out.push(0xf8 | (ptl.bit_depth_chroma_minus8 & 7));
     put_u16(out, 0); // avgFrameRate (unspecified)
     // constantFrameRate 0, numTemporalLayers, temporalIdNested, lengthSizeMinusOne 3.
     out.push(
-        (((fmt.max_sub_layers_minus1 + 1) & 7) << 3) | (u8::from(fmt.temporal_id_nesting) << 2) | 3,
+        (((ptl.max_sub_layers_minus1 + 1) & 7) << 3) | (u8::from(ptl.temporal_id_nesting) << 2) | 3,
     );
     out.push(3); // numOfArrays
     for (nal_type, nal) in [(32u8, &vps[..]), (33, sps), (34, &params.pps[..])] {

@@ -15,6 +15,10 @@ pub struct H264Sps {
     pub height: u32,
     /// `(time_scale, 2 * num_units_in_tick)` from the VUI timing info, when present.
     pub frame_rate: Option<(u32, u32)>,
+    /// 1 (4:2:0) unless a High-family profile says otherwise.
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma_minus8: u8,
+    pub bit_depth_chroma_minus8: u8,
 }
 
 impl H264Sps {
@@ -36,6 +40,11 @@ pub struct H265Sps {
     pub general_level_idc: u8,
     pub width: u32,
     pub height: u32,
+    pub max_sub_layers_minus1: u8,
+    pub temporal_id_nesting: bool,
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma_minus8: u8,
+    pub bit_depth_chroma_minus8: u8,
 }
 
 impl H265Sps {
@@ -78,6 +87,7 @@ pub fn parse_h264_sps(nal: &[u8]) -> Option<H264Sps> {
     let _sps_id = r.read_ue()?;
     let mut chroma_format_idc = 1;
     let mut separate_colour_plane = false;
+    let (mut bit_depth_luma_minus8, mut bit_depth_chroma_minus8) = (0, 0);
     if matches!(
         profile_idc,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
@@ -89,8 +99,8 @@ pub fn parse_h264_sps(nal: &[u8]) -> Option<H264Sps> {
         if chroma_format_idc == 3 {
             separate_colour_plane = r.read_flag()?;
         }
-        let _bit_depth_luma = r.read_ue()?;
-        let _bit_depth_chroma = r.read_ue()?;
+        bit_depth_luma_minus8 = r.read_ue()?;
+        bit_depth_chroma_minus8 = r.read_ue()?;
         let _qpprime_y_zero_transform_bypass = r.read_flag()?;
         if r.read_flag()? {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
@@ -161,6 +171,9 @@ pub fn parse_h264_sps(nal: &[u8]) -> Option<H264Sps> {
         None
     };
     Some(H264Sps {
+        chroma_format_idc: u8::try_from(chroma_format_idc).ok()?,
+        bit_depth_luma_minus8: u8::try_from(bit_depth_luma_minus8).ok()?,
+        bit_depth_chroma_minus8: u8::try_from(bit_depth_chroma_minus8).ok()?,
         profile_idc,
         constraint_flags,
         level_idc,
@@ -238,7 +251,7 @@ pub fn parse_h265_sps(nal: &[u8]) -> Option<H265Sps> {
     if max_sub_layers_minus1 > 6 {
         return None;
     }
-    let _temporal_id_nesting = r.read_flag()?;
+    let temporal_id_nesting = r.read_flag()?;
     // profile_tier_level(1, max_sub_layers_minus1)
     let general_profile_space = r.read_bits(2)? as u8;
     let general_tier_flag = r.read_flag()?;
@@ -298,7 +311,14 @@ pub fn parse_h265_sps(nal: &[u8]) -> Option<H265Sps> {
     };
     let width = width.checked_sub(sub_w * (l + rt))?;
     let height = height.checked_sub(sub_h * (t + b))?;
+    let bit_depth_luma_minus8 = u8::try_from(r.read_ue()?).ok()?;
+    let bit_depth_chroma_minus8 = u8::try_from(r.read_ue()?).ok()?;
     Some(H265Sps {
+        max_sub_layers_minus1: u8::try_from(max_sub_layers_minus1).ok()?,
+        temporal_id_nesting,
+        chroma_format_idc: u8::try_from(chroma_format_idc).ok()?,
+        bit_depth_luma_minus8,
+        bit_depth_chroma_minus8,
         general_profile_space,
         general_tier_flag,
         general_profile_idc,
@@ -346,6 +366,15 @@ mod tests {
         assert_eq!((s.width, s.height), (640, 360));
         assert_eq!(s.general_profile_idc, 1);
         assert_eq!(s.rfc6381(), "hvc1.1.6.L63.90");
+        assert_eq!(
+            (
+                s.chroma_format_idc,
+                s.bit_depth_luma_minus8,
+                s.bit_depth_chroma_minus8
+            ),
+            (1, 0, 0),
+            "4:2:0 8-bit"
+        );
     }
 
     #[test]
@@ -359,6 +388,11 @@ mod tests {
             general_level_idc: 93,
             width: 1,
             height: 1,
+            max_sub_layers_minus1: 0,
+            temporal_id_nesting: true,
+            chroma_format_idc: 1,
+            bit_depth_luma_minus8: 0,
+            bit_depth_chroma_minus8: 0,
         };
         assert_eq!(s.rfc6381(), "hvc1.1.6.L93.B0");
     }
