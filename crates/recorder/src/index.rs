@@ -12,14 +12,10 @@ use base::{Error, ErrorKind, ResultExt, bail, err};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::path::Path;
+use store::schema::Migration;
 
-/// One step of the schema. Append only: never edit one that has shipped.
-struct Migration {
-    version: i64,
-    description: &'static str,
-    sql: &'static str,
-}
-
+/// The media index's schema, applied by the store's migration runner. Append only: never edit
+/// a migration that has shipped.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "segments, key frames, evidence locks",
@@ -258,7 +254,7 @@ impl Index {
                 ErrorKind::Internal,
                 format_args!("{label}: setting busy timeout"),
             )?;
-        migrate(&mut conn, &label, now_ms)?;
+        store::schema::apply(&mut conn, &label, MIGRATIONS, now_ms)?;
         Ok(Index {
             conn: Mutex::new(conn),
             label,
@@ -596,61 +592,6 @@ impl Index {
             )?;
         Ok(n > 0)
     }
-}
-
-fn migrate(conn: &mut Connection, label: &str, now_ms: i64) -> Result<(), Error> {
-    use ErrorKind::Internal;
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-            version       INTEGER PRIMARY KEY,
-            applied_at_ms INTEGER NOT NULL,
-            description   TEXT    NOT NULL
-        )",
-        [],
-    )
-    .err_kind(Internal, format_args!("{label}: creating schema_version"))?;
-    for m in MIGRATIONS {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .err_kind(Internal, format_args!("{label}: starting migration"))?;
-        let current: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-                [],
-                |r| r.get(0),
-            )
-            .err_kind(Internal, format_args!("{label}: reading schema_version"))?;
-        if current > SCHEMA_VERSION {
-            bail!(
-                FailedPrecondition,
-                "{label}: media index schema version {current} is newer than this binary \
-                 supports ({SCHEMA_VERSION}); refusing to open it"
-            );
-        }
-        if current >= m.version {
-            continue;
-        }
-        tx.execute_batch(m.sql).err_kind(
-            Internal,
-            format_args!(
-                "{label}: applying migration {} ({})",
-                m.version, m.description
-            ),
-        )?;
-        tx.execute(
-            "INSERT INTO schema_version (version, applied_at_ms, description) VALUES (?1, ?2, ?3)",
-            params![m.version, now_ms, m.description],
-        )
-        .err_kind(
-            Internal,
-            format_args!("{label}: recording migration {}", m.version),
-        )?;
-        tx.commit().err_kind(
-            Internal,
-            format_args!("{label}: committing migration {}", m.version),
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

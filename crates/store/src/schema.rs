@@ -71,22 +71,41 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
     )
 }
 
-/// Brings the database at `label` (its path, for messages) up to [`SCHEMA_VERSION`].
+/// Brings the management database at `label` (its path, for messages) up to [`SCHEMA_VERSION`].
 pub fn migrate(conn: &mut Connection, label: &str) -> Result<(), Error> {
+    apply(
+        conn,
+        label,
+        MIGRATIONS,
+        crate::audit::to_ms(std::time::SystemTime::now()),
+    )
+}
+
+/// Applies, in order and each in its own `BEGIN IMMEDIATE` transaction, every migration of
+/// `migrations` (oldest first) newer than the database's highest recorded version, recording each
+/// in `schema_version`. A database whose version is newer than the last migration is refused.
+/// Shared by every SQLite database of a node (management store, media index).
+pub fn apply(
+    conn: &mut Connection,
+    label: &str,
+    migrations: &[Migration],
+    now_ms: i64,
+) -> Result<(), Error> {
     use base::ErrorKind::Internal;
+    let newest = migrations.last().map_or(0, |m| m.version);
     conn.execute(CREATE_VERSION_TABLE, [])
         .err_kind(Internal, format_args!("{label}: creating schema_version"))?;
-    for m in MIGRATIONS {
+    for m in migrations {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .err_kind(Internal, format_args!("{label}: starting migration"))?;
         let current = current_version(&tx)
             .err_kind(Internal, format_args!("{label}: reading schema_version"))?;
-        if current > SCHEMA_VERSION {
+        if current > newest {
             bail!(
                 FailedPrecondition,
                 "{label}: database schema version {current} is newer than this binary supports \
-                 ({SCHEMA_VERSION}); refusing to open it"
+                 ({newest}); refusing to open it"
             );
         }
         if current >= m.version {
@@ -101,11 +120,7 @@ pub fn migrate(conn: &mut Connection, label: &str) -> Result<(), Error> {
         )?;
         tx.execute(
             "INSERT INTO schema_version (version, applied_at_ms, description) VALUES (?1, ?2, ?3)",
-            params![
-                m.version,
-                crate::audit::to_ms(std::time::SystemTime::now()),
-                m.description
-            ],
+            params![m.version, now_ms, m.description],
         )
         .err_kind(
             Internal,
