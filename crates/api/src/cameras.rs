@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn camera_json(c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> Value {
+fn camera_json(st: &AppState, c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> Value {
     let cam = &c.camera;
     let vms = c.vms();
     let status = ch.map(|c| c.status());
@@ -23,7 +23,10 @@ fn camera_json(c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> Value {
         "status": status.as_ref().map_or("idle", |s| s.state.as_str()),
         "status_since": status.as_ref().map(|s| base::clock::rfc3339(s.since)),
         "last_error": status.as_ref().and_then(|s| s.last_error.clone()),
-        "viewers": ch.map_or(0, |c| c.subscriber_count()),
+        // The recorder's subscription is not a viewer.
+        "viewers": ch.map_or(0, |c| c.subscriber_count())
+            .saturating_sub(usize::from(st.recorder.is_recording(&cam.id))),
+        "recording": crate::storage::recording_json(st, cam),
         "recording_server": vms.and_then(|v| v.recorder_name.clone()),
         "source": if vms.is_some() { "xprotect" } else { "config" },
         "groups": vms.map(|v| v.groups.clone()).unwrap_or_default(),
@@ -54,7 +57,7 @@ pub(crate) async fn list_cameras(
     let cams: Vec<Value> = all
         .iter()
         .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.camera.agency))
-        .map(|c| camera_json(c, st.hub.get(&c.camera.id).as_ref()))
+        .map(|c| camera_json(&st, c, st.hub.get(&c.camera.id).as_ref()))
         .filter(|v| f.status.as_ref().is_none_or(|s| v["status"] == **s))
         .collect();
     Json(json!({ "cameras": cams, "total": cams.len() }))
@@ -65,7 +68,7 @@ pub(crate) async fn get_camera(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(camera_json(&cam, st.hub.get(&id).as_ref())))
+    Ok(Json(camera_json(&st, &cam, st.hub.get(&id).as_ref())))
 }
 
 pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value> {

@@ -8,12 +8,14 @@ pub mod catalog;
 mod error;
 mod lease;
 mod recordings;
+mod storage;
 mod streams;
 pub mod vms_sync;
 mod whep;
 
 pub use error::ApiError;
 pub use lease::{lease_tick, spawn_lease_keeper};
+pub use storage::apply_recording;
 pub use whep::spawn_session_janitor;
 
 use admission::{Admission, EndReason, Reservation};
@@ -39,6 +41,8 @@ pub struct Services {
     pub clocks: Arc<dyn Clocks>,
     /// The XProtect sync, when `milestone:` is configured.
     pub vms: Option<Arc<vms_sync::VmsSync>>,
+    /// Continuous recording: segment writers, media index, retention.
+    pub recorder: Arc<recorder::service::Recorder>,
 }
 
 /// Everything the handlers need: the node's services (reachable directly through `Deref`,
@@ -180,6 +184,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agencies", get(cameras::list_agencies))
         .route("/api/v1/cameras", get(cameras::list_cameras))
         .route("/api/v1/cameras/{id}", get(cameras::get_camera))
+        .route(
+            "/api/v1/cameras/{id}/recording",
+            get(storage::get_recording).put(storage::put_recording),
+        )
+        .route(
+            "/api/v1/evidence-locks",
+            get(storage::list_locks).post(storage::create_lock),
+        )
+        .route(
+            "/api/v1/evidence-locks/{id}",
+            get(storage::get_lock).delete(storage::delete_lock),
+        )
+        .route("/api/v1/storage", get(storage::storage))
         .route("/api/v1/stream/reserve", post(streams::reserve))
         .route("/api/v1/stream/heartbeat/{id}", post(streams::heartbeat))
         .route("/api/v1/stream/release/{id}", delete(streams::release))

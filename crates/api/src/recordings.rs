@@ -5,6 +5,7 @@
 //! XProtect's sequences fill the time local recording does not cover (each entry says its
 //! `source`).
 
+use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,12 +19,6 @@ use std::time::{Duration, SystemTime};
 pub(crate) struct Range {
     start: Option<String>,
     end: Option<String>,
-}
-
-fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(SystemTime::from)
-        .map_err(|_| invalid(field, "must be an RFC 3339 time like 2026-11-21T08:00:00Z"))
 }
 
 fn secs(d: Duration) -> f64 {

@@ -23,7 +23,7 @@ pub(crate) struct ReserveBody {
 }
 
 /// A required non-empty string field.
-fn text_field(v: Option<Value>, field: &str) -> Result<String, ApiError> {
+pub(crate) fn text_field(v: Option<Value>, field: &str) -> Result<String, ApiError> {
     match v {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 256 => Ok(s),
         Some(Value::String(s)) if s.len() > 256 => Err(invalid(field, "is longer than 256 bytes")),

@@ -4,7 +4,7 @@
 
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A source of monotonic and wall-clock time.
 pub trait Clocks: Send + Sync + 'static {
@@ -54,6 +54,25 @@ impl Clocks for SimulatedClocks {
     }
 }
 
+/// Milliseconds since the Unix epoch, negative before it, saturating at the `i64` range.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// The inverse of [`unix_ms`]; saturates at what `SystemTime` can hold on this platform.
+pub fn from_unix_ms(ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    let t = if ms >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    };
+    t.unwrap_or(UNIX_EPOCH)
+}
+
 /// Formats a wall-clock time as RFC 3339 UTC with millisecond precision (`2026-11-21T14:02:11.123Z`).
 pub fn rfc3339(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
@@ -76,5 +95,19 @@ mod tests {
         c.advance(Duration::from_secs(5));
         assert_eq!(c.monotonic() - m0, Duration::from_secs(5));
         assert_eq!(rfc3339(c.realtime()), "2023-11-14T22:13:25.000Z");
+    }
+
+    #[test]
+    fn times_convert_unix_ms() {
+        assert_eq!(unix_ms(UNIX_EPOCH), 0);
+        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        assert_eq!(unix_ms(t), 1_700_000_000_123);
+        assert_eq!(
+            from_unix_ms(unix_ms(t)),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+        );
+        let before = UNIX_EPOCH - Duration::from_millis(5);
+        assert_eq!(unix_ms(before), -5);
+        assert_eq!(from_unix_ms(-5), before);
     }
 }

@@ -16,10 +16,11 @@ use store::schema::Migration;
 
 /// The media index's schema, applied by the store's migration runner. Append only: never edit
 /// a migration that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "segments, key frames, evidence locks",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "segments, key frames, evidence locks",
+        sql: r#"
 CREATE TABLE segment (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     camera_id      TEXT    NOT NULL,
@@ -57,7 +58,37 @@ CREATE TABLE evidence_lock (
 );
 CREATE INDEX evidence_lock_camera ON evidence_lock (camera_id, start_ms);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "per-camera usage kept by triggers; recording settings set through the API",
+        sql: r#"
+CREATE TABLE camera_usage (
+    camera_id TEXT    PRIMARY KEY,
+    segments  INTEGER NOT NULL,
+    bytes     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO camera_usage SELECT camera_id, COUNT(*), SUM(bytes) FROM segment GROUP BY camera_id;
+CREATE TRIGGER segment_usage_insert AFTER INSERT ON segment BEGIN
+    INSERT INTO camera_usage VALUES (NEW.camera_id, 1, NEW.bytes)
+        ON CONFLICT (camera_id) DO UPDATE SET segments = segments + 1, bytes = bytes + NEW.bytes;
+END;
+CREATE TRIGGER segment_usage_delete AFTER DELETE ON segment BEGIN
+    UPDATE camera_usage SET segments = segments - 1, bytes = bytes - OLD.bytes
+        WHERE camera_id = OLD.camera_id;
+END;
+CREATE TRIGGER segment_usage_bytes AFTER UPDATE OF bytes ON segment BEGIN
+    UPDATE camera_usage SET bytes = bytes - OLD.bytes + NEW.bytes WHERE camera_id = NEW.camera_id;
+END;
+CREATE TABLE recording_setting (
+    camera_id      TEXT    PRIMARY KEY,
+    mode           TEXT    NOT NULL CHECK (mode IN ('continuous', 'off')),
+    retention_days INTEGER CHECK (retention_days IS NULL OR retention_days >= 0),
+    updated_at_ms  INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    },
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
@@ -142,6 +173,36 @@ pub struct CameraUsage {
     pub bytes: u64,
     pub oldest_wall_ms: i64,
     pub newest_wall_ms: i64,
+}
+
+/// Progress of a `writing` segment, for [`Index::record_progress`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub segment_id: i64,
+    pub end_90k: i64,
+    pub end_wall_ms: i64,
+    pub bytes: u64,
+    pub keyframes: Vec<Keyframe>,
+}
+
+/// A camera's recording setting made through the API (it overrides the configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingSetting {
+    pub camera_id: String,
+    pub continuous: bool,
+    pub retention_days: Option<u32>,
+}
+
+impl From<Segment> for SegmentInfo {
+    fn from(s: Segment) -> SegmentInfo {
+        SegmentInfo {
+            id: s.id,
+            camera_id: s.camera_id,
+            start_ms: s.start_wall_ms,
+            end_ms: s.end_wall_ms,
+            bytes: s.bytes,
+        }
+    }
 }
 
 /// An evidence lock to create.
@@ -475,14 +536,18 @@ impl Index {
         Ok(n > 0)
     }
 
-    /// Per-camera segment count, bytes, oldest start and newest end (`writing` and `complete`).
+    /// Per-camera segment count, bytes, oldest start and newest end. Counts and bytes come from
+    /// the `camera_usage` table the triggers keep (they include `deleting` rows, whose files may
+    /// still exist); oldest and newest are index lookups. Nothing here scans the segment table.
     pub fn camera_usage(&self) -> Result<Vec<CameraUsage>, Error> {
         let conn = self.conn.lock();
         let mut st = conn
             .prepare_cached(
-                "SELECT camera_id, COUNT(*), COALESCE(SUM(bytes), 0), MIN(start_wall_ms), \
-                 MAX(end_wall_ms) FROM segment WHERE state <> 'deleting' \
-                 GROUP BY camera_id ORDER BY camera_id",
+                "SELECT u.camera_id, u.segments, u.bytes, \
+                 (SELECT MIN(start_wall_ms) FROM segment s WHERE s.camera_id = u.camera_id), \
+                 (SELECT end_wall_ms FROM segment s WHERE s.camera_id = u.camera_id \
+                  ORDER BY start_wall_ms DESC LIMIT 1) \
+                 FROM camera_usage u WHERE u.segments > 0 ORDER BY u.camera_id",
             )
             .err_kind(ErrorKind::Internal, self.ctx("preparing usage query"))?;
         st.query_map([], |r| {
@@ -490,8 +555,8 @@ impl Index {
                 camera_id: r.get(0)?,
                 segments: r.get::<_, i64>(1)?.max(0) as u64,
                 bytes: r.get::<_, i64>(2)?.max(0) as u64,
-                oldest_wall_ms: r.get(3)?,
-                newest_wall_ms: r.get(4)?,
+                oldest_wall_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                newest_wall_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0),
             })
         })
         .and_then(|rows| rows.collect())
@@ -501,11 +566,245 @@ impl Index {
     /// Bytes of all segments not yet deleted (including `deleting`, whose files may still exist).
     pub fn total_bytes(&self) -> Result<u64, Error> {
         let conn = self.conn.lock();
-        conn.query_row("SELECT COALESCE(SUM(bytes), 0) FROM segment", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        conn.query_row(
+            "SELECT COALESCE(SUM(bytes), 0) FROM camera_usage",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
         .map(|b| b.max(0) as u64)
         .err_kind(ErrorKind::Internal, self.ctx("summing bytes"))
+    }
+
+    /// Records the progress of `writing` segments in one transaction: new key frames, the end so
+    /// far and the bytes written. The writer calls this once per poll with every segment that
+    /// got a fragment, so the index follows the files within one GOP and one poll.
+    pub fn record_progress(&self, updates: &[Progress]) -> Result<(), Error> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(ErrorKind::Internal, self.ctx("starting transaction"))?;
+        {
+            let mut kf = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO keyframe (segment_id, time_90k, byte_offset) \
+                     SELECT ?1, ?2, ?3 WHERE EXISTS \
+                     (SELECT 1 FROM segment WHERE id = ?1 AND state = 'writing')",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe insert"))?;
+            let mut up = tx
+                .prepare_cached(
+                    "UPDATE segment SET end_90k = MAX(start_90k, ?2), \
+                     end_wall_ms = MAX(start_wall_ms, ?3), bytes = ?4 \
+                     WHERE id = ?1 AND state = 'writing'",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing progress update"))?;
+            for u in updates {
+                for k in &u.keyframes {
+                    kf.execute(params![
+                        u.segment_id,
+                        k.time_90k,
+                        to_i64(k.byte_offset, "byte offset")?
+                    ])
+                    .err_kind(ErrorKind::Internal, self.ctx("inserting keyframe"))?;
+                }
+                up.execute(params![
+                    u.segment_id,
+                    u.end_90k,
+                    u.end_wall_ms,
+                    to_i64(u.bytes, "bytes")?
+                ])
+                .err_kind(
+                    ErrorKind::Internal,
+                    self.ctx(format_args!("updating segment {}", u.segment_id)),
+                )?;
+            }
+        }
+        tx.commit()
+            .err_kind(ErrorKind::Internal, self.ctx("committing progress"))
+    }
+
+    /// Recovery: replaces a segment's key frames with those found in its file, sets its end and
+    /// size, and marks it `complete` (from `writing`, or `complete` with a wrong size).
+    pub fn recover_segment(
+        &self,
+        id: i64,
+        end_90k: i64,
+        end_wall_ms: i64,
+        bytes: u64,
+        kfs: &[Keyframe],
+    ) -> Result<(), Error> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .err_kind(ErrorKind::Internal, self.ctx("starting transaction"))?;
+        tx.execute("DELETE FROM keyframe WHERE segment_id = ?1", [id])
+            .err_kind(ErrorKind::Internal, self.ctx("clearing keyframes"))?;
+        Self::insert_keyframes(&tx, id, kfs).map_err(|e| e.context(self.ctx("recovery")))?;
+        let n = tx
+            .execute(
+                "UPDATE segment SET end_90k = MAX(start_90k, ?2), \
+                 end_wall_ms = MAX(start_wall_ms, ?3), bytes = ?4, state = 'complete' \
+                 WHERE id = ?1 AND state <> 'deleting'",
+                params![id, end_90k, end_wall_ms, to_i64(bytes, "bytes")?],
+            )
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("recovering segment {id}")),
+            )?;
+        if n == 0 {
+            bail!(NotFound, "segment {id} is gone or being deleted");
+        }
+        tx.commit()
+            .err_kind(ErrorKind::Internal, self.ctx("committing recovery"))
+    }
+
+    /// Recovery: indexes a file the index did not know as a `complete` segment; returns its id.
+    pub fn insert_recovered(
+        &self,
+        s: &NewSegment,
+        end_90k: i64,
+        end_wall_ms: i64,
+        bytes: u64,
+        kfs: &[Keyframe],
+    ) -> Result<i64, Error> {
+        let id = self.begin_segment(s)?;
+        self.recover_segment(id, end_90k, end_wall_ms, bytes, kfs)?;
+        Ok(id)
+    }
+
+    fn insert_keyframes(tx: &Connection, id: i64, kfs: &[Keyframe]) -> Result<(), Error> {
+        let mut st = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO keyframe (segment_id, time_90k, byte_offset) \
+                 VALUES (?1, ?2, ?3)",
+            )
+            .err_kind(ErrorKind::Internal, "preparing keyframe insert")?;
+        for k in kfs {
+            st.execute(params![
+                id,
+                k.time_90k,
+                to_i64(k.byte_offset, "byte offset")?
+            ])
+            .err_kind(ErrorKind::Internal, "inserting keyframe")?;
+        }
+        Ok(())
+    }
+
+    /// Whether a segment row has this path (any state).
+    pub fn has_path(&self, path: &str) -> Result<bool, Error> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT 1 FROM segment WHERE path = ?1", [path], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .err_kind(ErrorKind::Internal, self.ctx("looking up a path"))
+    }
+
+    /// The camera whose segments live under directory `dir` (relative), if any row says so.
+    pub fn camera_of_dir(&self, dir: &str) -> Result<Option<String>, Error> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            "SELECT camera_id FROM segment WHERE path >= ?1 || '/' AND path < ?1 || '0' LIMIT 1",
+            [dir],
+            |r| r.get(0),
+        )
+        .optional()
+        .err_kind(ErrorKind::Internal, self.ctx("looking up a directory"))
+    }
+
+    /// The newest segment of a camera (any state but `deleting`).
+    pub fn latest_segment(&self, camera_id: &str) -> Result<Option<Segment>, Error> {
+        Ok(self
+            .query_segments(
+                &format!(
+                    "SELECT {SEGMENT_COLS} FROM segment WHERE camera_id = ?1 \
+                     AND state <> 'deleting' ORDER BY start_wall_ms DESC, id DESC LIMIT 1"
+                ),
+                params![camera_id],
+            )?
+            .pop())
+    }
+
+    /// A page of `complete` segments, oldest first, strictly after `after` (`(start_ms, id)`):
+    /// retention walks the index in pages instead of loading it.
+    pub fn oldest_complete(
+        &self,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<SegmentInfo>, Error> {
+        let (s, id) = after.unwrap_or((i64::MIN, i64::MIN));
+        self.infos(
+            &format!(
+                "SELECT {SEGMENT_COLS} FROM segment WHERE state = 'complete' \
+                 AND (start_wall_ms > ?1 OR (start_wall_ms = ?1 AND id > ?2)) \
+                 ORDER BY start_wall_ms, id LIMIT ?3"
+            ),
+            params![s, id, limit as i64],
+        )
+    }
+
+    /// `complete` segments of a camera that ended at or before `cutoff_ms`, oldest first.
+    pub fn expired(
+        &self,
+        camera_id: &str,
+        cutoff_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentInfo>, Error> {
+        self.infos(
+            &format!(
+                "SELECT {SEGMENT_COLS} FROM segment WHERE camera_id = ?1 AND start_wall_ms <= ?2 \
+                 AND end_wall_ms <= ?2 AND state = 'complete' ORDER BY start_wall_ms, id LIMIT ?3"
+            ),
+            params![camera_id, cutoff_ms, limit as i64],
+        )
+    }
+
+    fn infos(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<SegmentInfo>, Error> {
+        Ok(self
+            .query_segments(sql, p)?
+            .into_iter()
+            .map(SegmentInfo::from)
+            .collect())
+    }
+
+    /// Recording settings made through the API: `(camera_id, mode, retention_days)`.
+    pub fn recording_settings(&self) -> Result<Vec<RecordingSetting>, Error> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT camera_id, mode, retention_days FROM recording_setting ORDER BY camera_id",
+            )
+            .err_kind(ErrorKind::Internal, self.ctx("preparing settings query"))?;
+        st.query_map([], |r| {
+            Ok(RecordingSetting {
+                camera_id: r.get(0)?,
+                continuous: r.get::<_, String>(1)? == "continuous",
+                retention_days: r
+                    .get::<_, Option<i64>>(2)?
+                    .map(|d| d.clamp(0, u32::MAX as i64) as u32),
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .err_kind(ErrorKind::Internal, self.ctx("querying settings"))
+    }
+
+    /// Stores a camera's recording setting (replacing any earlier one).
+    pub fn set_recording_setting(&self, s: &RecordingSetting, now_ms: i64) -> Result<(), Error> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT OR REPLACE INTO recording_setting (camera_id, mode, retention_days, \
+             updated_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                s.camera_id,
+                if s.continuous { "continuous" } else { "off" },
+                s.retention_days.map(i64::from),
+                now_ms
+            ],
+        )
+        .map(|_| ())
+        .err_kind(ErrorKind::Internal, self.ctx("storing a recording setting"))
     }
 
     /// `complete` segments in the shape [`crate::retention::plan`] takes.

@@ -1,17 +1,27 @@
-//! Recording cores (design 0006): pure, clock-free building blocks for continuous recording.
+//! Continuous recording (design 0006).
 //!
+//! Pure cores, no I/O and no clock (every `now` is an argument):
 //! - [`anchor`]: maps a camera's 90 kHz media timeline onto wall-clock time with bounded slew.
 //! - [`rotation`]: decides where segments are cut (key frames only, at most 60 s, staggered).
+//! - [`segmenter`]: one camera's frames to segment actions (open, one fragment per GOP, close).
 //! - [`retention`]: selects segments to delete (age, byte budget, emergency) honouring locks.
-//! - [`index`]: the SQLite media index (segments, key frames, evidence locks).
+//! - [`scan`]: parses segment files (recovery; fuzzed).
 //!
-//! Nothing here reads a clock: every `now` comes in as an argument. Only [`index`] does I/O.
-//! Not yet wired into the node: there is no segment writer, recovery or API yet.
+//! I/O:
+//! - [`index`]: the SQLite media index (segments, key frames, evidence locks, settings).
+//! - [`writer`]: writer threads and the syncer (the fsync policy).
+//! - [`recovery`]: start-up recovery after a crash or power cut.
+//! - [`service`]: [`service::Recorder`], which a node starts: all of the above plus retention.
 
 pub mod anchor;
 pub mod index;
+pub mod recovery;
 pub mod retention;
 pub mod rotation;
+pub mod scan;
+pub mod segmenter;
+pub mod service;
+pub mod writer;
 
 /// 90 kHz ticks per second.
 pub const TICKS_PER_SEC: i64 = 90_000;

@@ -80,6 +80,10 @@ pub struct Milestone {
     pub agency_rules: Vec<AgencyRule>,
     /// Where cameras no rule matches go. Default `OTHER`.
     pub default_agency: String,
+    /// Vantage's own recording of the cameras synced from XProtect (default off: XProtect records
+    /// them; `continuous` keeps a second copy on this node). The API can change it per camera.
+    pub recording: RecordingMode,
+    pub retention_days: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -117,7 +121,17 @@ pub struct LimitsConfig {
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub recordings_dir: PathBuf,
+    /// Cap on the bytes of recordings.
     pub max_usage: MaxUsage,
+    /// Emergency deletion keeps at least this much of the recordings volume free.
+    pub min_free: MaxUsage,
+    /// Target segment length (at most 60 s).
+    pub segment_duration: Duration,
+    /// Open segments are `fdatasync`ed at least this often: what a power cut can lose.
+    pub sync_interval: Duration,
+    /// How often retention runs when nothing is urgent.
+    pub retention_interval: Duration,
+    pub writer_threads: u32,
 }
 
 /// A storage cap, absolute or relative to the volume.

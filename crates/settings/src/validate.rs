@@ -251,11 +251,36 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
             MaxUsage::Percent(90.0)
         }),
     };
+    let min_free = match s.string("min_free", p) {
+        None => MaxUsage::Percent(2.0),
+        Some(v) => parse_size_or_percent(&v).unwrap_or_else(|m| {
+            p.push(problem("storage.min_free", m));
+            MaxUsage::Percent(2.0)
+        }),
+    };
+    let segment_duration = s.duration("segment_duration", Duration::from_secs(60), p);
+    if segment_duration < Duration::from_secs(1) || segment_duration > Duration::from_secs(60) {
+        p.push(problem(
+            "storage.segment_duration",
+            format!(
+                "must be between 1s and 60s (segments are at most 60 s), not {}s",
+                segment_duration.as_secs_f64()
+            ),
+        ));
+    }
+    let sync_interval = s.duration("sync_interval", Duration::from_secs(10), p);
+    let retention_interval = s.duration("retention_interval", Duration::from_secs(60), p);
+    let writer_threads = s.u32("writer_threads", 2, p).clamp(1, 64);
     s.finish(p);
     let storage = StorageConfig {
         data_dir,
         recordings_dir,
         max_usage,
+        min_free,
+        segment_duration: segment_duration.clamp(Duration::from_secs(1), Duration::from_secs(60)),
+        sync_interval,
+        retention_interval,
+        writer_threads,
     };
 
     let agencies = agencies(top.raw("agencies"), p);
@@ -411,6 +436,8 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
     }
     api.finish(p);
     let sync_interval = s.duration("sync_interval", Duration::from_secs(600), p);
+    let recording = recording_mode(&mut s, "milestone", p);
+    let retention_days = s.u32("retention_days", 90, p);
     let default_agency = s
         .string("default_agency", p)
         .unwrap_or_else(|| "OTHER".into());
@@ -471,6 +498,8 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
         max_recording_queries_per_minute,
         agency_rules,
         default_agency,
+        recording,
+        retention_days,
     })
 }
 
@@ -511,6 +540,21 @@ fn check_rtsp_url(raw: &str, path: String, p: &mut Vec<Problem>) -> url::Url {
         url::Url::parse("rtsp://invalid.invalid/")
             .expect("a constant, valid URL (checked by the tests)")
     })
+}
+
+/// `recording: continuous | off` (default off) of a section at `path`.
+fn recording_mode(s: &mut Section, path: &str, p: &mut Vec<Problem>) -> RecordingMode {
+    match s.string("recording", p).as_deref() {
+        None | Some("off") => RecordingMode::Off,
+        Some("continuous") => RecordingMode::Continuous,
+        Some(o) => {
+            p.push(problem(
+                format!("{path}.recording"),
+                format!("`{o}` is not continuous or off"),
+            ));
+            RecordingMode::Off
+        }
+    }
 }
 
 fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<Camera> {
@@ -574,17 +618,7 @@ fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<
                 Transport::Tcp
             }
         };
-        let recording = match s.string("recording", p).as_deref() {
-            None | Some("off") => RecordingMode::Off,
-            Some("continuous") => RecordingMode::Continuous,
-            Some(o) => {
-                p.push(problem(
-                    format!("{path}.recording"),
-                    format!("`{o}` is not continuous or off"),
-                ));
-                RecordingMode::Off
-            }
-        };
+        let recording = recording_mode(&mut s, &path, p);
         let cam = Camera {
             location: s.string("location", p),
             username: s.string("username", p),

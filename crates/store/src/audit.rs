@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
@@ -212,24 +212,7 @@ impl Default for AuditFilter {
     }
 }
 
-/// Milliseconds since the Unix epoch, negative before it, saturating at the `i64` range.
-pub(crate) fn to_ms(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// The inverse of [`to_ms`]; saturates at what `SystemTime` can hold on this platform.
-pub(crate) fn from_ms(ms: i64) -> SystemTime {
-    let d = Duration::from_millis(ms.unsigned_abs());
-    let t = if ms >= 0 {
-        UNIX_EPOCH.checked_add(d)
-    } else {
-        UNIX_EPOCH.checked_sub(d)
-    };
-    t.unwrap_or(UNIX_EPOCH)
-}
+pub(crate) use base::clock::{from_unix_ms as from_ms, unix_ms as to_ms};
 
 /// Where the database lives.
 #[derive(Clone, Debug)]
@@ -721,19 +704,5 @@ mod tests {
         assert_eq!(AuditAction::parse("RESERVE"), None);
         assert_eq!(AuditAction::Reserve.to_string(), "reserve");
         assert_eq!(String::from(EndReason::WhepEnded), "whep_session_ended");
-    }
-
-    #[test]
-    fn times_convert_to_ms() {
-        assert_eq!(to_ms(UNIX_EPOCH), 0);
-        let t = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
-        assert_eq!(to_ms(t), 1_700_000_000_123);
-        assert_eq!(
-            from_ms(to_ms(t)),
-            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
-        );
-        let before = UNIX_EPOCH - Duration::from_millis(5);
-        assert_eq!(to_ms(before), -5);
-        assert_eq!(from_ms(-5), before);
     }
 }

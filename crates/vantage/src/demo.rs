@@ -66,14 +66,15 @@ pub fn config(ports: &DemoPorts, sim: &sim::Simulator) -> Result<settings::Confi
     let cfg = sim.config();
     let yaml = format!(
         "server: {{ listen: \"{}\" }}\nwebrtc: {{ udp_port: {}, advertise: [\"127.0.0.1\"] }}\n\
-         storage: {{ data_dir: \"{}\" }}\n\
+         storage: {{ data_dir: \"{}\", max_usage: 2GB }}\n\
          live: {{ idle_grace: 10s }}\nagencies:\n\
          \x20 - {{ id: DUBAI_POLICE, name: \"Dubai Police\", name_ar: \"شرطة دبي\", max_streams: 50 }}\n\
          \x20 - {{ id: METRO, name: \"Metro\", name_ar: \"المترو\", max_streams: 30 }}\n\
          \x20 - {{ id: BUS, name: \"Bus\", name_ar: \"الحافلات\", max_streams: 20 }}\n\
          \x20 - {{ id: OTHER, name: \"Other agencies\", name_ar: \"جهات أخرى\", max_streams: 400 }}\n\
          milestone:\n  server_url: \"{}\"\n  rtsp_base_url: \"{}\"\n  username: \"{}\"\n  \
-         password: \"{}\"\n  domain: \"\"\n  method: onvif_bridge\n  sync_interval: 1m\n{RULES}",
+         password: \"{}\"\n  domain: \"\"\n  method: onvif_bridge\n  sync_interval: 1m\n  \
+         recording: continuous\n  retention_days: 7\n{RULES}",
         ports.http,
         ports.udp_port,
         ports.data_dir.display(),

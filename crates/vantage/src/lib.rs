@@ -84,6 +84,12 @@ impl Node {
             }
             None => None,
         };
+        let recorder = {
+            let (cfg, clocks) = (recorder_config(&cfg), clocks.clone());
+            tokio::task::spawn_blocking(move || recorder::service::Recorder::start(cfg, clocks))
+                .await
+                .err_kind(base::ErrorKind::Internal, "starting the recorder")??
+        };
         let state = Arc::new(AppState::new(api::Services {
             cfg: cfg.clone(),
             catalog: catalog.clone(),
@@ -93,6 +99,7 @@ impl Node {
             audit,
             clocks,
             vms: vms.clone(),
+            recorder,
         }));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
@@ -119,11 +126,12 @@ impl Node {
         let keeper = api::spawn_lease_keeper(state.clone());
         // Follow the catalog: VMS syncs add, change and remove cameras at run time.
         let reconciler = {
-            let (hub, catalog, upstreams, clocks) = (
+            let (hub, catalog, upstreams, clocks, st) = (
                 state.hub.clone(),
                 catalog.clone(),
                 upstreams.clone(),
                 state.clocks.clone(),
+                state.clone(),
             );
             let mut changes = catalog.changes();
             // Apply once at start too: a stored VMS catalog may have been loaded already.
@@ -135,6 +143,8 @@ impl Node {
                         .await
                         .apply(&hub, &catalog, &chan_cfg, &clocks)
                         .await;
+                    // Recording follows the catalog too (its channels exist now).
+                    api::apply_recording(&st);
                 }
             })
         };
@@ -168,8 +178,30 @@ impl Node {
         if let Some(t) = &self.sync_task {
             t.abort();
         }
+        // Close, sync and complete every open segment before the upstreams go.
+        let rec = self.state.recorder.clone();
+        let _ = tokio::task::spawn_blocking(move || rec.shutdown()).await;
         self.upstreams.lock().await.stop_all().await;
     }
+}
+
+/// The recorder's configuration from the node's.
+fn recorder_config(cfg: &Config) -> recorder::service::RecorderConfig {
+    use recorder::service::{Budget, RecorderConfig};
+    let budget = |m: settings::MaxUsage| match m {
+        settings::MaxUsage::Bytes(b) => Budget::Bytes(b),
+        settings::MaxUsage::Percent(p) => Budget::Percent(p),
+    };
+    let s = &cfg.storage;
+    let mut r = RecorderConfig::new(&s.recordings_dir);
+    r.segmenter.rotation.period =
+        (s.segment_duration.as_millis() as i64).saturating_mul(recorder::TICKS_PER_MS);
+    r.writer_threads = s.writer_threads as usize;
+    r.sync_interval = s.sync_interval;
+    r.max_usage = budget(s.max_usage);
+    r.min_free = budget(s.min_free);
+    r.retention_interval = s.retention_interval;
+    r
 }
 
 /// The running upstream supervisors, by channel id, kept in line with the catalog.

@@ -1,0 +1,1062 @@
+//! Scans recording segment files (fragmented MP4 as written by [`media::fmp4`]) to find how much of
+//! a file is intact after a crash: the process may be killed at any byte while writing, so a file
+//! may end inside the init segment or inside a fragment.
+//!
+//! A segment file is `ftyp` + `moov` (the init segment) followed by `moof` + `mdat` pairs. The
+//! scan accepts a fragment only when its `moof` parses and its `mdat` is complete and exactly as
+//! large as the `trun` sample sizes say; it stops at the first unit that is incomplete or invalid.
+//! Every byte is untrusted: no panics, checked arithmetic, and allocations are bounded by
+//! [`MAX_META_BOX_LEN`] whatever the size fields say.
+
+use base::{Error, ErrorKind, bail};
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// Largest `moov` or `moof` box accepted. Ours are a few KiB (a `moof` grows by 16 bytes per
+/// sample); the cap keeps a corrupt size field from driving a huge read.
+pub const MAX_META_BOX_LEN: u64 = 4 << 20;
+
+/// One complete media fragment (`moof` + `mdat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentInfo {
+    /// Byte offset of the `moof` in the file.
+    pub offset: u64,
+    /// Bytes of `moof` + `mdat`.
+    pub len: u64,
+    /// `mfhd` sequence number.
+    pub sequence: u32,
+    /// `tfdt` base media decode time (90 kHz).
+    pub base_decode_time: u64,
+    /// Sum of the sample durations (90 kHz).
+    pub duration: u64,
+    pub samples: u32,
+    /// The first sample is a sync sample (key frame).
+    pub starts_with_key: bool,
+}
+
+/// What a scan found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// `"h264"` (`avc1`/`avc3`) or `"h265"` (`hvc1`/`hev1`) from the `stsd` sample entry.
+    pub codec: Option<String>,
+    /// Bytes of `ftyp` + `moov`; 0 if the init segment is incomplete or invalid.
+    pub init_len: u64,
+    pub fragments: Vec<FragmentInfo>,
+    /// End of the last complete fragment, or of the init segment if there is no fragment, or 0.
+    pub valid_len: u64,
+    /// Bytes scanned (the file's length).
+    pub total_len: u64,
+}
+
+impl Scan {
+    /// Decode time of the first fragment (90 kHz).
+    pub fn start_90k(&self) -> Option<u64> {
+        self.fragments.first().map(|f| f.base_decode_time)
+    }
+
+    /// Decode time just after the last sample (last `tfdt` + its fragment's duration).
+    pub fn end_90k(&self) -> Option<u64> {
+        self.fragments
+            .last()
+            .and_then(|f| f.base_decode_time.checked_add(f.duration))
+    }
+}
+
+/// Scans an in-memory segment. Never fails: the result describes the valid prefix.
+pub fn scan_bytes(buf: &[u8]) -> Scan {
+    match scan_source(&mut SliceSource(buf)) {
+        Ok(s) => s,
+        Err(never) => match never {},
+    }
+}
+
+/// Scans a segment file, reading only box headers and the `moov`/`moof` bodies (media payloads
+/// are skipped), so large files are cheap. Fails only on I/O errors.
+pub fn scan_file(path: &Path) -> Result<Scan, Error> {
+    let ctx = |e: std::io::Error| io_err(e).context(format!("scanning {}", path.display()));
+    let file = File::open(path).map_err(ctx)?;
+    let len = file.metadata().map_err(ctx)?.len();
+    scan_source(&mut FileSource { file, len }).map_err(ctx)
+}
+
+/// Cuts the file at `path` to `scan.valid_len` (and syncs it) when it holds more than that.
+/// Returns whether it truncated. Fails with `FailedPrecondition`, without truncating, if the
+/// file's length is no longer `scan.total_len` (it changed since the scan).
+pub fn truncate_to_valid(path: &Path, scan: &Scan) -> Result<bool, Error> {
+    if scan.total_len <= scan.valid_len {
+        return Ok(false);
+    }
+    let ctx = |e: std::io::Error| io_err(e).context(format!("truncating {}", path.display()));
+    let file = OpenOptions::new().write(true).open(path).map_err(ctx)?;
+    let len = file.metadata().map_err(ctx)?.len();
+    if len != scan.total_len {
+        bail!(
+            FailedPrecondition,
+            "truncating {}: file is {len} bytes, scanned {}",
+            path.display(),
+            scan.total_len
+        );
+    }
+    file.set_len(scan.valid_len).map_err(ctx)?;
+    file.sync_data().map_err(ctx)?;
+    Ok(true)
+}
+
+fn io_err(e: std::io::Error) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Internal,
+    };
+    Error::new(kind, e.to_string())
+}
+
+/// Random-access bytes of known length: a slice or a file.
+trait Source {
+    type Err;
+    fn len(&self) -> u64;
+    /// `len` bytes at `off`; callers keep `off + len <= self.len()`.
+    fn read(&mut self, off: u64, len: usize) -> Result<Cow<'_, [u8]>, Self::Err>;
+}
+
+struct SliceSource<'a>(&'a [u8]);
+
+impl Source for SliceSource<'_> {
+    type Err = std::convert::Infallible;
+
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read(&mut self, off: u64, len: usize) -> Result<Cow<'_, [u8]>, Self::Err> {
+        // Callers stay in range; an out-of-range read yields nothing, which parses as invalid.
+        let b = usize::try_from(off)
+            .ok()
+            .and_then(|o| self.0.get(o..)?.get(..len))
+            .unwrap_or(&[]);
+        Ok(Cow::Borrowed(b))
+    }
+}
+
+struct FileSource {
+    file: File,
+    len: u64,
+}
+
+impl Source for FileSource {
+    type Err = std::io::Error;
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read(&mut self, off: u64, len: usize) -> Result<Cow<'_, [u8]>, Self::Err> {
+        let mut buf = vec![0; len];
+        self.file.seek(SeekFrom::Start(off))?;
+        self.file.read_exact(&mut buf)?;
+        Ok(Cow::Owned(buf))
+    }
+}
+
+/// A box header that fits in the data.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    fourcc: [u8; 4],
+    /// 8, or 16 with a 64-bit `largesize`.
+    header_len: u64,
+    /// Whole box, header included.
+    size: u64,
+}
+
+enum ParsedHeader {
+    Ok(Header),
+    /// Too few bytes to tell.
+    Incomplete,
+    /// `size` 0 ("to end of file", never written by us) or smaller than the header.
+    Invalid,
+}
+
+/// Parses a box header from the start of `b` (which may be shorter than 16 bytes).
+fn parse_header(b: &[u8]) -> ParsedHeader {
+    let (Some(size32), Some(fourcc)) = (be_u32(b, 0), b.get(4..8)) else {
+        return ParsedHeader::Incomplete;
+    };
+    let mut fc = [0; 4];
+    fc.copy_from_slice(fourcc);
+    let (header_len, size) = match size32 {
+        0 => return ParsedHeader::Invalid,
+        1 => match be_u64(b, 8) {
+            Some(large) => (16, large),
+            None => return ParsedHeader::Incomplete,
+        },
+        s => (8, u64::from(s)),
+    };
+    if size < header_len {
+        return ParsedHeader::Invalid;
+    }
+    ParsedHeader::Ok(Header {
+        fourcc: fc,
+        header_len,
+        size,
+    })
+}
+
+/// Reads the header of the box at `pos`; `None` if it is incomplete, invalid or runs past the end.
+fn read_header<S: Source>(src: &mut S, pos: u64) -> Result<Option<Header>, S::Err> {
+    let total = src.len();
+    let Some(avail) = total.checked_sub(pos) else {
+        return Ok(None);
+    };
+    let n = avail.min(16) as usize; // At most 16: fits.
+    let h = match parse_header(&src.read(pos, n)?) {
+        ParsedHeader::Ok(h) => h,
+        ParsedHeader::Incomplete | ParsedHeader::Invalid => return Ok(None),
+    };
+    if h.size > avail {
+        return Ok(None);
+    }
+    Ok(Some(h))
+}
+
+/// Reads the body of the box at `pos` if it is no larger than [`MAX_META_BOX_LEN`].
+fn read_body<'a, S: Source>(
+    src: &'a mut S,
+    pos: u64,
+    h: &Header,
+) -> Result<Option<Cow<'a, [u8]>>, S::Err> {
+    let body_len = h.size - h.header_len; // size >= header_len: checked by parse_header.
+    if h.size > MAX_META_BOX_LEN {
+        return Ok(None);
+    }
+    let Some(start) = pos.checked_add(h.header_len) else {
+        return Ok(None);
+    };
+    // Fits usize: at most MAX_META_BOX_LEN.
+    Ok(Some(src.read(start, body_len as usize)?))
+}
+
+/// Sample defaults from `trex` (used when neither `tfhd` nor `trun` gives a value).
+#[derive(Clone, Copy, Debug, Default)]
+struct Defaults {
+    duration: u32,
+    size: Option<u32>,
+    flags: u32,
+}
+
+fn scan_source<S: Source>(src: &mut S) -> Result<Scan, S::Err> {
+    let total_len = src.len();
+    let mut scan = Scan {
+        total_len,
+        ..Scan::default()
+    };
+
+    // Init segment: ftyp then moov.
+    let Some(ftyp) = read_header(src, 0)? else {
+        return Ok(scan);
+    };
+    if &ftyp.fourcc != b"ftyp" {
+        return Ok(scan);
+    }
+    let moov_pos = ftyp.size;
+    let Some(moov) = read_header(src, moov_pos)? else {
+        return Ok(scan);
+    };
+    if &moov.fourcc != b"moov" {
+        return Ok(scan);
+    }
+    let (codec, defaults) = match read_body(src, moov_pos, &moov)? {
+        Some(body) => parse_moov(&body),
+        None => return Ok(scan),
+    };
+    let Some(init_len) = moov_pos.checked_add(moov.size) else {
+        return Ok(scan);
+    };
+    scan.codec = codec.map(str::to_owned);
+    scan.init_len = init_len;
+    scan.valid_len = init_len;
+
+    // Fragments, with complete filler boxes allowed between them.
+    let mut pos = init_len;
+    loop {
+        let Some(h) = read_header(src, pos)? else {
+            break;
+        };
+        let Some(end) = pos.checked_add(h.size) else {
+            break;
+        };
+        match &h.fourcc {
+            b"moof" => {
+                let Some(info) = read_fragment(src, pos, &h, defaults)? else {
+                    break;
+                };
+                pos = pos.saturating_add(info.len); // Within total_len: checked.
+                scan.valid_len = pos;
+                scan.fragments.push(info);
+            }
+            b"free" | b"skip" | b"styp" | b"sidx" | b"prft" | b"emsg" => pos = end,
+            _ => break,
+        }
+    }
+    Ok(scan)
+}
+
+/// Reads the fragment whose `moof` (header `h`) is at `pos`; `None` unless it is complete and
+/// consistent.
+fn read_fragment<S: Source>(
+    src: &mut S,
+    pos: u64,
+    h: &Header,
+    defaults: Defaults,
+) -> Result<Option<FragmentInfo>, S::Err> {
+    let Some(moof) = (match read_body(src, pos, h)? {
+        Some(body) => parse_moof(&body, defaults),
+        None => None,
+    }) else {
+        return Ok(None);
+    };
+    let Some(mdat_pos) = pos.checked_add(h.size) else {
+        return Ok(None);
+    };
+    let Some(mdat) = read_header(src, mdat_pos)? else {
+        return Ok(None);
+    };
+    if &mdat.fourcc != b"mdat" || mdat.size - mdat.header_len != moof.sizes {
+        return Ok(None);
+    }
+    // The samples must start right at the mdat payload (offsets count from the moof, or from
+    // an explicit base).
+    if let Some(off) = moof.data_offset {
+        let base = moof.base_data_offset.unwrap_or(pos);
+        let start = i128::from(base) + i128::from(off);
+        if start != i128::from(mdat_pos) + i128::from(mdat.header_len) {
+            return Ok(None);
+        }
+    }
+    let Some(len) = h.size.checked_add(mdat.size) else {
+        return Ok(None);
+    };
+    Ok(Some(FragmentInfo {
+        offset: pos,
+        len,
+        sequence: moof.sequence,
+        base_decode_time: moof.base_decode_time,
+        duration: moof.duration,
+        samples: moof.samples,
+        starts_with_key: moof.starts_with_key,
+    }))
+}
+
+/// Splits a box body into its child boxes; `None` unless they tile it exactly.
+fn children(mut b: &[u8]) -> Option<Vec<([u8; 4], &[u8])>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let ParsedHeader::Ok(h) = parse_header(b) else {
+            return None;
+        };
+        let size = usize::try_from(h.size).ok()?;
+        let body = b.get(h.header_len as usize..size)?; // header_len is 8 or 16.
+        out.push((h.fourcc, body));
+        b = b.get(size..)?;
+    }
+    Some(out)
+}
+
+/// The first child box named `fourcc`.
+fn child<'a>(b: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
+    children(b)?
+        .into_iter()
+        .find(|(fc, _)| fc == fourcc)
+        .map(|(_, body)| body)
+}
+
+/// Best-effort look into `moov`: the codec of the first sample entry and the `trex` defaults.
+fn parse_moov(moov: &[u8]) -> (Option<&'static str>, Defaults) {
+    let codec = (|| {
+        let stbl = [b"trak", b"mdia", b"minf", b"stbl"]
+            .iter()
+            .try_fold(moov, |b, fc| child(b, fc))?;
+        let stsd = child(stbl, b"stsd")?;
+        // version/flags, entry_count, then the first sample entry's header.
+        let fourcc = stsd.get(12..16)?;
+        match fourcc {
+            b"avc1" | b"avc3" => Some("h264"),
+            b"hvc1" | b"hev1" => Some("h265"),
+            _ => None,
+        }
+    })();
+    let defaults = (|| {
+        let trex = child(child(moov, b"mvex")?, b"trex")?;
+        Some(Defaults {
+            duration: be_u32(trex, 12)?,
+            size: Some(be_u32(trex, 16)?).filter(|&s| s != 0),
+            flags: be_u32(trex, 20)?,
+        })
+    })()
+    .unwrap_or_default();
+    (codec, defaults)
+}
+
+/// What a `moof` says about its fragment.
+#[derive(Debug)]
+struct Moof {
+    sequence: u32,
+    base_decode_time: u64,
+    duration: u64,
+    samples: u32,
+    /// Sum of the sample sizes: must equal the mdat payload.
+    sizes: u64,
+    starts_with_key: bool,
+    /// First `trun`'s data offset.
+    data_offset: Option<i32>,
+    /// `tfhd` base-data-offset (absolute), if present.
+    base_data_offset: Option<u64>,
+}
+
+/// `sample_is_non_sync_sample` in `sample_flags`.
+const NON_SYNC: u32 = 0x0001_0000;
+
+/// Parses a `moof` body holding one `mfhd` and one `traf` (one track) with `tfhd`, `tfdt` and at
+/// least one `trun`. Other children are ignored.
+fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
+    let kids = children(body)?;
+    let mut mfhd = None;
+    let mut traf = None;
+    for (fc, b) in kids {
+        let slot = match &fc {
+            b"mfhd" => &mut mfhd,
+            b"traf" => &mut traf,
+            _ => continue,
+        };
+        if slot.replace(b).is_some() {
+            return None; // Duplicate.
+        }
+    }
+    let sequence = be_u32(mfhd?, 4)?;
+
+    let mut tfhd = None;
+    let mut tfdt = None;
+    let mut truns = Vec::new();
+    for (fc, b) in children(traf?)? {
+        match &fc {
+            b"tfhd" if tfhd.is_none() => tfhd = Some(b),
+            b"tfdt" if tfdt.is_none() => tfdt = Some(b),
+            b"trun" => truns.push(b),
+            b"tfhd" | b"tfdt" => return None, // Duplicate.
+            _ => {}
+        }
+    }
+
+    // tfhd: version/flags, track_ID, then optional fields in flag order.
+    let mut r = Reader::new(tfhd?);
+    let tf_flags = r.u32()? & 0x00ff_ffff;
+    let _track_id = r.u32()?;
+    let base_data_offset = if tf_flags & 0x01 != 0 {
+        Some(r.u64()?)
+    } else {
+        None
+    };
+    if tf_flags & 0x02 != 0 {
+        r.u32()?; // sample_description_index
+    }
+    let def_duration = if tf_flags & 0x08 != 0 {
+        r.u32()?
+    } else {
+        trex.duration
+    };
+    let def_size = if tf_flags & 0x10 != 0 {
+        Some(r.u32()?)
+    } else {
+        trex.size
+    };
+    let def_flags = if tf_flags & 0x20 != 0 {
+        r.u32()?
+    } else {
+        trex.flags
+    };
+    if !r.is_empty() {
+        return None;
+    }
+
+    let mut r = Reader::new(tfdt?);
+    let base_decode_time = match r.u32()? >> 24 {
+        0 => u64::from(r.u32()?),
+        1 => r.u64()?,
+        _ => return None,
+    };
+    if !r.is_empty() {
+        return None;
+    }
+
+    let mut m = Moof {
+        sequence,
+        base_decode_time,
+        duration: 0,
+        samples: 0,
+        sizes: 0,
+        starts_with_key: false,
+        data_offset: None,
+        base_data_offset,
+    };
+    if truns.is_empty() {
+        return None;
+    }
+    for (i, trun) in truns.into_iter().enumerate() {
+        let mut r = Reader::new(trun);
+        let flags = r.u32()? & 0x00ff_ffff;
+        let count = r.u32()?;
+        let data_offset = if flags & 0x001 != 0 {
+            Some(r.i32()?)
+        } else {
+            None
+        };
+        let first_flags = if flags & 0x004 != 0 {
+            Some(r.u32()?)
+        } else {
+            None
+        };
+        let per_sample: u64 = [0x100, 0x200, 0x400, 0x800]
+            .iter()
+            .filter(|&&bit| flags & bit != 0)
+            .map(|_| 4)
+            .sum();
+        // The entries must fill the rest of the box exactly; this bounds `count` too.
+        if u64::from(count).checked_mul(per_sample)? != r.remaining() as u64 {
+            return None;
+        }
+        if flags & 0x200 == 0 && def_size.is_none() && count != 0 {
+            return None; // No way to know the sample sizes.
+        }
+        if count != 0 && m.samples == 0 {
+            // The fragment's first sample: its flags come from first-sample-flags, its own entry
+            // (the first 0x400 word after an optional duration and size), or the defaults.
+            let own = if flags & 0x400 != 0 {
+                let skip = 4 * (usize::from(flags & 0x100 != 0) + usize::from(flags & 0x200 != 0));
+                be_u32(r.0, skip)
+            } else {
+                None
+            };
+            let f = first_flags.or(own).unwrap_or(def_flags);
+            m.starts_with_key = f & NON_SYNC == 0;
+        }
+        if per_sample == 0 {
+            // Every sample takes the defaults: multiply rather than loop over an untrusted count.
+            let n = u64::from(count);
+            let size = u64::from(def_size.unwrap_or(0));
+            m.duration = m
+                .duration
+                .checked_add(n.checked_mul(u64::from(def_duration))?)?;
+            m.sizes = m.sizes.checked_add(n.checked_mul(size)?)?;
+        } else {
+            // Bounded: each iteration consumes `per_sample` (> 0) bytes of the box.
+            for _ in 0..count {
+                let duration = if flags & 0x100 != 0 {
+                    r.u32()?
+                } else {
+                    def_duration
+                };
+                let size = if flags & 0x200 != 0 {
+                    r.u32()?
+                } else {
+                    def_size?
+                };
+                if flags & 0x400 != 0 {
+                    r.u32()?; // sample_flags: only the first sample's matter (read above).
+                }
+                if flags & 0x800 != 0 {
+                    r.u32()?; // composition time offset
+                }
+                m.duration = m.duration.checked_add(u64::from(duration))?;
+                m.sizes = m.sizes.checked_add(u64::from(size))?;
+            }
+        }
+        m.samples = m.samples.checked_add(count)?;
+        if i == 0 {
+            m.data_offset = data_offset;
+        }
+    }
+    if m.samples == 0 {
+        return None;
+    }
+    Some(m)
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+/// Big-endian cursor that returns `None` past the end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Reader(b)
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_be_bytes)
+    }
+
+    fn remaining(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::fmp4::{Sample, fragment, init_segment};
+    use media::{AccessUnit, Codec, VideoParams, split_access_units};
+
+    fn clip(codec: Codec) -> (VideoParams, Vec<AccessUnit>) {
+        let data: &[u8] = match codec {
+            Codec::H264 => include_bytes!("../../../fixtures/clips/h264_a.h264"),
+            Codec::H265 => include_bytes!("../../../fixtures/clips/h265_a.h265"),
+        };
+        let aus = split_access_units(codec, data);
+        let params = VideoParams::from_key_access_unit(codec, &aus[0].data, 1).unwrap();
+        (params, aus)
+    }
+
+    /// A segment file of `n` fragments, each the first `per_gop` access units of one GOP, and the
+    /// fragments a scan should report.
+    fn segment(codec: Codec, n: usize, per_gop: usize) -> (Vec<u8>, u64, Vec<FragmentInfo>) {
+        let (params, aus) = clip(codec);
+        let mut out = init_segment(&params).unwrap();
+        let init_len = out.len() as u64;
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_key).collect();
+        assert!(keys.len() >= n, "fixture has {} GOPs", keys.len());
+        let mut expected = Vec::new();
+        let mut t = 1_000_000u64;
+        for (f, &k) in keys.iter().take(n).enumerate() {
+            // Uneven durations so a wrong sum shows.
+            let samples: Vec<Sample> = aus[k..k + per_gop]
+                .iter()
+                .enumerate()
+                .map(|(i, au)| Sample {
+                    data: &au.data,
+                    duration: 3600 + i as u32,
+                    is_key: au.is_key,
+                })
+                .collect();
+            let seq = f as u32 + 1;
+            let frag = fragment(seq, t, &samples).unwrap();
+            let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+            expected.push(FragmentInfo {
+                offset: out.len() as u64,
+                len: frag.len() as u64,
+                sequence: seq,
+                base_decode_time: t,
+                duration,
+                samples: per_gop as u32,
+                starts_with_key: true,
+            });
+            out.extend_from_slice(&frag);
+            t += duration;
+        }
+        (out, init_len, expected)
+    }
+
+    fn end(f: &FragmentInfo) -> u64 {
+        f.offset + f.len
+    }
+
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "vantage-scan-{}-{name}-{:?}.mp4",
+            std::process::id(),
+            std::thread::current().id()
+        ))
+    }
+
+    /// Offset of the first `fourcc` in `b` at or after `from`.
+    fn find(b: &[u8], from: usize, fourcc: &[u8; 4]) -> usize {
+        from + b[from..].windows(4).position(|w| w == fourcc).unwrap()
+    }
+
+    fn put32(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    }
+
+    #[test]
+    fn three_fragments_scan_exactly() {
+        let (buf, init_len, expected) = segment(Codec::H264, 3, 4);
+        let s = scan_bytes(&buf);
+        assert_eq!(s.codec.as_deref(), Some("h264"));
+        assert_eq!(s.init_len, init_len);
+        assert_eq!(s.fragments, expected);
+        assert_eq!(s.valid_len, buf.len() as u64);
+        assert_eq!(s.total_len, buf.len() as u64);
+        assert_eq!(s.start_90k(), Some(1_000_000));
+        let last = &expected[2];
+        assert_eq!(s.end_90k(), Some(last.base_decode_time + last.duration));
+        assert_eq!(last.duration, 3600 * 4 + 6);
+
+        // The streaming file scan agrees.
+        let p = temp_path("three");
+        std::fs::write(&p, &buf).unwrap();
+        let f = scan_file(&p);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(f.unwrap(), s);
+    }
+
+    #[test]
+    fn every_truncation_stops_at_last_whole_fragment() {
+        let (buf, init_len, expected) = segment(Codec::H264, 3, 2);
+        let p = temp_path("every");
+        for cut in 0..=buf.len() {
+            let prefix = &buf[..cut];
+            let s = scan_bytes(prefix);
+            let whole: Vec<FragmentInfo> = expected
+                .iter()
+                .filter(|f| end(f) <= cut as u64)
+                .cloned()
+                .collect();
+            let want_valid =
+                whole
+                    .last()
+                    .map(end)
+                    .unwrap_or(if init_len <= cut as u64 { init_len } else { 0 });
+            assert_eq!(s.valid_len, want_valid, "cut at {cut}");
+            assert_eq!(s.fragments, whole, "cut at {cut}");
+            assert_eq!(s.total_len, cut as u64);
+            assert_eq!(
+                s.init_len,
+                if cut as u64 >= init_len { init_len } else { 0 }
+            );
+            assert_eq!(s.codec.is_some(), cut as u64 >= init_len);
+            // The file path gives the same answer (sampled: it is slower).
+            if cut % 251 == 0 || cut + 1 == buf.len() {
+                std::fs::write(&p, prefix).unwrap();
+                assert_eq!(scan_file(&p).unwrap(), s, "file cut at {cut}");
+            }
+        }
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn truncate_to_valid_drops_the_partial_fragment() {
+        let (buf, _, expected) = segment(Codec::H264, 3, 3);
+        let cut = (expected[2].offset + expected[2].len / 2) as usize;
+        let p = temp_path("truncate");
+        std::fs::write(&p, &buf[..cut]).unwrap();
+        let before = scan_file(&p).unwrap();
+        assert_eq!(before.valid_len, end(&expected[1]));
+        assert_eq!(before.total_len, cut as u64);
+
+        // A file that changed since the scan is left alone.
+        std::fs::write(&p, &buf[..cut + 1]).unwrap();
+        let e = truncate_to_valid(&p, &before).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), cut as u64 + 1);
+        std::fs::write(&p, &buf[..cut]).unwrap();
+
+        assert!(truncate_to_valid(&p, &before).unwrap());
+        let after = scan_file(&p).unwrap();
+        assert_eq!(after.valid_len, after.total_len);
+        assert_eq!(after.total_len, end(&expected[1]));
+        assert_eq!(after.fragments, expected[..2]);
+        assert_eq!(after.fragments, before.fragments);
+        assert!(!truncate_to_valid(&p, &after).unwrap());
+        std::fs::remove_file(&p).unwrap();
+
+        let missing = scan_file(&p).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert!(missing.message().contains("vantage-scan-"), "{missing}");
+    }
+
+    #[test]
+    fn corrupt_sizes_stop_the_scan() {
+        let (buf, _, expected) = segment(Codec::H264, 3, 2);
+        let f1 = expected[1].offset as usize;
+        let moof_len = u32::from_be_bytes(buf[f1..f1 + 4].try_into().unwrap()) as usize;
+        let mdat = f1 + moof_len;
+        let mdat_len = u32::from_be_bytes(buf[mdat..mdat + 4].try_into().unwrap());
+        assert_eq!(&buf[mdat + 4..mdat + 8], b"mdat");
+
+        // (what, where, new 32-bit size, optional largesize)
+        let cases: [(&str, usize, u32, Option<u64>); 8] = [
+            ("mdat smaller than trun", mdat, mdat_len - 1, None),
+            ("mdat larger than trun", mdat, mdat_len + 1, None),
+            ("mdat size 0", mdat, 0, None),
+            ("mdat past end of file", mdat, u32::MAX, None),
+            ("mdat size below header", mdat, 7, None),
+            ("mdat huge largesize", mdat, 1, Some(u64::MAX)),
+            ("moof size 0", f1, 0, None),
+            ("moof largesize below header", f1, 1, Some(15)),
+        ];
+        for (what, at, size, large) in cases {
+            let mut b = buf.clone();
+            put32(&mut b, at, size);
+            if let Some(l) = large {
+                b[at + 8..at + 16].copy_from_slice(&l.to_be_bytes());
+            }
+            let s = scan_bytes(&b);
+            assert_eq!(s.fragments, expected[..1], "{what}");
+            assert_eq!(s.valid_len, end(&expected[0]), "{what}");
+        }
+
+        // A moof whose trun claims one sample more than its entries hold.
+        let mut b = buf.clone();
+        let trun = find(&b, f1, b"trun");
+        let count = u32::from_be_bytes(b[trun + 8..trun + 12].try_into().unwrap());
+        put32(&mut b, trun + 8, count + 1);
+        assert_eq!(scan_bytes(&b).valid_len, end(&expected[0]));
+
+        // A data offset that does not point at the mdat payload.
+        let mut b = buf.clone();
+        let off = u32::from_be_bytes(b[trun + 12..trun + 16].try_into().unwrap());
+        put32(&mut b, trun + 12, off + 4);
+        assert_eq!(scan_bytes(&b).valid_len, end(&expected[0]));
+    }
+
+    #[test]
+    fn largesize_mdat_is_accepted() {
+        let (buf, _, expected) = segment(Codec::H264, 3, 2);
+        let f1 = expected[1].offset as usize;
+        let moof_len = u32::from_be_bytes(buf[f1..f1 + 4].try_into().unwrap()) as usize;
+        let mdat = f1 + moof_len;
+        let mdat_len = u32::from_be_bytes(buf[mdat..mdat + 4].try_into().unwrap()) as u64;
+
+        let mut b = buf[..mdat].to_vec();
+        let trun = find(&b, f1, b"trun");
+        let off = u32::from_be_bytes(b[trun + 12..trun + 16].try_into().unwrap());
+        put32(&mut b, trun + 12, off + 8);
+        b.extend_from_slice(&1u32.to_be_bytes());
+        b.extend_from_slice(b"mdat");
+        b.extend_from_slice(&(mdat_len + 8).to_be_bytes());
+        b.extend_from_slice(&buf[mdat + 8..]);
+
+        let s = scan_bytes(&b);
+        assert_eq!(s.fragments.len(), 3);
+        assert_eq!(s.fragments[1].len, expected[1].len + 8);
+        assert_eq!(s.fragments[2].offset, expected[2].offset + 8);
+        assert_eq!(s.valid_len, b.len() as u64);
+    }
+
+    #[test]
+    fn filler_boxes_between_fragments() {
+        let (buf, init_len, expected) = segment(Codec::H264, 2, 2);
+        let split = end(&expected[0]) as usize;
+        let filler = |fourcc: &[u8; 4]| {
+            let mut f = 12u32.to_be_bytes().to_vec();
+            f.extend_from_slice(fourcc);
+            f.extend_from_slice(&[0; 4]);
+            f
+        };
+        let with = |fourcc: &[u8; 4]| [&buf[..split], &filler(fourcc), &buf[split..]].concat();
+
+        let b = with(b"free");
+        let s = scan_bytes(&b);
+        assert_eq!(s.fragments.len(), 2);
+        assert_eq!(s.valid_len, b.len() as u64);
+
+        // An unknown box is not skipped.
+        let s = scan_bytes(&with(b"junk"));
+        assert_eq!(s.valid_len, split as u64);
+
+        // A trailing filler is not part of the valid length; a free before the first fragment is.
+        let b = [&buf[..], &filler(b"free")].concat();
+        assert_eq!(scan_bytes(&b).valid_len, buf.len() as u64);
+        let b = [&buf[..init_len as usize], &filler(b"free")].concat();
+        assert_eq!(scan_bytes(&b).valid_len, init_len);
+        assert_eq!(scan_bytes(&b).total_len, init_len + 12);
+    }
+
+    #[test]
+    fn codec_detection() {
+        let (h264, init264, _) = segment(Codec::H264, 1, 1);
+        let (h265, _, _) = segment(Codec::H265, 1, 1);
+        assert_eq!(scan_bytes(&h264).codec.as_deref(), Some("h264"));
+        let s = scan_bytes(&h265);
+        assert_eq!(s.codec.as_deref(), Some("h265"));
+        assert_eq!(s.fragments.len(), 1);
+        assert_eq!(s.valid_len, h265.len() as u64);
+
+        // hev1 is H.265 too; an unknown entry leaves the codec unknown but the file valid.
+        let mut b = h265.clone();
+        let at = find(&b, 0, b"hvc1");
+        b[at..at + 4].copy_from_slice(b"hev1");
+        assert_eq!(scan_bytes(&b).codec.as_deref(), Some("h265"));
+        let mut b = h264.clone();
+        let at = find(&b, 0, b"avc1");
+        b[at..at + 4].copy_from_slice(b"mp4v");
+        let s = scan_bytes(&b);
+        assert_eq!(s.codec, None);
+        assert_eq!(s.init_len, init264);
+        assert_eq!(s.valid_len, h264.len() as u64);
+    }
+
+    /// A box from its fourcc and body.
+    fn bx(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = (body.len() as u32 + 8).to_be_bytes().to_vec();
+        b.extend_from_slice(fourcc);
+        b.extend_from_slice(body);
+        b
+    }
+
+    /// A hand-built fragment with the given tfhd and trun bodies and `payload` mdat bytes.
+    fn hand_fragment(tfhd: &[u8], trun: &[u8], payload: usize) -> Vec<u8> {
+        let mfhd = bx(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 9]);
+        let mut tfdt = vec![0, 0, 0, 0];
+        tfdt.extend_from_slice(&5000u32.to_be_bytes()); // version 0: 32-bit time
+        let traf = bx(
+            b"traf",
+            &[bx(b"tfhd", tfhd), bx(b"tfdt", &tfdt), bx(b"trun", trun)].concat(),
+        );
+        let moof = bx(b"moof", &[mfhd, traf].concat());
+        [moof, bx(b"mdat", &vec![0xab; payload])].concat()
+    }
+
+    fn words(w: &[u32]) -> Vec<u8> {
+        w.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn trun_flag_variants() {
+        let (params, _) = clip(Codec::H264);
+        let init = init_segment(&params).unwrap();
+
+        // tfhd default duration (0x08) and size (0x10); trun with only first-sample-flags (0x4).
+        let tfhd = words(&[0x02_0018, 1, 3000, 100]);
+        let trun = words(&[0x000004, 3, media::fmp4::SYNC_SAMPLE_FLAGS]);
+        let b = [&init[..], &hand_fragment(&tfhd, &trun, 300)].concat();
+        let s = scan_bytes(&b);
+        assert_eq!(s.valid_len, b.len() as u64, "{s:?}");
+        let f = &s.fragments[0];
+        assert_eq!(
+            (f.sequence, f.base_decode_time, f.duration, f.samples),
+            (9, 5000, 9000, 3)
+        );
+        assert!(f.starts_with_key);
+
+        // Data offset, size, flags and composition offsets per sample; the first is non-sync.
+        let tfhd = words(&[0x02_0008, 1, 1500]);
+        let nonsync = media::fmp4::NON_SYNC_SAMPLE_FLAGS;
+        let entries = [10, nonsync, 0, 20, nonsync, 0];
+        let mut t = vec![0x000E01, 2, 0];
+        t.extend_from_slice(&entries);
+        let frag = |t: &[u32], payload| {
+            let mut f = hand_fragment(&tfhd, &words(t), payload);
+            // Patch the data offset to the mdat payload: moof size + 8.
+            let moof_len = u32::from_be_bytes(f[..4].try_into().unwrap());
+            let trun = find(&f, 0, b"trun");
+            put32(&mut f, trun + 12, moof_len + 8);
+            f
+        };
+        let b = [&init[..], &frag(&t, 30)].concat();
+        let s = scan_bytes(&b);
+        assert_eq!(s.valid_len, b.len() as u64, "{s:?}");
+        assert_eq!((s.fragments[0].duration, s.fragments[0].samples), (3000, 2));
+        assert!(!s.fragments[0].starts_with_key);
+
+        // Same, but the payload does not match the sizes.
+        let b = [&init[..], &frag(&t, 31)].concat();
+        assert_eq!(scan_bytes(&b).valid_len, init.len() as u64);
+        // Entries that do not match the flags (an extra cts word per sample).
+        t[0] = 0x000601;
+        let b = [&init[..], &frag(&t, 30)].concat();
+        assert_eq!(scan_bytes(&b).valid_len, init.len() as u64);
+        // A huge sample count with no per-sample fields is summed, not looped over.
+        let tfhd_defaults = words(&[0x02_0018, 1, 1, 0]);
+        let trun = words(&[0, u32::MAX]);
+        let b = [&init[..], &hand_fragment(&tfhd_defaults, &trun, 0)].concat();
+        let s = scan_bytes(&b);
+        assert_eq!(s.valid_len, b.len() as u64);
+        assert_eq!(s.fragments[0].samples, u32::MAX);
+        assert_eq!(s.fragments[0].duration, u64::from(u32::MAX));
+        // No sizes anywhere (no trun sizes, no tfhd or trex default).
+        let tfhd_no_size = words(&[0x02_0008, 1, 1500]);
+        let trun = words(&[0x000004, 3, 0]);
+        let b = [&init[..], &hand_fragment(&tfhd_no_size, &trun, 0)].concat();
+        assert_eq!(scan_bytes(&b).valid_len, init.len() as u64);
+    }
+
+    #[test]
+    fn box_headers() {
+        let h = |size: u32, large: Option<u64>| {
+            let mut b = size.to_be_bytes().to_vec();
+            b.extend_from_slice(b"mdat");
+            if let Some(l) = large {
+                b.extend_from_slice(&l.to_be_bytes());
+            }
+            parse_header(&b)
+        };
+        assert!(matches!(h(0, None), ParsedHeader::Invalid));
+        assert!(matches!(h(7, None), ParsedHeader::Invalid));
+        assert!(matches!(h(1, Some(15)), ParsedHeader::Invalid));
+        assert!(matches!(h(1, None), ParsedHeader::Incomplete));
+        assert!(matches!(
+            parse_header(&[0, 0, 0, 9, b'm']),
+            ParsedHeader::Incomplete
+        ));
+        assert!(matches!(
+            h(8, None),
+            ParsedHeader::Ok(Header {
+                header_len: 8,
+                size: 8,
+                fourcc: [b'm', b'd', b'a', b't']
+            })
+        ));
+        assert!(matches!(
+            h(1, Some(1 << 40)),
+            ParsedHeader::Ok(Header {
+                header_len: 16,
+                size: 0x100_0000_0000,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn mutations_never_panic() {
+        let (buf, _, _) = segment(Codec::H265, 2, 2);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            // xorshift: deterministic pseudo-random positions and values.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = buf.clone();
+            let at = (x % b.len() as u64) as usize;
+            b[at] = (x >> 32) as u8;
+            let cut = ((x >> 40) % (b.len() as u64 + 1)) as usize;
+            let s = scan_bytes(&b[..cut]);
+            assert!(s.valid_len <= cut as u64);
+            assert!(s.init_len <= s.valid_len);
+            let mut pos = s.init_len;
+            for f in &s.fragments {
+                assert!(f.offset >= pos);
+                pos = f.offset + f.len;
+            }
+            assert_eq!(s.fragments.last().map_or(s.init_len, end), s.valid_len);
+        }
+    }
+}

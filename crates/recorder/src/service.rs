@@ -1,0 +1,608 @@
+//! The recording service of a node: the media index, start-up recovery, writer threads, the
+//! syncer and the retention thread (design 0006).
+//!
+//! Threads:
+//! - `rec-writer-N` (`writer_threads`, cameras spread by a hash of their id): hub → segmenter →
+//!   files, progress into the index once per poll;
+//! - `rec-syncer`: `fdatasync` of closed segments before they become `complete`, and of open
+//!   ones every `sync_interval`;
+//! - `rec-retention`: every second a `statvfs` of the recordings volume; a retention pass every
+//!   `retention_interval`, at once when free space is below `min_free`, and when a writer reports
+//!   a failed write. Every deletion goes through the index (mark `deleting`, unlink, delete row);
+//!   nothing walks the directory tree.
+
+use crate::index::{Index, RecordingSetting};
+use crate::recovery::{self, RecoveryReport};
+use crate::retention::{self, Policy, Reason, Usage};
+use crate::segmenter::SegmenterConfig;
+use crate::writer::{self, Command, Ctx, LagHistogram, Shared, SyncJob, WriterConfig};
+use base::{Clocks, Error, ErrorKind, ResultExt};
+use hub::{Channel, Hub};
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// An amount of the recordings volume.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    Bytes(u64),
+    /// Percent of the volume's size.
+    Percent(f64),
+}
+
+impl Budget {
+    pub fn resolve(self, volume_bytes: u64) -> u64 {
+        match self {
+            Budget::Bytes(b) => b,
+            Budget::Percent(p) => ((volume_bytes as f64) * p.clamp(0.0, 100.0) / 100.0) as u64,
+        }
+    }
+}
+
+/// Configuration of the recording service.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    pub dir: PathBuf,
+    pub segmenter: SegmenterConfig,
+    pub writer_threads: usize,
+    pub poll: Duration,
+    pub sync_interval: Duration,
+    /// Cap on the bytes of recordings.
+    pub max_usage: Budget,
+    /// Emergency deletion keeps at least this much of the volume free.
+    pub min_free: Budget,
+    pub retention_interval: Duration,
+    /// Retention of cameras without their own setting; 0 keeps by age forever.
+    pub default_retention_days: u32,
+    /// Recovery checks the files of each camera's segments of this last stretch.
+    pub verify_window: Duration,
+}
+
+impl RecorderConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        RecorderConfig {
+            dir: dir.into(),
+            segmenter: SegmenterConfig::default(),
+            writer_threads: 2,
+            poll: Duration::from_millis(20),
+            sync_interval: Duration::from_secs(10),
+            max_usage: Budget::Percent(90.0),
+            min_free: Budget::Percent(2.0),
+            retention_interval: Duration::from_secs(60),
+            default_retention_days: 90,
+            verify_window: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+/// Size and free space of a filesystem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsUsage {
+    pub total_bytes: u64,
+    /// Available to this (unprivileged) process.
+    pub free_bytes: u64,
+}
+
+/// `statvfs` of the filesystem holding `path`.
+pub fn fs_usage(path: &Path) -> Result<FsUsage, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).err_kind(
+        ErrorKind::InvalidArgument,
+        format_args!("{}", path.display()),
+    )?;
+    // SAFETY: `c` is a valid NUL-terminated string and `st` a properly sized out-parameter that
+    // statvfs fully initializes when it returns 0.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "statvfs {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    let frsize = st.f_frsize as u64;
+    Ok(FsUsage {
+        total_bytes: (st.f_blocks as u64).saturating_mul(frsize),
+        free_bytes: (st.f_bavail as u64).saturating_mul(frsize),
+    })
+}
+
+/// A camera to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// The channel (camera) id.
+    pub camera_id: String,
+    pub retention_days: u32,
+}
+
+/// Totals of retention since start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionStats {
+    pub passes: u64,
+    pub emergency_passes: u64,
+    pub deleted_segments: u64,
+    pub deleted_bytes: u64,
+    pub deleted_by_age: u64,
+    pub deleted_by_budget: u64,
+    pub deleted_in_emergency: u64,
+    /// From the last pass: segments a pass wanted but locks kept, and bytes it could not free.
+    pub locked_kept: u64,
+    pub shortfall_bytes: u64,
+    pub last_pass_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// What `GET /api/v1/storage` shows.
+#[derive(Clone, Debug, Default)]
+pub struct StorageStatus {
+    pub dir: PathBuf,
+    pub volume: FsUsage,
+    pub max_usage_bytes: u64,
+    pub min_free_bytes: u64,
+    pub used_bytes: u64,
+    pub cameras: Vec<CameraStorage>,
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub write_errors: u64,
+    pub lag: LagHistogram,
+    pub retention: RetentionStats,
+    pub recovery: RecoveryReport,
+}
+
+/// One camera in [`StorageStatus`].
+#[derive(Clone, Debug, Default)]
+pub struct CameraStorage {
+    pub camera_id: String,
+    pub segments: u64,
+    pub bytes: u64,
+    pub oldest_ms: Option<i64>,
+    pub newest_ms: Option<i64>,
+    pub recording: bool,
+    pub retention_days: u32,
+    pub writer: Option<writer::CameraRecording>,
+}
+
+#[derive(Default)]
+struct CleanerState {
+    stop: bool,
+    wake: bool,
+}
+
+struct Writers {
+    senders: Vec<mpsc::Sender<Command>>,
+    handles: Vec<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
+    cleaner: Option<JoinHandle<()>>,
+}
+
+/// The recording service. See the module documentation.
+pub struct Recorder {
+    cfg: RecorderConfig,
+    index: Arc<Index>,
+    shared: Arc<Shared>,
+    clocks: Arc<dyn Clocks>,
+    /// Recorded channels and their retention.
+    recording: Mutex<HashMap<String, (Arc<Channel>, u32)>>,
+    retention_stats: Mutex<RetentionStats>,
+    cleaner: (Mutex<CleanerState>, Condvar),
+    recovery: RecoveryReport,
+    threads: Mutex<Writers>,
+}
+
+impl Recorder {
+    /// Opens (creating) the recordings directory and its index, recovers it, and starts the
+    /// threads.
+    pub fn start(cfg: RecorderConfig, clocks: Arc<dyn Clocks>) -> Result<Arc<Recorder>, Error> {
+        std::fs::create_dir_all(&cfg.dir).err_kind(
+            ErrorKind::Unavailable,
+            format_args!("creating recordings directory {}", cfg.dir.display()),
+        )?;
+        let now_ms = base::clock::unix_ms(clocks.realtime());
+        let index = Arc::new(Index::open(&cfg.dir.join("index.db"), now_ms)?);
+        let t0 = Instant::now();
+        let recovery = recovery::recover(
+            &cfg.dir,
+            &index,
+            i64::try_from(cfg.verify_window.as_millis()).unwrap_or(i64::MAX),
+        )
+        .map_err(|e| e.context("recovering recordings"))?;
+        tracing::info!(
+            ?recovery,
+            elapsed_ms = t0.elapsed().as_millis() as u64,
+            "recordings recovered"
+        );
+        let shared = Shared::new();
+        let (sync_tx, sync_rx) = mpsc::channel::<SyncJob>();
+        let rec = Arc::new(Recorder {
+            cfg: cfg.clone(),
+            index: index.clone(),
+            shared: shared.clone(),
+            clocks: clocks.clone(),
+            recording: Mutex::new(HashMap::new()),
+            retention_stats: Mutex::new(RetentionStats::default()),
+            cleaner: (Mutex::new(CleanerState::default()), Condvar::new()),
+            recovery,
+            threads: Mutex::new(Writers {
+                senders: Vec::new(),
+                handles: Vec::new(),
+                syncer: None,
+                cleaner: None,
+            }),
+        });
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(f)
+                .err_kind(ErrorKind::Internal, format_args!("starting thread {name}"))
+        };
+        let mut th = rec.threads.lock();
+        {
+            let (index, shared) = (index.clone(), shared.clone());
+            th.syncer = Some(spawn(
+                "rec-syncer".into(),
+                Box::new(move || writer::run_syncer(index, shared, sync_rx)),
+            )?);
+        }
+        for i in 0..cfg.writer_threads.max(1) {
+            let (tx, rx) = mpsc::channel();
+            let weak = Arc::downgrade(&rec);
+            let ctx = Ctx {
+                cfg: WriterConfig {
+                    dir: cfg.dir.clone(),
+                    segmenter: cfg.segmenter,
+                    poll: cfg.poll,
+                    sync_interval: cfg.sync_interval,
+                },
+                index: index.clone(),
+                shared: shared.clone(),
+                clocks: clocks.clone(),
+                sync_tx: sync_tx.clone(),
+                retention_wake: Arc::new(move || {
+                    if let Some(r) = weak.upgrade() {
+                        r.wake_retention();
+                    }
+                }),
+            };
+            th.handles.push(spawn(
+                format!("rec-writer-{i}"),
+                Box::new(move || writer::run(ctx, rx)),
+            )?);
+            th.senders.push(tx);
+        }
+        {
+            let weak = Arc::downgrade(&rec);
+            th.cleaner = Some(spawn(
+                "rec-retention".into(),
+                Box::new(move || cleaner_loop(weak)),
+            )?);
+        }
+        drop(th);
+        Ok(rec)
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    pub fn config(&self) -> &RecorderConfig {
+        &self.cfg
+    }
+
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Records exactly the cameras in `wanted` (their channels must be in `hub`; others are
+    /// skipped until they are). Starting a camera subscribes to its channel, which keeps the
+    /// upstream running whether or not anyone watches; stopping closes its open segment.
+    pub fn apply(&self, hub: &Hub, wanted: &[RecordSpec]) {
+        let th = self.threads.lock();
+        if th.senders.is_empty() {
+            return;
+        }
+        let mut rec = self.recording.lock();
+        let want: HashMap<&str, u32> = wanted
+            .iter()
+            .map(|w| (w.camera_id.as_str(), w.retention_days))
+            .collect();
+        let stale: Vec<String> = rec
+            .iter()
+            .filter(|(id, (ch, _))| {
+                !want.contains_key(id.as_str())
+                    || !hub.get(id).is_some_and(|now| Arc::ptr_eq(&now, ch))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            rec.remove(&id);
+            let _ = th.senders[thread_of(&id, th.senders.len())].send(Command::Remove(id.clone()));
+            tracing::info!(camera = %id, "recording stopped");
+        }
+        for w in wanted {
+            if let Some(entry) = rec.get_mut(&w.camera_id) {
+                entry.1 = w.retention_days;
+                continue;
+            }
+            let Some(ch) = hub.get(&w.camera_id) else {
+                continue;
+            };
+            let sub = ch.subscribe();
+            rec.insert(w.camera_id.clone(), (ch, w.retention_days));
+            let _ = th.senders[thread_of(&w.camera_id, th.senders.len())]
+                .send(Command::Add(w.camera_id.clone(), sub));
+            tracing::info!(camera = %w.camera_id, "recording started");
+        }
+    }
+
+    /// Whether a camera is being recorded.
+    pub fn is_recording(&self, camera_id: &str) -> bool {
+        self.recording.lock().contains_key(camera_id)
+    }
+
+    /// The writer's view of one camera.
+    pub fn camera(&self, camera_id: &str) -> Option<writer::CameraRecording> {
+        self.shared.cameras.lock().get(camera_id).cloned()
+    }
+
+    /// Recording settings stored through the API.
+    pub fn settings(&self) -> Result<Vec<RecordingSetting>, Error> {
+        self.index.recording_settings()
+    }
+
+    pub fn wake_retention(&self) {
+        self.cleaner.0.lock().wake = true;
+        self.cleaner.1.notify_one();
+    }
+
+    fn policy(&self, volume: u64) -> Policy {
+        Policy {
+            retention_days: self
+                .recording
+                .lock()
+                .iter()
+                .map(|(id, (_, d))| (id.clone(), *d))
+                .filter(|(_, d)| *d > 0)
+                .collect(),
+            default_retention_days: Some(self.cfg.default_retention_days).filter(|d| *d > 0),
+            max_usage_bytes: self.cfg.max_usage.resolve(volume),
+            emergency_free_bytes: self.cfg.min_free.resolve(volume),
+        }
+    }
+
+    /// One retention pass: selects what to delete (age, budget, emergency; locks honoured) from
+    /// the index in pages, then deletes through the index.
+    pub fn retention_pass(&self) -> Result<retention::Plan, Error> {
+        let now_ms = base::clock::unix_ms(self.clocks.realtime());
+        let fs = fs_usage(&self.cfg.dir)?;
+        let policy = self.policy(fs.total_bytes);
+        let usage = Usage {
+            used_bytes: self.index.total_bytes()?,
+            free_bytes: fs.free_bytes,
+        };
+        let locks = self.index.active_lock_ranges(now_ms)?;
+        let mut candidates = Vec::new();
+        let mut seen = HashSet::new();
+        for u in self.index.camera_usage()? {
+            let days = policy
+                .retention_days
+                .get(&u.camera_id)
+                .copied()
+                .or(policy.default_retention_days);
+            let Some(days) = days else { continue };
+            let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+            if u.oldest_wall_ms > cutoff {
+                continue;
+            }
+            for s in self.index.expired(&u.camera_id, cutoff, 10_000)? {
+                if seen.insert(s.id) {
+                    candidates.push(s);
+                }
+            }
+        }
+        let mut plan = retention::plan(now_ms, &candidates, &locks, &policy, usage);
+        // Budget and emergency need the oldest segments: walk the index in pages until enough
+        // is selected or nothing older is left.
+        const PAGE: usize = 2_000;
+        let mut after = None;
+        while plan.shortfall_bytes > 0 {
+            let page = self.index.oldest_complete(after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.start_ms, last.id));
+            let full = page.len() == PAGE;
+            candidates.extend(page.into_iter().filter(|s| seen.insert(s.id)));
+            plan = retention::plan(now_ms, &candidates, &locks, &policy, usage);
+            if !full {
+                break;
+            }
+        }
+        self.delete(&plan)?;
+        let mut st = self.retention_stats.lock();
+        st.passes += 1;
+        st.emergency_passes += u64::from(plan.emergency);
+        st.locked_kept = plan.locked_kept as u64;
+        st.shortfall_bytes = plan.shortfall_bytes;
+        st.last_pass_ms = Some(now_ms);
+        st.last_error = None;
+        for d in &plan.deletions {
+            st.deleted_segments += 1;
+            st.deleted_bytes += d.bytes;
+            match d.reason {
+                Reason::Age => st.deleted_by_age += 1,
+                Reason::Budget => st.deleted_by_budget += 1,
+                Reason::Emergency => st.deleted_in_emergency += 1,
+            }
+        }
+        if !plan.deletions.is_empty() {
+            tracing::info!(
+                segments = plan.deletions.len(),
+                bytes = plan.bytes_freed,
+                emergency = plan.emergency,
+                locked_kept = plan.locked_kept,
+                "retention deleted recordings"
+            );
+        }
+        if plan.emergency && plan.shortfall_bytes > 0 {
+            tracing::warn!(
+                shortfall = plan.shortfall_bytes,
+                "recordings volume is short of free space and locked or open video holds the rest"
+            );
+        }
+        Ok(plan)
+    }
+
+    /// Deletes the plan's segments: mark `deleting`, unlink, delete the row.
+    fn delete(&self, plan: &retention::Plan) -> Result<(), Error> {
+        let ids: Vec<i64> = plan.deletions.iter().map(|d| d.id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.index.mark_deleting(&ids)?;
+        for id in ids {
+            let Some(s) = self.index.segment(id)? else {
+                continue;
+            };
+            let path = self.cfg.dir.join(&s.path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    // The row stays `deleting`; the next pass or start-up finishes it.
+                    tracing::error!("retention: removing {}: {e}", s.path);
+                    continue;
+                }
+            }
+            // Day directories go when their last file does (fails harmlessly otherwise).
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+            self.index.delete_segment(id)?;
+        }
+        Ok(())
+    }
+
+    /// Storage status for the API.
+    pub fn status(&self) -> Result<StorageStatus, Error> {
+        let volume = fs_usage(&self.cfg.dir)?;
+        let rec: BTreeMap<String, u32> = self
+            .recording
+            .lock()
+            .iter()
+            .map(|(id, (_, d))| (id.clone(), *d))
+            .collect();
+        let writers = self.shared.cameras.lock().clone();
+        let mut cameras: BTreeMap<String, CameraStorage> = BTreeMap::new();
+        for u in self.index.camera_usage()? {
+            cameras.insert(
+                u.camera_id.clone(),
+                CameraStorage {
+                    camera_id: u.camera_id,
+                    segments: u.segments,
+                    bytes: u.bytes,
+                    oldest_ms: Some(u.oldest_wall_ms),
+                    newest_ms: Some(u.newest_wall_ms),
+                    ..CameraStorage::default()
+                },
+            );
+        }
+        for (id, days) in &rec {
+            let c = cameras.entry(id.clone()).or_insert_with(|| CameraStorage {
+                camera_id: id.clone(),
+                ..CameraStorage::default()
+            });
+            c.recording = true;
+            c.retention_days = *days;
+        }
+        for c in cameras.values_mut() {
+            c.writer = writers.get(&c.camera_id).cloned();
+            if !c.recording {
+                c.retention_days = self.cfg.default_retention_days;
+            }
+        }
+        Ok(StorageStatus {
+            dir: self.cfg.dir.clone(),
+            volume,
+            max_usage_bytes: self.cfg.max_usage.resolve(volume.total_bytes),
+            min_free_bytes: self.cfg.min_free.resolve(volume.total_bytes),
+            used_bytes: self.index.total_bytes()?,
+            cameras: cameras.into_values().collect(),
+            writes: self.shared.writes.load(Ordering::Relaxed),
+            bytes_written: self.shared.bytes.load(Ordering::Relaxed),
+            syncs: self.shared.syncs.load(Ordering::Relaxed),
+            write_errors: self.shared.write_errors.load(Ordering::Relaxed),
+            lag: self.shared.lag.lock().clone(),
+            retention: self.retention_stats.lock().clone(),
+            recovery: self.recovery.clone(),
+        })
+    }
+
+    /// Stops recording: every open segment is closed, synced and completed; threads end.
+    pub fn shutdown(&self) {
+        self.recording.lock().clear();
+        let mut th = self.threads.lock();
+        for s in th.senders.drain(..) {
+            let _ = s.send(Command::Shutdown);
+        }
+        for h in th.handles.drain(..) {
+            let _ = h.join();
+        }
+        // The writers held the last senders of the sync channel: the syncer drains and ends.
+        if let Some(h) = th.syncer.take() {
+            let _ = h.join();
+        }
+        {
+            self.cleaner.0.lock().stop = true;
+            self.cleaner.1.notify_one();
+        }
+        if let Some(h) = th.cleaner.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn thread_of(camera_id: &str, n: usize) -> usize {
+    (crate::rotation::fnv1a64(camera_id) % n as u64) as usize
+}
+
+/// The retention thread: a cheap free-space check every second, a full pass when due.
+fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
+    let mut last_pass: Option<Instant> = None;
+    loop {
+        let Some(r) = rec.upgrade() else { return };
+        let woken = {
+            let mut st = r.cleaner.0.lock();
+            if !st.stop && !st.wake {
+                r.cleaner.1.wait_for(&mut st, Duration::from_secs(1));
+            }
+            if st.stop {
+                return;
+            }
+            std::mem::take(&mut st.wake)
+        };
+        let due = last_pass.is_none_or(|t| t.elapsed() >= r.cfg.retention_interval);
+        let low = fs_usage(&r.cfg.dir).is_ok_and(|fs| {
+            fs.free_bytes < r.cfg.min_free.resolve(fs.total_bytes)
+                || r.index
+                    .total_bytes()
+                    .is_ok_and(|u| u > r.cfg.max_usage.resolve(fs.total_bytes))
+        });
+        if woken || due || low {
+            last_pass = Some(Instant::now());
+            if let Err(e) = r.retention_pass() {
+                tracing::error!("retention pass: {e}");
+                r.retention_stats.lock().last_error = Some(e.to_string());
+            }
+        }
+    }
+}

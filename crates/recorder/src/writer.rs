@@ -1,0 +1,586 @@
+//! Writer threads: the I/O side of recording (design 0006, "Write path").
+//!
+//! Each writer thread owns a share of the recorded cameras. Every `poll` it drains each camera's
+//! hub subscription into its [`Segmenter`] and executes the actions:
+//! - the file of a segment is created when its first fragment is ready, and the init segment and
+//!   that fragment go out in one `write`; every later GOP is one `write`;
+//! - the index row is inserted (`writing`) before the file is created, and the segment's progress
+//!   (end, bytes, key frames) is committed for all cameras of the thread in one transaction per poll;
+//! - a closed segment goes to the syncer thread, which calls `fdatasync` and only then marks the
+//!   row `complete`. Open files are also synced every `sync_interval`.
+//!
+//! Nothing here blocks the async runtime: these are plain threads, and a slow disk shows up as
+//! frames skipped by the hub's bounded queue (counted per camera), never as backpressure on
+//! ingest or viewers.
+
+use crate::index::{Index, Keyframe, NewSegment, Progress};
+use crate::segmenter::{Action, FragmentOut, Segmenter, SegmenterConfig, SegmenterStats};
+use crate::{TICKS_PER_MS, ticks_to_ms, wall_90k};
+use base::{Clocks, Error, ErrorKind, ResultExt};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Tuning of the writer threads.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    pub dir: PathBuf,
+    pub segmenter: SegmenterConfig,
+    /// How often each thread drains its cameras' queues.
+    pub poll: Duration,
+    /// Open segments are synced at least this often (the bound on what a power cut loses).
+    pub sync_interval: Duration,
+}
+
+/// Frame-arrival-to-disk lag histogram: from the arrival of the frame that completed a GOP to
+/// the end of the `write` of that GOP's fragment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LagHistogram {
+    /// Upper bounds in ms of each bucket; the last bucket is open.
+    pub bounds_ms: Vec<u64>,
+    pub counts: Vec<u64>,
+    pub max_ms: u64,
+}
+
+impl LagHistogram {
+    const BOUNDS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+
+    fn new() -> Self {
+        LagHistogram {
+            bounds_ms: Self::BOUNDS.to_vec(),
+            counts: vec![0; Self::BOUNDS.len() + 1],
+            max_ms: 0,
+        }
+    }
+
+    fn add(&mut self, ms: u64) {
+        let i = Self::BOUNDS.partition_point(|&b| b < ms);
+        self.counts[i] += 1;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    /// The bucket bound at or above quantile `q` (0..1), `None` without samples.
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return Some(self.bounds_ms.get(i).copied().unwrap_or(self.max_ms));
+            }
+        }
+        Some(self.max_ms)
+    }
+}
+
+/// What a recorded camera is doing, for the API.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CameraRecording {
+    pub segmenter: SegmenterStats,
+    /// Fragments (GOPs) lost because a write failed (disk full, I/O error).
+    pub dropped_fragments: u64,
+    pub bytes_written: u64,
+    /// Start of the open segment (ms), if a file is open.
+    pub open_since_ms: Option<i64>,
+    pub last_write_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Counters shared by the writer threads, the syncer and the API.
+#[derive(Default)]
+pub struct Shared {
+    pub cameras: Mutex<BTreeMap<String, CameraRecording>>,
+    pub lag: Mutex<LagHistogram>,
+    pub writes: AtomicU64,
+    pub bytes: AtomicU64,
+    pub syncs: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            lag: Mutex::new(LagHistogram::new()),
+            ..Shared::default()
+        })
+    }
+}
+
+/// A camera's directory name under the recordings directory: the camera id when it is made of
+/// `[A-Za-z0-9._-]` (and is not `.`/`..`), otherwise a sanitized form plus a hash of the id.
+pub fn camera_dir(camera_id: &str) -> String {
+    let clean = !camera_id.is_empty()
+        && camera_id.len() <= 120
+        && camera_id != "."
+        && camera_id != ".."
+        && camera_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if clean {
+        return camera_id.to_owned();
+    }
+    let mut s: String = camera_id
+        .chars()
+        .take(60)
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    s.push_str(&format!("~{:016x}", crate::rotation::fnv1a64(camera_id)));
+    s
+}
+
+/// `YYYYMMDD` (UTC) of a time in ms since the epoch.
+pub fn day_dir(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A closed segment on its way to `complete`.
+pub(crate) struct Closed {
+    pub file: Arc<File>,
+    pub dir: PathBuf,
+    pub segment_id: i64,
+    pub end_90k: i64,
+    pub end_wall_ms: i64,
+    pub bytes: u64,
+    pub camera_id: String,
+}
+
+pub(crate) enum SyncJob {
+    /// Sync an open file (periodic).
+    Sync(Arc<File>),
+    /// Sync and complete a closed segment.
+    Close(Closed),
+}
+
+pub(crate) enum Command {
+    Add(String, hub::Subscriber),
+    Remove(String),
+    Shutdown,
+}
+
+struct Pending {
+    run_id: i64,
+    codec: &'static str,
+    params_version: i64,
+    init: Vec<u8>,
+}
+
+struct Open {
+    file: Arc<File>,
+    abs_dir: PathBuf,
+    rel_path: String,
+    /// The init segment, until the first write.
+    init: Option<Vec<u8>>,
+    segment_id: i64,
+    bytes: u64,
+    end_90k: i64,
+    start_ms: i64,
+    last_sync: Instant,
+    progress: Option<Progress>,
+}
+
+struct Camera {
+    id: String,
+    dir: String,
+    sub: hub::Subscriber,
+    seg: Segmenter,
+    pending: Option<Pending>,
+    open: Option<Open>,
+    dropped: u64,
+    /// A fragment was lost: drop fragments until one starts with a key frame.
+    need_key: bool,
+    bytes: u64,
+    last_write_ms: Option<i64>,
+    last_error: Option<String>,
+}
+
+/// What a writer thread needs.
+pub(crate) struct Ctx {
+    pub cfg: WriterConfig,
+    pub index: Arc<Index>,
+    pub shared: Arc<Shared>,
+    pub clocks: Arc<dyn Clocks>,
+    pub sync_tx: mpsc::Sender<SyncJob>,
+    /// Wakes the retention thread (a write failed: maybe the disk is full).
+    pub retention_wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The body of one writer thread.
+pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
+    let mut cams: Vec<Camera> = Vec::new();
+    let mut actions = Vec::new();
+    let mut closed = Vec::new();
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Add(id, sub)) => {
+                    if let Some(i) = cams.iter().position(|c| c.id == id) {
+                        let mut old = cams.swap_remove(i);
+                        finish(&ctx, &mut old, &mut actions, &mut closed);
+                    }
+                    cams.push(Camera {
+                        dir: camera_dir(&id),
+                        seg: Segmenter::new(&id, ctx.cfg.segmenter),
+                        id,
+                        sub,
+                        pending: None,
+                        open: None,
+                        dropped: 0,
+                        need_key: false,
+                        bytes: 0,
+                        last_write_ms: None,
+                        last_error: None,
+                    });
+                }
+                Ok(Command::Remove(id)) => {
+                    if let Some(i) = cams.iter().position(|c| c.id == id) {
+                        let mut c = cams.swap_remove(i);
+                        finish(&ctx, &mut c, &mut actions, &mut closed);
+                        ctx.shared.cameras.lock().remove(&id);
+                    }
+                }
+                Ok(Command::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => {
+                    for c in &mut cams {
+                        finish(&ctx, c, &mut actions, &mut closed);
+                    }
+                    commit(&ctx, &mut cams, &mut closed);
+                    return;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        let now = ctx.clocks.realtime();
+        for c in &mut cams {
+            while let Some(f) = c.sub.try_recv() {
+                c.seg.push(f, &mut actions);
+            }
+            c.seg.tick(now, &mut actions);
+            execute(&ctx, c, &mut actions, &mut closed);
+        }
+        commit(&ctx, &mut cams, &mut closed);
+        std::thread::sleep(ctx.cfg.poll);
+    }
+}
+
+/// Ends a camera's run and closes its segment (removal, shutdown).
+fn finish(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Vec<Closed>) {
+    c.seg.finish(actions);
+    execute(ctx, c, actions, closed);
+}
+
+/// Commits the progress of every camera's open segment, then hands closed segments to the
+/// syncer (in this order, so a segment's last progress is in before it is completed), and
+/// publishes the cameras' status.
+fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>) {
+    let mut batch: Vec<Progress> = cams
+        .iter_mut()
+        .filter_map(|c| c.open.as_mut().and_then(|o| o.progress.take()))
+        .collect();
+    batch.extend(closed.iter().map(|c| Progress {
+        segment_id: c.segment_id,
+        end_90k: c.end_90k,
+        end_wall_ms: c.end_wall_ms,
+        bytes: c.bytes,
+        keyframes: Vec::new(),
+    }));
+    if let Err(e) = ctx.index.record_progress(&batch) {
+        tracing::error!(
+            "media index: recording progress of {} segments: {e}",
+            batch.len()
+        );
+    }
+    for c in closed.drain(..) {
+        let _ = ctx.sync_tx.send(SyncJob::Close(c));
+    }
+    let mut status = ctx.shared.cameras.lock();
+    for c in cams.iter() {
+        let e = status.entry(c.id.clone()).or_default();
+        e.segmenter = c.seg.stats();
+        e.dropped_fragments = c.dropped;
+        e.bytes_written = c.bytes;
+        e.open_since_ms = c.open.as_ref().map(|o| o.start_ms);
+        e.last_write_ms = c.last_write_ms;
+        e.last_error.clone_from(&c.last_error);
+    }
+}
+
+fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Vec<Closed>) {
+    for a in actions.drain(..) {
+        match a {
+            Action::Open {
+                start_90k: _,
+                run_id,
+                codec,
+                params_version,
+                init,
+            } => {
+                close(c, closed);
+                c.pending = Some(Pending {
+                    run_id,
+                    codec,
+                    params_version,
+                    init,
+                });
+            }
+            Action::Write(f) => write(ctx, c, f),
+            Action::Close { end_90k } => {
+                if let Some(o) = &mut c.open {
+                    o.end_90k = o.end_90k.max(end_90k);
+                }
+                close(c, closed);
+                c.pending = None;
+            }
+        }
+    }
+    if let Some(o) = &mut c.open
+        && o.last_sync.elapsed() >= ctx.cfg.sync_interval
+    {
+        o.last_sync = Instant::now();
+        let _ = ctx.sync_tx.send(SyncJob::Sync(o.file.clone()));
+    }
+}
+
+fn close(c: &mut Camera, closed: &mut Vec<Closed>) {
+    if let Some(o) = c.open.take() {
+        closed.push(Closed {
+            file: o.file,
+            dir: o.abs_dir,
+            segment_id: o.segment_id,
+            end_90k: o.end_90k,
+            end_wall_ms: ticks_to_ms(o.end_90k),
+            bytes: o.bytes,
+            camera_id: c.id.clone(),
+        });
+    }
+}
+
+fn write(ctx: &Ctx, c: &mut Camera, f: FragmentOut) {
+    if c.need_key && !f.key {
+        // A GOP before this one was lost: a fragment that does not start with a key frame
+        // could not be decoded, so wait for the next key frame.
+        c.dropped += 1;
+        return;
+    }
+    if c.open.is_none() {
+        let Some(p) = c.pending.take() else {
+            // No segment to write into: its file could not be created. The GOP is lost.
+            c.dropped += 1;
+            return;
+        };
+        match create(ctx, c, &p, f.start_90k) {
+            Ok(o) => c.open = Some(o),
+            Err(e) => {
+                // Try again with the next GOP.
+                c.pending = Some(p);
+                c.dropped += 1;
+                c.need_key = true;
+                fail(ctx, c, e);
+                return;
+            }
+        }
+    }
+    let Some(o) = &mut c.open else { return };
+    let start_len = o.bytes;
+    // A new file gets its init segment in the same write as its first fragment.
+    let r = match &o.init {
+        Some(init) => {
+            let mut buf = Vec::with_capacity(init.len() + f.bytes.len());
+            buf.extend_from_slice(init);
+            buf.extend_from_slice(&f.bytes);
+            (&*o.file).write_all(&buf).map(|()| buf.len())
+        }
+        None => (&*o.file).write_all(&f.bytes).map(|()| f.bytes.len()),
+    };
+    let n = match r {
+        Ok(n) => n as u64,
+        Err(e) => {
+            // Cut back to the last complete fragment, so the file never holds a torn GOP.
+            let _ = o.file.set_len(start_len);
+            let e = Error::new(
+                ErrorKind::Unavailable,
+                format!("camera {}: writing to {}: {e}", c.id, o.rel_path),
+            );
+            c.dropped += 1;
+            c.need_key = true;
+            fail(ctx, c, e);
+            return;
+        }
+    };
+    let frag_offset = start_len + n - f.bytes.len() as u64;
+    o.init = None;
+    o.bytes += n;
+    o.end_90k = f.end_90k;
+    c.need_key = false;
+    let p = o.progress.get_or_insert_with(|| Progress {
+        segment_id: o.segment_id,
+        ..Progress::default()
+    });
+    p.end_90k = f.end_90k;
+    p.end_wall_ms = ticks_to_ms(f.end_90k);
+    p.bytes = o.bytes;
+    if f.key {
+        p.keyframes.push(Keyframe {
+            time_90k: f.start_90k,
+            byte_offset: frag_offset,
+        });
+    }
+    let now = ctx.clocks.realtime();
+    c.bytes += n;
+    c.last_write_ms = Some(ticks_to_ms(wall_90k(now)));
+    c.last_error = None;
+    ctx.shared.writes.fetch_add(1, Ordering::Relaxed);
+    ctx.shared.bytes.fetch_add(n, Ordering::Relaxed);
+    let lag_ms = (wall_90k(now) - f.completed_recv_90k).max(0) / TICKS_PER_MS;
+    ctx.shared.lag.lock().add(lag_ms as u64);
+}
+
+/// Creates a segment: the index row first (`writing`), then the file. A name already taken (on
+/// disk or in the index) gets a suffix.
+fn create(ctx: &Ctx, c: &Camera, p: &Pending, start_90k: i64) -> Result<Open, Error> {
+    let start_ms = ticks_to_ms(start_90k);
+    let rel_dir = format!("{}/{}", c.dir, day_dir(start_ms));
+    let abs_dir = ctx.cfg.dir.join(&rel_dir);
+    std::fs::create_dir_all(&abs_dir).err_kind(
+        ErrorKind::Unavailable,
+        format_args!("camera {}: creating {}", c.id, abs_dir.display()),
+    )?;
+    for attempt in 0..100 {
+        let name = match attempt {
+            0 => format!("{start_90k}.mp4"),
+            n => format!("{start_90k}-{n}.mp4"),
+        };
+        let abs = abs_dir.join(&name);
+        if abs.exists() {
+            continue;
+        }
+        let rel_path = format!("{rel_dir}/{name}");
+        let id = match ctx.index.begin_segment(&NewSegment {
+            camera_id: c.id.clone(),
+            run_id: p.run_id,
+            start_90k,
+            start_wall_ms: start_ms,
+            path: rel_path.clone(),
+            codec: p.codec.to_owned(),
+            params_version: p.params_version,
+        }) {
+            Ok(id) => id,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.context(format_args!("camera {}", c.id))),
+        };
+        let file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&abs)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = ctx.index.delete_segment(id);
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("camera {}: creating {rel_path}: {e}", c.id),
+                ));
+            }
+        };
+        return Ok(Open {
+            file: Arc::new(file),
+            abs_dir,
+            rel_path,
+            segment_id: id,
+            init: Some(p.init.clone()),
+            bytes: 0,
+            end_90k: start_90k,
+            start_ms,
+            last_sync: Instant::now(),
+            progress: None,
+        });
+    }
+    Err(Error::new(
+        ErrorKind::AlreadyExists,
+        format!("camera {}: no free name for a segment at {start_90k}", c.id),
+    ))
+}
+
+fn fail(ctx: &Ctx, c: &mut Camera, e: Error) {
+    let first = c.last_error.is_none();
+    c.last_error = Some(e.to_string());
+    ctx.shared.write_errors.fetch_add(1, Ordering::Relaxed);
+    if first {
+        tracing::warn!("recording: {e}");
+    }
+    (ctx.retention_wake)();
+}
+
+/// The body of the syncer thread: `fdatasync` of open files (periodic) and of closed segments,
+/// which become `complete` in the index only after their bytes are on disk.
+pub(crate) fn run_syncer(index: Arc<Index>, shared: Arc<Shared>, jobs: mpsc::Receiver<SyncJob>) {
+    while let Ok(job) = jobs.recv() {
+        match job {
+            SyncJob::Sync(f) => {
+                if f.sync_data().is_ok() {
+                    shared.syncs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            SyncJob::Close(c) => complete(&index, &shared, c),
+        }
+    }
+}
+
+fn complete(index: &Index, shared: &Shared, c: Closed) {
+    if c.bytes == 0 {
+        // Created, but its first write failed: nothing to keep.
+        if let Ok(Some(s)) = index.segment(c.segment_id) {
+            let _ = std::fs::remove_file(c.dir.join(file_name(&s.path)));
+        }
+        let _ = index.delete_segment(c.segment_id);
+        return;
+    }
+    if let Err(e) = c.file.sync_data() {
+        // The row stays `writing`: recovery at the next start checks the file.
+        tracing::error!(
+            "camera {}: syncing segment {}: {e}",
+            c.camera_id,
+            c.segment_id
+        );
+        return;
+    }
+    shared.syncs.fetch_add(1, Ordering::Relaxed);
+    sync_dir(&c.dir);
+    if let Err(e) = index.complete_segment(c.segment_id, c.end_90k, c.end_wall_ms, c.bytes) {
+        tracing::error!("camera {}: completing segment: {e}", c.camera_id);
+    }
+}
+
+fn file_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// Makes a directory's entries durable (a new file's name, a removal).
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
