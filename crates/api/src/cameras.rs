@@ -1,15 +1,23 @@
 //! Catalog: cameras with their live status, and agencies with their stream counts.
 
 use crate::catalog::CatalogCamera;
+use crate::storage::stored_settings;
 use crate::{ApiError, AppState, camera_not_found};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use hub::Channel;
+use recorder::index::RecordingSetting;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-fn camera_json(st: &AppState, c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> Value {
+fn camera_json(
+    st: &AppState,
+    c: &CatalogCamera,
+    ch: Option<&Arc<Channel>>,
+    stored: &HashMap<String, RecordingSetting>,
+) -> Value {
     let cam = &c.camera;
     let vms = c.vms();
     let status = ch.map(|c| c.status());
@@ -26,7 +34,7 @@ fn camera_json(st: &AppState, c: &CatalogCamera, ch: Option<&Arc<Channel>>) -> V
         // The recorder's subscription is not a viewer.
         "viewers": ch.map_or(0, |c| c.subscriber_count())
             .saturating_sub(usize::from(st.recorder.is_recording(&cam.id))),
-        "recording": crate::storage::recording_json(st, cam),
+        "recording": crate::storage::recording_json(st, cam, stored),
         "recording_server": vms.and_then(|v| v.recorder_name.clone()),
         "source": if vms.is_some() { "xprotect" } else { "config" },
         "groups": vms.map(|v| v.groups.clone()).unwrap_or_default(),
@@ -54,10 +62,11 @@ pub(crate) async fn list_cameras(
     Query(f): Query<CameraFilter>,
 ) -> Json<Value> {
     let all = st.catalog.all();
+    let stored = stored_settings(&st);
     let cams: Vec<Value> = all
         .iter()
         .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.camera.agency))
-        .map(|c| camera_json(&st, c, st.hub.get(&c.camera.id).as_ref()))
+        .map(|c| camera_json(&st, c, st.hub.get(&c.camera.id).as_ref(), &stored))
         .filter(|v| f.status.as_ref().is_none_or(|s| v["status"] == **s))
         .collect();
     Json(json!({ "cameras": cams, "total": cams.len() }))
@@ -68,7 +77,12 @@ pub(crate) async fn get_camera(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(camera_json(&st, &cam, st.hub.get(&id).as_ref())))
+    Ok(Json(camera_json(
+        &st,
+        &cam,
+        st.hub.get(&id).as_ref(),
+        &stored_settings(&st),
+    )))
 }
 
 pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<Value> {

@@ -1,19 +1,20 @@
 //! `GET /api/v1/recordings/{camera_id}?start=&end=`: the recording timeline of a camera.
 //!
-//! For XProtect cameras the sequences come from the recording server (`SequencesGet`); Vantage's
-//! own recordings (issue 5) will be merged in: where both exist, local segments are listed and
-//! XProtect's sequences fill the time local recording does not cover (each entry says its
-//! `source`).
+//! Vantage's own segments (from the media index) are merged into runs of contiguous recording and
+//! listed with `source: "local"`. For XProtect cameras the recording server's sequences
+//! (`SequencesGet`) fill the time local recording does not cover (`source: "xprotect"`). Gaps are
+//! what neither covers (design 0005).
 
 use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use base::clock::{from_unix_ms, unix_ms};
 use base::err;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Deserialize)]
 pub(crate) struct Range {
@@ -21,8 +22,57 @@ pub(crate) struct Range {
     end: Option<String>,
 }
 
-fn secs(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
+fn ms_secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn ms_time(ms: i64) -> String {
+    base::clock::rfc3339(from_unix_ms(ms))
+}
+
+/// `h264` → `H.264`, as the API shows codecs elsewhere.
+fn codec_name(c: &str) -> &str {
+    match c {
+        "h264" => "H.264",
+        "h265" => "H.265",
+        o => o,
+    }
+}
+
+/// A stretch of recorded time, ms since the epoch, `[start, end)`.
+#[derive(Clone, Debug, PartialEq)]
+struct Span {
+    start: i64,
+    end: i64,
+    source: &'static str,
+    /// Known for local recordings.
+    codec: Option<String>,
+}
+
+/// The parts of `v` that none of `cover` (sorted, disjoint) overlaps.
+fn subtract(v: &Span, cover: &[Span]) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut from = v.start;
+    for c in cover {
+        if c.end <= from || c.start >= v.end {
+            continue;
+        }
+        if c.start > from {
+            out.push(Span {
+                start: from,
+                end: c.start,
+                ..v.clone()
+            });
+        }
+        from = from.max(c.end);
+    }
+    if from < v.end {
+        out.push(Span {
+            start: from,
+            ..v.clone()
+        });
+    }
+    out
 }
 
 pub(crate) async fn timeline(
@@ -46,50 +96,92 @@ pub(crate) async fn timeline(
     if start >= end {
         return Err(invalid("start", "must be before end"));
     }
-    let (source, sequences) = match (&st.vms, cam.vms()) {
-        (Some(v), Some(_)) => ("xprotect", v.sequences(&cam, start, end).await?),
-        (None, Some(_)) => {
+    let (start_ms, end_ms) = (unix_ms(start), unix_ms(end));
+
+    // Vantage's own segments, merged into runs: segments of one run follow each other exactly
+    // (allow 1 ms of rounding).
+    let mut local: Vec<Span> = Vec::new();
+    for seg in st.recorder.index().segments(&camera_id, start_ms, end_ms)? {
+        let e = seg.end_wall_ms.max(seg.start_wall_ms);
+        match local.last_mut() {
+            Some(l) if seg.start_wall_ms <= l.end + 1 && l.codec.as_ref() == Some(&seg.codec) => {
+                l.end = l.end.max(e);
+            }
+            _ => local.push(Span {
+                start: seg.start_wall_ms,
+                end: e,
+                source: "local",
+                codec: Some(seg.codec),
+            }),
+        }
+    }
+    let vms_spans: Vec<Span> = match (&st.vms, cam.vms()) {
+        (Some(v), Some(_)) => v
+            .sequences(&cam, start, end)
+            .await?
+            .iter()
+            .map(|s| Span {
+                start: unix_ms(s.begin),
+                end: unix_ms(s.end),
+                source: "xprotect",
+                codec: None,
+            })
+            .collect(),
+        (None, Some(_)) if local.is_empty() => {
             return Err(ApiError::from(err!(
                 Unavailable,
                 "camera `{camera_id}` is an XProtect camera but no VMS is configured"
             )));
         }
-        (_, None) => ("none", Vec::new()),
+        _ => Vec::new(),
     };
+    let source = match (local.is_empty(), cam.vms().is_some()) {
+        (false, true) => "local+xprotect",
+        (false, false) => "local",
+        (true, true) => "xprotect",
+        (true, false) => "none",
+    };
+    let mut spans = local.clone();
+    for v in &vms_spans {
+        spans.extend(subtract(v, &local));
+    }
+    for s in &mut spans {
+        s.start = s.start.max(start_ms);
+        s.end = s.end.min(end_ms);
+    }
+    spans.retain(|s| s.end > s.start);
+    spans.sort_by_key(|s| (s.start, s.end));
+
     let params = st.hub.get(&camera_id).and_then(|c| c.params());
-    let codec = params.as_ref().map(|p| p.codec.display_name());
+    let live_codec = params.as_ref().map(|p| p.codec.display_name());
     let resolution = params.as_ref().map(|p| format!("{}x{}", p.width, p.height));
     let fps = params
         .as_ref()
         .and_then(|p| p.frame_rate)
         .map(|(n, d)| f64::from(n) / f64::from(d.max(1)));
-    let rfc = base::clock::rfc3339;
     let mut timeline = Vec::new();
     let mut gaps = Vec::new();
-    let mut prev_end: Option<SystemTime> = None;
-    for (i, s) in sequences.iter().enumerate() {
-        let (b, e) = (s.begin.max(start), s.end.min(end));
-        if e <= b {
-            continue;
-        }
+    let mut prev_end: Option<i64> = None;
+    for s in &spans {
         if let Some(pe) = prev_end
-            && b > pe
+            && s.start > pe
         {
             gaps.push(json!({
-                "start_time": rfc(pe), "end_time": rfc(b),
-                "duration_seconds": secs(b.duration_since(pe).unwrap_or_default()),
+                "start_time": ms_time(pe), "end_time": ms_time(s.start),
+                "duration_seconds": ms_secs(s.start - pe),
             }));
         }
-        prev_end = Some(prev_end.map_or(e, |p| p.max(e)));
+        prev_end = Some(prev_end.map_or(s.end, |p| p.max(s.end)));
         timeline.push(json!({
-            "sequence_id": format!("{source}-{}-{i}", s.begin.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis())),
-            "source": source,
-            "start_time": rfc(b),
-            "end_time": rfc(e),
-            "duration_seconds": secs(e.duration_since(b).unwrap_or_default()),
+            "sequence_id": format!("{}-{}", s.source, s.start),
+            "source": s.source,
+            "start_time": ms_time(s.start),
+            "end_time": ms_time(s.end),
+            "duration_seconds": ms_secs(s.end - s.start),
             "has_video": true,
+            // Audio is not recorded (ingest takes the video track only).
             "has_audio": false,
-            "codec": codec,
+            "codec": s.codec.as_deref().map(codec_name).or(live_codec),
             "resolution": resolution,
             "fps": fps,
             "gaps": [],
@@ -97,10 +189,40 @@ pub(crate) async fn timeline(
     }
     Ok(Json(json!({
         "camera_id": camera_id,
-        "start": rfc(start),
-        "end": rfc(end),
+        "start": ms_time(start_ms),
+        "end": ms_time(end_ms),
         "source": source,
         "timeline": timeline,
         "gaps": gaps,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: i64, end: i64) -> Span {
+        Span {
+            start,
+            end,
+            source: "xprotect",
+            codec: None,
+        }
+    }
+
+    #[test]
+    fn xprotect_fills_only_what_local_recording_does_not_cover() {
+        let local = [span(10, 20), span(30, 40)];
+        let got: Vec<(i64, i64)> = subtract(&span(0, 50), &local)
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert_eq!(got, vec![(0, 10), (20, 30), (40, 50)]);
+        assert!(subtract(&span(12, 18), &local).is_empty());
+        let got: Vec<(i64, i64)> = subtract(&span(15, 35), &local)
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect();
+        assert_eq!(got, vec![(20, 30)]);
+    }
 }

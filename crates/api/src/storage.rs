@@ -56,7 +56,8 @@ fn effective(cam: &settings::Camera, stored: Option<&RecordingSetting>) -> Effec
     }
 }
 
-fn stored_settings(st: &AppState) -> HashMap<String, RecordingSetting> {
+/// The recording settings stored through the API, by camera.
+pub(crate) fn stored_settings(st: &AppState) -> HashMap<String, RecordingSetting> {
     match st.recorder.settings() {
         Ok(v) => v.into_iter().map(|s| (s.camera_id.clone(), s)).collect(),
         Err(e) => {
@@ -87,14 +88,13 @@ pub fn apply_recording(st: &AppState) {
     st.recorder.apply(&st.hub, &wanted);
 }
 
-/// The `recording` object of a camera.
-pub(crate) fn recording_json(st: &AppState, cam: &settings::Camera) -> Value {
-    let stored = st
-        .recorder
-        .settings()
-        .ok()
-        .and_then(|v| v.into_iter().find(|s| s.camera_id == cam.id));
-    let e = effective(cam, stored.as_ref());
+/// The `recording` object of a camera (`stored`: [`stored_settings`]).
+pub(crate) fn recording_json(
+    st: &AppState,
+    cam: &settings::Camera,
+    stored: &HashMap<String, RecordingSetting>,
+) -> Value {
+    let e = effective(cam, stored.get(&cam.id));
     let w = st.recorder.camera(&cam.id);
     let active = st.recorder.is_recording(&cam.id);
     json!({
@@ -105,7 +105,7 @@ pub(crate) fn recording_json(st: &AppState, cam: &settings::Camera) -> Value {
         "state": match (&w, active) {
             (_, false) => "off",
             (Some(w), true) if w.last_error.is_some() => "error",
-            (Some(w), true) if w.open_since_ms.is_some() => "recording",
+            (Some(w), true) if w.in_segment => "recording",
             _ => "waiting",
         },
         "last_error": w.as_ref().and_then(|w| w.last_error.clone()),
@@ -121,7 +121,11 @@ pub(crate) async fn get_recording(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(recording_json(&st, &cam.camera)))
+    Ok(Json(recording_json(
+        &st,
+        &cam.camera,
+        &stored_settings(&st),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -164,7 +168,11 @@ pub(crate) async fn put_recording(
     )?;
     apply_recording(&st);
     tracing::info!(camera = %id, continuous, ?retention_days, "recording mode set through the API");
-    Ok(Json(recording_json(&st, &cam.camera)))
+    Ok(Json(recording_json(
+        &st,
+        &cam.camera,
+        &stored_settings(&st),
+    )))
 }
 
 fn lock_json(l: &EvidenceLock, now_ms: i64) -> Value {

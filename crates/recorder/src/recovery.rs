@@ -259,7 +259,9 @@ fn adopt(
     let sc = scan::scan_file(&path)?;
     let (Some(start), Some(end), Some(codec)) = (sc.start_90k(), sc.end_90k(), sc.codec.clone())
     else {
-        if sc.total_len == 0 || sc.valid_len == sc.init_len {
+        // Ours but torn before its first fragment completed (it starts like our files): remove.
+        // Anything else is not ours to delete.
+        if sc.total_len == 0 || sc.init_len > 0 || starts_with_ftyp(&path) {
             remove_file(&path)?;
             r.files_removed += 1;
         } else {
@@ -290,6 +292,14 @@ fn adopt(
     Ok(())
 }
 
+fn starts_with_ftyp(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head[4..8] == b"ftyp")
+}
+
 fn quarantine(dir: &Path, rel: &str) -> Result<(), Error> {
     let lf = dir.join("lost+found");
     std::fs::create_dir_all(&lf).err_kind(
@@ -303,4 +313,225 @@ fn quarantine(dir: &Path, rel: &str) -> Result<(), Error> {
     )?;
     tracing::warn!("recordings: {rel} holds no usable video; moved to lost+found");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{Index, NewSegment, SegmentState};
+    use crate::segmenter::{Action, Segmenter, SegmenterConfig};
+    use media::{Codec, Frame};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const T0_MS: i64 = 1_700_000_000_000;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir()
+                .join(format!("recorder-recovery-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// `gops` GOPs (2 s each) of the fixture clip as one segment file: (bytes, fragment ends).
+    fn segment_bytes(gops: usize) -> (Vec<u8>, Vec<u64>) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/clips/h264_a.h264"
+        );
+        let clip = rtsp_server::ClipSource::from_file(path, Codec::H264).unwrap();
+        let params = Arc::new(clip.params().clone());
+        let frames: Vec<_> = clip.aus().map(|(d, k)| (d.clone(), k)).collect();
+        let cfg = SegmenterConfig {
+            rotation: crate::rotation::RotationConfig {
+                period: 3600 * crate::TICKS_PER_SEC,
+            },
+            ..SegmenterConfig::default()
+        };
+        let mut seg = Segmenter::new("cam", cfg);
+        let mut out = Vec::new();
+        for n in 0..(gops * 50 + 1) {
+            let (data, is_key) = frames[n % frames.len()].clone();
+            seg.push(
+                Frame {
+                    pts: n as i64 * 3600,
+                    received: UNIX_EPOCH + Duration::from_millis(T0_MS as u64 + n as u64 * 40),
+                    is_key,
+                    data,
+                    params: params.clone(),
+                },
+                &mut out,
+            );
+        }
+        let mut file = Vec::new();
+        let mut ends = Vec::new();
+        for a in out {
+            match a {
+                Action::Open { init, .. } => file.extend_from_slice(&init),
+                Action::Write(f) => {
+                    file.extend_from_slice(&f.bytes);
+                    ends.push(file.len() as u64);
+                }
+                Action::Close { .. } => {}
+            }
+        }
+        (file, ends)
+    }
+
+    fn new_seg(rel: &str) -> NewSegment {
+        NewSegment {
+            camera_id: "cam".into(),
+            run_id: 1,
+            start_90k: T0_MS * 90,
+            start_wall_ms: T0_MS,
+            path: rel.into(),
+            codec: "h264".into(),
+            params_version: 0,
+        }
+    }
+
+    fn write(dir: &Path, rel: &str, data: &[u8]) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    #[test]
+    fn a_torn_segment_is_cut_back_to_its_last_complete_fragment() {
+        let d = TempDir::new("torn");
+        let ix = Index::open_in_memory(T0_MS).unwrap();
+        let (file, ends) = segment_bytes(3);
+        assert_eq!(ends.len(), 3);
+        // Killed in the middle of writing the third GOP.
+        let cut = (ends[1] + ends[2]) / 2;
+        let rel = "cam/20231114/a.mp4";
+        write(&d.0, rel, &file[..cut as usize]);
+        let id = ix.begin_segment(&new_seg(rel)).unwrap();
+        let r = recover(&d.0, &ix, 3_600_000).unwrap();
+        assert_eq!(r.segments_recovered, 1);
+        assert_eq!(r.bytes_truncated, cut - ends[1]);
+        let s = ix.segment(id).unwrap().unwrap();
+        assert_eq!(s.state, SegmentState::Complete);
+        assert_eq!(s.bytes, ends[1]);
+        assert_eq!(std::fs::metadata(d.0.join(rel)).unwrap().len(), ends[1]);
+        // Two complete GOPs of 2 s: the row ends 4 s after its start, in both clocks.
+        assert_eq!(s.end_90k - s.start_90k, 4 * 90_000);
+        assert_eq!(s.end_wall_ms - s.start_wall_ms, 4_000);
+        let kfs = ix.keyframes(id).unwrap();
+        assert_eq!(kfs.len(), 2);
+        assert_eq!(
+            kfs[1].byte_offset, ends[0],
+            "second GOP starts where the first ends"
+        );
+        assert_eq!(kfs[1].time_90k, s.start_90k + 2 * 90_000);
+        // A second recovery changes nothing.
+        assert_eq!(
+            recover(&d.0, &ix, 3_600_000).unwrap(),
+            RecoveryReport {
+                dirs_listed: 3,
+                ..RecoveryReport::default()
+            }
+        );
+    }
+
+    #[test]
+    fn rows_without_usable_bytes_are_removed_and_deletions_finished() {
+        let d = TempDir::new("rows");
+        let ix = Index::open_in_memory(T0_MS).unwrap();
+        let (file, ends) = segment_bytes(1);
+        // Killed before the first fragment was complete; a row whose file never appeared; a
+        // deletion interrupted after the row was marked.
+        write(
+            &d.0,
+            "cam/20231114/torn.mp4",
+            &file[..(ends[0] - 10) as usize],
+        );
+        let torn = ix.begin_segment(&new_seg("cam/20231114/torn.mp4")).unwrap();
+        let missing = ix
+            .begin_segment(&new_seg("cam/20231114/missing.mp4"))
+            .unwrap();
+        write(&d.0, "cam/20231114/old.mp4", &file);
+        let old = ix.begin_segment(&new_seg("cam/20231114/old.mp4")).unwrap();
+        ix.complete_segment(old, T0_MS * 90 + 180_000, T0_MS + 2000, file.len() as u64)
+            .unwrap();
+        ix.mark_deleting(&[old]).unwrap();
+        let r = recover(&d.0, &ix, 3_600_000).unwrap();
+        assert_eq!(r.rows_removed, 2);
+        assert_eq!(r.deletions_finished, 1);
+        for id in [torn, missing, old] {
+            assert_eq!(ix.segment(id).unwrap(), None);
+        }
+        assert!(!d.0.join("cam/20231114/torn.mp4").exists());
+        assert!(!d.0.join("cam/20231114/old.mp4").exists());
+    }
+
+    #[test]
+    fn unknown_files_are_indexed_removed_or_quarantined() {
+        let d = TempDir::new("unknown");
+        let ix = Index::open_in_memory(T0_MS).unwrap();
+        let (file, ends) = segment_bytes(2);
+        // The index lost these rows (SQLite commits lost in a power cut).
+        write(
+            &d.0,
+            "cam-7/20231114/1.mp4",
+            &file[..(ends[1] - 3) as usize],
+        );
+        write(&d.0, "cam-7/20231114/2.mp4", &file[..100]); // init only, torn
+        write(
+            &d.0,
+            "cam-7/20231114/3.mp4",
+            b"not an mp4 at all, but not empty either",
+        );
+        let r = recover(&d.0, &ix, 3_600_000).unwrap();
+        assert_eq!(r.files_indexed, 1);
+        assert_eq!(r.files_removed, 1);
+        assert_eq!(r.files_quarantined, 1);
+        let segs = ix.segments("cam-7", 0, i64::MAX).unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].path, "cam-7/20231114/1.mp4");
+        assert_eq!(segs[0].bytes, ends[0]);
+        assert_eq!(segs[0].state, SegmentState::Complete);
+        assert_eq!(segs[0].start_90k, T0_MS * 90);
+        assert_eq!(ix.keyframes(segs[0].id).unwrap().len(), 1);
+        assert!(!d.0.join("cam-7/20231114/2.mp4").exists());
+        assert!(d.0.join("lost+found/cam-7_20231114_3.mp4").exists());
+    }
+
+    #[test]
+    fn a_complete_row_whose_file_vanished_or_shrank_is_corrected() {
+        let d = TempDir::new("verify");
+        let ix = Index::open_in_memory(T0_MS).unwrap();
+        let (file, ends) = segment_bytes(2);
+        let mut ids = Vec::new();
+        for name in ["a", "b"] {
+            let rel = format!("cam/20231114/{name}.mp4");
+            write(&d.0, &rel, &file);
+            let id = ix.begin_segment(&new_seg(&rel)).unwrap();
+            ix.complete_segment(id, T0_MS * 90 + 360_000, T0_MS + 4000, file.len() as u64)
+                .unwrap();
+            ids.push(id);
+        }
+        std::fs::remove_file(d.0.join("cam/20231114/a.mp4")).unwrap();
+        std::fs::write(
+            d.0.join("cam/20231114/b.mp4"),
+            &file[..ends[0] as usize + 5],
+        )
+        .unwrap();
+        let r = recover(&d.0, &ix, 3_600_000).unwrap();
+        assert_eq!((r.rows_removed, r.rows_corrected), (1, 1));
+        assert_eq!(ix.segment(ids[0]).unwrap(), None);
+        let b = ix.segment(ids[1]).unwrap().unwrap();
+        assert_eq!(b.bytes, ends[0]);
+        assert_eq!(b.end_wall_ms, T0_MS + 2000);
+    }
 }

@@ -606,3 +606,252 @@ fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{NewLock, NewSegment, SegmentState};
+    use base::SimulatedClocks;
+    use media::{Codec, Frame};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const T0_MS: u64 = 1_700_000_000_000;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir()
+                .join(format!("recorder-service-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn records_published_frames_into_indexed_playable_segments() {
+        let d = TempDir::new("record");
+        let clocks = SimulatedClocks::new(UNIX_EPOCH + Duration::from_millis(T0_MS));
+        let mut cfg = RecorderConfig::new(&d.0);
+        cfg.segmenter.rotation.period = 4 * crate::TICKS_PER_SEC;
+        cfg.poll = Duration::from_millis(2);
+        let rec = Recorder::start(cfg, Arc::new(clocks.clone())).unwrap();
+        let hub = Hub::new();
+        let ch = hub.add(Channel::new(
+            "cam-1",
+            hub::ChannelConfig::default(),
+            SystemTime::now(),
+        ));
+        rec.apply(
+            &hub,
+            &[RecordSpec {
+                camera_id: "cam-1".into(),
+                retention_days: 30,
+            }],
+        );
+        assert!(rec.is_recording("cam-1"));
+        assert_eq!(
+            ch.subscriber_count(),
+            1,
+            "recording subscribes (keeps the upstream wanted)"
+        );
+
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/clips/h264_a.h264"
+        );
+        let clip = rtsp_server::ClipSource::from_file(path, Codec::H264).unwrap();
+        let params = Arc::new(clip.params().clone());
+        let frames: Vec<_> = clip.aus().map(|(d, k)| (d.clone(), k)).collect();
+        // 12 s = 6 GOPs, published a GOP at a time on simulated time; the writer drains each.
+        let gops = 6;
+        for n in 0..(gops * 50 + 1) {
+            let (data, is_key) = frames[n % frames.len()].clone();
+            clocks.advance(Duration::from_millis(40));
+            ch.publish(Frame {
+                pts: 1234 + n as i64 * 3600,
+                received: UNIX_EPOCH + Duration::from_millis(T0_MS + n as u64 * 40),
+                is_key,
+                data,
+                params: params.clone(),
+            });
+            if n % 50 == 49 {
+                wait_until("the writer to drain", || {
+                    rec.camera("cam-1")
+                        .is_some_and(|c| c.segmenter.frames == n as u64 + 1)
+                });
+            }
+        }
+        wait_until("6 writes", || rec.status().unwrap().writes == gops as u64);
+        let st = rec.status().unwrap();
+        assert_eq!(st.writes, 6, "one write per GOP");
+        rec.apply(&hub, &[]);
+        wait_until("the subscription to end", || ch.subscriber_count() == 0);
+        rec.shutdown();
+
+        let ix = rec.index();
+        let segs = ix.segments("cam-1", 0, i64::MAX).unwrap();
+        assert!(
+            (3..=4).contains(&segs.len()),
+            "{} segments of ≤ 4 s in 12 s",
+            segs.len()
+        );
+        let mut keyframes = 0;
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s.state, SegmentState::Complete, "{s:?}");
+            assert!(s.end_90k - s.start_90k <= 4 * crate::TICKS_PER_SEC);
+            if i > 0 {
+                assert_eq!(segs[i - 1].end_90k, s.start_90k, "contiguous");
+            }
+            let f = d.0.join(&s.path);
+            assert!(s.path.starts_with("cam-1/20231114/"), "{}", s.path);
+            assert_eq!(std::fs::metadata(&f).unwrap().len(), s.bytes);
+            let sc = crate::scan::scan_file(&f).unwrap();
+            assert_eq!(sc.valid_len, s.bytes);
+            assert_eq!(sc.start_90k(), Some(s.start_90k as u64));
+            assert_eq!(sc.end_90k(), Some(s.end_90k as u64));
+            let kfs = ix.keyframes(s.id).unwrap();
+            assert_eq!(kfs.len(), sc.fragments.len());
+            for (k, fr) in kfs.iter().zip(&sc.fragments) {
+                assert_eq!(
+                    (k.byte_offset, k.time_90k as u64),
+                    (fr.offset, fr.base_decode_time)
+                );
+            }
+            keyframes += kfs.len();
+        }
+        // Shutdown wrote the last frame (a key frame that began a 7th GOP) too.
+        assert_eq!(keyframes, 7);
+        assert_eq!(segs[0].start_wall_ms, T0_MS as i64);
+        assert_eq!(segs.last().unwrap().end_wall_ms, T0_MS as i64 + 12_040);
+    }
+
+    /// Segments of 1 KiB on disk and in the index: `(camera, start_ms)`.
+    fn fake_segments(rec: &Recorder, segs: &[(&str, i64)]) -> Vec<i64> {
+        segs.iter()
+            .map(|(cam, start)| {
+                let rel = format!("{cam}/{}/{start}.mp4", crate::writer::day_dir(*start));
+                let p = rec.cfg.dir.join(&rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, vec![0u8; 1024]).unwrap();
+                let id = rec
+                    .index
+                    .begin_segment(&NewSegment {
+                        camera_id: (*cam).into(),
+                        run_id: 0,
+                        start_90k: start * 90,
+                        start_wall_ms: *start,
+                        path: rel,
+                        codec: "h264".into(),
+                        params_version: 0,
+                    })
+                    .unwrap();
+                rec.index
+                    .complete_segment(id, (start + 60_000) * 90, start + 60_000, 1024)
+                    .unwrap();
+                id
+            })
+            .collect()
+    }
+
+    #[test]
+    fn retention_deletes_by_age_and_budget_through_the_index_and_keeps_locked_video() {
+        let d = TempDir::new("retention");
+        let now = T0_MS as i64 + 100 * DAY_MS;
+        let clocks = SimulatedClocks::new(UNIX_EPOCH + Duration::from_millis(now as u64));
+        let mut cfg = RecorderConfig::new(&d.0);
+        cfg.max_usage = Budget::Bytes(6 * 1024);
+        cfg.min_free = Budget::Bytes(0);
+        cfg.default_retention_days = 90;
+        cfg.retention_interval = Duration::from_secs(3600);
+        let rec = Recorder::start(cfg, Arc::new(clocks.clone())).unwrap();
+        let min = 60_000;
+        // cam-a: 2 segments older than 90 days, then 6 recent ones; cam-b: 2 recent ones.
+        let old = fake_segments(
+            &rec,
+            &[("cam-a", now - 95 * DAY_MS), ("cam-a", now - 91 * DAY_MS)],
+        );
+        let recent: Vec<(&str, i64)> = (0..6)
+            .map(|i| ("cam-a", now - 60 * min + i * min))
+            .collect();
+        let a = fake_segments(&rec, &recent);
+        let b = fake_segments(
+            &rec,
+            &[
+                ("cam-b", now - 59 * min + 30_000),
+                ("cam-b", now - 10 * min),
+            ],
+        );
+        // A lock over cam-a's first recent segment (and nothing of cam-b's).
+        rec.index
+            .create_lock(
+                &NewLock {
+                    camera_id: "cam-a".into(),
+                    start_ms: now - 60 * min + 10_000,
+                    end_ms: now - 60 * min + 20_000,
+                    reason: "case 2026/117".into(),
+                    expires_at_ms: None,
+                },
+                now,
+            )
+            .unwrap();
+        let plan = rec.retention_pass().unwrap();
+        let deleted: Vec<i64> = plan.deletions.iter().map(|x| x.id).collect();
+        // Age takes the two old ones. The budget (6 KiB of 10 KiB left) takes the 2 oldest
+        // unlocked recent segments: cam-a's second (its first is locked) and cam-b's first.
+        assert_eq!(deleted, vec![old[0], old[1], a[1], b[0]]);
+        assert_eq!(plan.locked_kept, 1);
+        for id in &deleted {
+            assert_eq!(rec.index.segment(*id).unwrap(), None);
+        }
+        assert!(
+            rec.index.segment(a[0]).unwrap().is_some(),
+            "the locked segment stays"
+        );
+        assert_eq!(rec.index.total_bytes().unwrap(), 6 * 1024);
+        // Files went with their rows, and emptied day directories with them.
+        let files = count_files(&d.0);
+        assert_eq!(files, 6, "6 segment files left");
+        assert!(
+            !d.0.join("cam-a")
+                .join(crate::writer::day_dir(now - 95 * DAY_MS))
+                .exists()
+        );
+        let st = rec.status().unwrap();
+        assert_eq!(st.retention.deleted_by_age, 2);
+        assert_eq!(st.retention.deleted_by_budget, 2);
+        let cam_a = st.cameras.iter().find(|c| c.camera_id == "cam-a").unwrap();
+        assert_eq!((cam_a.segments, cam_a.bytes), (5, 5 * 1024));
+        assert_eq!(cam_a.oldest_ms, Some(now - 60 * min));
+        // A second pass has nothing to do.
+        assert!(rec.retention_pass().unwrap().deletions.is_empty());
+        rec.shutdown();
+    }
+
+    fn count_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    count_files(&p)
+                } else {
+                    usize::from(p.extension().is_some_and(|x| x == "mp4"))
+                }
+            })
+            .sum()
+    }
+}

@@ -92,6 +92,8 @@ pub struct CameraRecording {
     pub bytes_written: u64,
     /// Start of the open segment (ms), if a file is open.
     pub open_since_ms: Option<i64>,
+    /// A segment is open or about to be (its first GOP is being collected).
+    pub in_segment: bool,
     pub last_write_ms: Option<i64>,
     pub last_error: Option<String>,
 }
@@ -167,6 +169,8 @@ pub(crate) struct Closed {
     pub end_wall_ms: i64,
     pub bytes: u64,
     pub camera_id: String,
+    /// Key frames written since the last commit.
+    pub keyframes: Vec<Keyframe>,
 }
 
 pub(crate) enum SyncJob {
@@ -300,12 +304,12 @@ fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>) {
         .iter_mut()
         .filter_map(|c| c.open.as_mut().and_then(|o| o.progress.take()))
         .collect();
-    batch.extend(closed.iter().map(|c| Progress {
+    batch.extend(closed.iter_mut().map(|c| Progress {
         segment_id: c.segment_id,
         end_90k: c.end_90k,
         end_wall_ms: c.end_wall_ms,
         bytes: c.bytes,
-        keyframes: Vec::new(),
+        keyframes: std::mem::take(&mut c.keyframes),
     }));
     if let Err(e) = ctx.index.record_progress(&batch) {
         tracing::error!(
@@ -323,6 +327,7 @@ fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>) {
         e.dropped_fragments = c.dropped;
         e.bytes_written = c.bytes;
         e.open_since_ms = c.open.as_ref().map(|o| o.start_ms);
+        e.in_segment = c.open.is_some() || c.pending.is_some();
         e.last_write_ms = c.last_write_ms;
         e.last_error.clone_from(&c.last_error);
     }
@@ -374,6 +379,7 @@ fn close(c: &mut Camera, closed: &mut Vec<Closed>) {
             end_wall_ms: ticks_to_ms(o.end_90k),
             bytes: o.bytes,
             camera_id: c.id.clone(),
+            keyframes: o.progress.map(|p| p.keyframes).unwrap_or_default(),
         });
     }
 }

@@ -1,0 +1,538 @@
+//! Continuous recording through a whole node (issue 5): cameras from the in-process RTSP server
+//! are recorded into fMP4 segments; the files, the media index and the API agree. With
+//! `VANTAGE_E2E=1` the run lasts minutes and every segment is decoded by ffprobe.
+
+mod common;
+
+use common::{Api, e2e, tempdir};
+use recorder::index::{Index, SegmentState};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A node configuration with `data_dir`, `storage` extras and cameras `(id, mount, recording)`.
+fn config(data_dir: &Path, storage: &str, cams: &[(&str, String, &str)]) -> settings::Config {
+    let mut yaml = format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\n\
+         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
+         storage: {{ data_dir: \"{}\"{storage} }}\nlive: {{ idle_grace: 1s }}\n\
+         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\ncameras:\n",
+        data_dir.display()
+    );
+    for (id, url, mode) in cams {
+        yaml.push_str(&format!(
+            "  - {{ id: {id}, agency: OTHER, rtsp_url: \"{url}\", recording: {mode} }}\n"
+        ));
+    }
+    settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("test config: {p:?}"))
+}
+
+async fn send(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut r = c.request(method, url);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn storage_camera<'a>(storage: &'a Value, id: &str) -> Option<&'a Value> {
+    storage["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["camera_id"] == id)
+}
+
+/// ffprobe's frame count and codec of a file (E2E only).
+fn ffprobe(file: &Path) -> (u64, String, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe installed (VANTAGE_E2E=1)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe {}: {stderr}", file.display());
+    assert!(
+        stderr.trim().is_empty(),
+        "ffprobe complained about {}: {stderr}",
+        file.display()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let s = &v["streams"][0];
+    let frames = s["nb_read_frames"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (
+        frames,
+        s["codec_name"].as_str().unwrap_or("").to_owned(),
+        s["width"].as_u64().unwrap_or(0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
+    // Minutes with 60 s segments under E2E; a shorter run with 4 s segments otherwise.
+    let (run, segment) = if e2e() { (130, 60) } else { (18, 4) };
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let a = rtsp.local_addr();
+    let ids = ["cam-a", "cam-b", "cam-c", "cam-d"];
+    let cams: Vec<(&str, String, &str)> = ids
+        .iter()
+        .zip(["h264_a", "h264_b", "h264_c", "h264_d"])
+        .map(|(id, m)| (*id, format!("rtsp://{a}/{m}"), "continuous"))
+        .collect();
+    let data = tempdir("recording");
+    let node = vantage::Node::start(config(
+        &data,
+        &format!(", segment_duration: {segment}s"),
+        &cams,
+    ))
+    .await
+    .expect("node");
+    let api = Api::new(node.http_addr);
+    let t0 = std::time::SystemTime::now();
+    for id in ids {
+        assert!(
+            api.wait_status(id, "online", Duration::from_secs(10))
+                .await
+                .is_some(),
+            "{id} online"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(run)).await;
+
+    // The API while recording: nobody watches, yet the upstreams run and the recorder writes.
+    for id in ids {
+        let (_, c) = api.get(&format!("/api/v1/cameras/{id}")).await;
+        assert_eq!(c["status"], "online", "{c}");
+        assert_eq!(c["viewers"], 0, "the recorder is not a viewer: {c}");
+        assert_eq!(c["recording"]["mode"], "continuous");
+        assert_eq!(c["recording"]["state"], "recording", "{c}");
+        assert_eq!(c["recording"]["fragments_dropped"], 0);
+    }
+    let (status, st) = api.get("/api/v1/storage").await;
+    assert_eq!(status, 200);
+    let writes = st["writer"]["writes"].as_u64().unwrap();
+    // One write per 2 s GOP per camera (±1 GOP each for the start and the one in progress).
+    let gops = ids.len() as u64 * run / 2;
+    assert!(
+        writes + 2 * ids.len() as u64 >= gops && writes <= gops + ids.len() as u64,
+        "{writes} writes for ~{gops} GOPs"
+    );
+    assert_eq!(st["writer"]["write_errors"], 0);
+    assert!(st["volume"]["free_bytes"].as_u64().unwrap() > 0);
+    for id in ids {
+        let c = storage_camera(&st, id).unwrap_or_else(|| panic!("{id} in {st}"));
+        assert_eq!(c["recording"], true);
+        assert!(c["bytes"].as_u64().unwrap() > 10_000 * run, "{c}");
+    }
+    // The timeline: one local run per camera covering the whole recording, no gaps.
+    let (_, tl) = api.get("/api/v1/recordings/cam-a").await;
+    assert_eq!(tl["source"], "local", "{tl}");
+    let runs = tl["timeline"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{tl}");
+    assert!(
+        runs[0]["duration_seconds"].as_f64().unwrap() >= run as f64 - 4.0,
+        "{tl}"
+    );
+    assert_eq!(runs[0]["codec"], "H.264");
+    assert_eq!(tl["gaps"].as_array().unwrap().len(), 0);
+    node.shutdown().await;
+    let elapsed = t0.elapsed().unwrap().as_secs_f64();
+
+    // The index and the files after a clean shutdown.
+    let rec_dir = data.join("recordings");
+    let ix = Index::open(&rec_dir.join("index.db"), 0).expect("index");
+    let mut offsets: Vec<i64> = Vec::new();
+    for id in ids {
+        let segs = ix.segments(id, 0, i64::MAX).unwrap();
+        assert!(
+            segs.len() as u64 >= run / segment,
+            "{id}: {} segments in {run} s",
+            segs.len()
+        );
+        let mut total = 0;
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s.state, SegmentState::Complete, "{s:?}");
+            let dur = s.end_90k - s.start_90k;
+            // At most the period of camera time; the anchored length may differ by the slew
+            // correction (≤ 2000 ppm, design 0006).
+            let max = segment as i64 * 90_000;
+            assert!(dur <= max + max * 2 / 1000, "{id}: segment of {dur} ticks");
+            total += dur;
+            if i > 0 {
+                assert_eq!(segs[i - 1].end_90k, s.start_90k, "{id}: contiguous");
+            } else {
+                offsets.push(s.end_90k.rem_euclid(segment as i64 * 90_000));
+            }
+            let file = rec_dir.join(&s.path);
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().len(),
+                s.bytes,
+                "{}",
+                s.path
+            );
+            let sc = recorder::scan::scan_file(&file).unwrap();
+            assert_eq!(sc.valid_len, s.bytes);
+            assert_eq!(sc.codec.as_deref(), Some("h264"));
+            let kfs = ix.keyframes(s.id).unwrap();
+            assert_eq!(kfs.len(), sc.fragments.len(), "a key frame per fragment");
+            if e2e() {
+                let (frames, codec, width) = ffprobe(&file);
+                let samples: u64 = sc.fragments.iter().map(|f| u64::from(f.samples)).sum();
+                assert_eq!((codec.as_str(), width), ("h264", 640));
+                assert_eq!(frames, samples, "{}: every frame decodes", s.path);
+            }
+        }
+        // Nothing lost between the first frame and shutdown (≤ one 2 s GOP at the start).
+        let secs = total as f64 / 90_000.0;
+        assert!(
+            secs >= run as f64 - 3.0 && secs <= elapsed + 1.0,
+            "{id}: {secs} s recorded"
+        );
+    }
+    // Rotation is staggered: the cameras do not all cut at the same moment.
+    offsets.sort_unstable();
+    offsets.dedup_by(|x, y| (*x - *y).abs() < 90_000);
+    assert!(offsets.len() >= 2, "cuts at {offsets:?}");
+    if e2e() {
+        // Fragments of consecutive segments concatenate: the init of the first and the
+        // fragments of both decode as one stream.
+        let segs = ix.segments("cam-b", 0, i64::MAX).unwrap();
+        let (s1, s2) = (&segs[0], &segs[1]);
+        let b1 = std::fs::read(rec_dir.join(&s1.path)).unwrap();
+        let b2 = std::fs::read(rec_dir.join(&s2.path)).unwrap();
+        let init2 = recorder::scan::scan_bytes(&b2).init_len as usize;
+        let joined: PathBuf = data.join("joined.mp4");
+        std::fs::write(&joined, [&b1[..], &b2[init2..]].concat()).unwrap();
+        let (frames, _, _) = ffprobe(&joined);
+        let n = |b: &[u8]| -> u64 {
+            recorder::scan::scan_bytes(b)
+                .fragments
+                .iter()
+                .map(|f| u64::from(f.samples))
+                .sum()
+        };
+        assert_eq!(frames, n(&b1) + n(&b2));
+    }
+    drop(rtsp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_mode_set_through_the_api_persists_and_keeps_the_upstream_running() {
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let cams = vec![(
+        "cam-a",
+        format!("rtsp://{}/h264_a", rtsp.local_addr()),
+        "off",
+    )];
+    let data = tempdir("recording-mode");
+    let node = vantage::Node::start(config(&data, "", &cams))
+        .await
+        .expect("node");
+    let api = Api::new(node.http_addr);
+    let url = format!("{}/api/v1/cameras/cam-a/recording", api.base);
+    let (s, v) = api.get("/api/v1/cameras/cam-a/recording").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (v["mode"].as_str(), v["set_by"].as_str()),
+        (Some("off"), Some("config"))
+    );
+    // Nobody watches and it is not recorded: no upstream.
+    assert_eq!(api.camera_status("cam-a").await, "idle");
+
+    // Bad requests.
+    for (body, field) in [
+        (json!({}), "mode"),
+        (json!({"mode": "sometimes"}), "mode"),
+        (
+            json!({"mode": "continuous", "retention_days": -1}),
+            "retention_days",
+        ),
+    ] {
+        let (s, e) = send(reqwest::Method::PUT, url.clone(), Some(body)).await;
+        assert_eq!(s, 400, "{e}");
+        assert_eq!(e["error"]["field"], field, "{e}");
+    }
+    let (s, e) = send(
+        reqwest::Method::PUT,
+        format!("{}/api/v1/cameras/nope/recording", api.base),
+        Some(json!({"mode": "off"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("CAMERA_NOT_FOUND"))
+    );
+
+    let (s, v) = send(
+        reqwest::Method::PUT,
+        url.clone(),
+        Some(json!({"mode": "continuous", "retention_days": 30})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["mode"], "continuous");
+    assert_eq!(v["retention_days"], 30);
+    assert_eq!(v["set_by"], "api");
+    wait_for("recorded bytes", Duration::from_secs(15), async || {
+        let (_, st) = api.get("/api/v1/storage").await;
+        storage_camera(&st, "cam-a").is_some_and(|c| c["bytes"].as_u64() > Some(0))
+    })
+    .await;
+    assert_eq!(api.camera_status("cam-a").await, "online");
+
+    // Off again: the segment is closed and the upstream stops after the idle grace (1 s).
+    let (s, v) = send(
+        reqwest::Method::PUT,
+        url.clone(),
+        Some(json!({"mode": "off"})),
+    )
+    .await;
+    assert_eq!((s, v["active"].as_bool()), (200, Some(false)), "{v}");
+    assert!(
+        api.wait_status("cam-a", "idle", Duration::from_secs(8))
+            .await
+            .is_some(),
+        "upstream stopped"
+    );
+    let (_, st) = api.get("/api/v1/storage").await;
+    let c = storage_camera(&st, "cam-a").unwrap();
+    assert_eq!(c["recording"], false);
+    let recorded = c["segments"].as_u64().unwrap();
+    assert!(recorded >= 1);
+
+    // Continuous again, then restart the node: the stored setting applies without the API.
+    let (s, _) = send(
+        reqwest::Method::PUT,
+        url,
+        Some(json!({"mode": "continuous"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    node.shutdown().await;
+    let node = vantage::Node::start(config(&data, "", &cams))
+        .await
+        .expect("node again");
+    let api = Api::new(node.http_addr);
+    let (_, v) = api.get("/api/v1/cameras/cam-a").await;
+    assert_eq!(v["recording"]["mode"], "continuous", "{v}");
+    assert_eq!(v["recording"]["set_by"], "api");
+    wait_for(
+        "recording after restart",
+        Duration::from_secs(15),
+        async || {
+            let (_, st) = api.get("/api/v1/storage").await;
+            storage_camera(&st, "cam-a").is_some_and(|c| c["segments"].as_u64() > Some(recorded))
+        },
+    )
+    .await;
+    node.shutdown().await;
+    drop(rtsp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_locks_are_validated_listed_and_deleted() {
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let cams = vec![(
+        "cam-a",
+        format!("rtsp://{}/h264_a", rtsp.local_addr()),
+        "off",
+    )];
+    let node = vantage::Node::start(config(&tempdir("locks"), "", &cams))
+        .await
+        .expect("node");
+    let base = format!("http://{}", node.http_addr);
+    let post = async |b: Value| {
+        send(
+            reqwest::Method::POST,
+            format!("{base}/api/v1/evidence-locks"),
+            Some(b),
+        )
+        .await
+    };
+    let ok = json!({
+        "camera_id": "cam-a", "start_time": "2026-11-21T08:00:00Z",
+        "end_time": "2026-11-21T08:10:00Z", "reason": "incident 2026-117, Sheikh Zayed Rd",
+    });
+    let with = |k: &str, v: Value| {
+        let mut b = ok.clone();
+        b[k] = v;
+        b
+    };
+    for (body, status, field) in [
+        (with("camera_id", Value::Null), 400, Some("camera_id")),
+        (
+            with("start_time", json!("yesterday")),
+            400,
+            Some("start_time"),
+        ),
+        (
+            with("end_time", json!("2026-11-21T07:00:00Z")),
+            400,
+            Some("end_time"),
+        ),
+        (with("reason", json!("  ")), 400, Some("reason")),
+        (
+            with("expires_at", json!("2020-01-01T00:00:00Z")),
+            400,
+            Some("expires_at"),
+        ),
+        (with("camera_id", json!("nope")), 404, None),
+    ] {
+        let (s, e) = post(body).await;
+        assert_eq!(s, status, "{e}");
+        if let Some(f) = field {
+            assert_eq!(e["error"]["field"], f, "{e}");
+        } else {
+            assert_eq!(e["error"]["code"], "CAMERA_NOT_FOUND");
+        }
+    }
+    let (s, l) = post(with("expires_at", json!("2030-01-01T00:00:00Z"))).await;
+    assert_eq!(s, 201, "{l}");
+    assert_eq!(l["start_time"], "2026-11-21T08:00:00.000Z");
+    assert_eq!(l["expires_at"], "2030-01-01T00:00:00.000Z");
+    assert_eq!(l["active"], true);
+    let id = l["id"].as_str().unwrap().to_owned();
+    let (s, l2) = post(ok.clone()).await;
+    assert_eq!(s, 201);
+    assert_eq!(l2["expires_at"], Value::Null);
+
+    let api = Api::new(node.http_addr);
+    let (_, list) = api.get("/api/v1/evidence-locks?camera_id=cam-a").await;
+    assert_eq!(list["total"], 2, "{list}");
+    let (_, none) = api.get("/api/v1/evidence-locks?camera_id=cam-b").await;
+    assert_eq!(none["total"], 0);
+    let (s, one) = api.get(&format!("/api/v1/evidence-locks/{id}")).await;
+    assert_eq!(
+        (s, one["reason"].as_str()),
+        (200, Some("incident 2026-117, Sheikh Zayed Rd"))
+    );
+
+    let del = |id: String| {
+        send(
+            reqwest::Method::DELETE,
+            format!("{base}/api/v1/evidence-locks/{id}"),
+            None,
+        )
+    };
+    assert_eq!(del(id.clone()).await.0, 204);
+    let (s, e) = del(id).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("EVIDENCE_LOCK_NOT_FOUND"))
+    );
+    assert_eq!(del("not-a-number".into()).await.0, 404);
+    let (_, list) = api.get("/api/v1/evidence-locks").await;
+    assert_eq!(list["total"], 1);
+    node.shutdown().await;
+    drop(rtsp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_byte_budget_deletes_the_oldest_unlocked_segments_and_keeps_locked_ones() {
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let a = rtsp.local_addr();
+    let cams = vec![
+        ("cam-a", format!("rtsp://{a}/h264_a"), "continuous"),
+        ("cam-b", format!("rtsp://{a}/h264_b"), "continuous"),
+    ];
+    // ~50 KB/s per camera; 2 s segments; a budget of ~8 segments per camera.
+    let budget = 1_600_000u64;
+    let data = tempdir("budget");
+    let node = vantage::Node::start(config(
+        &data,
+        &format!(", max_usage: {budget}B, segment_duration: 2s, retention_interval: 1s"),
+        &cams,
+    ))
+    .await
+    .expect("node");
+    let api = Api::new(node.http_addr);
+    let ix = || Index::open(&data.join("recordings/index.db"), 0).expect("index");
+    // Lock cam-a's first complete segment.
+    let mut first = None;
+    wait_for(
+        "cam-a's first segment",
+        Duration::from_secs(15),
+        async || {
+            first = ix()
+                .segments("cam-a", 0, i64::MAX)
+                .unwrap()
+                .into_iter()
+                .find(|s| s.state == SegmentState::Complete);
+            first.is_some()
+        },
+    )
+    .await;
+    let first = first.unwrap();
+    let (s, _) = send(
+        reqwest::Method::POST,
+        format!("{}/api/v1/evidence-locks", api.base),
+        Some(json!({
+            "camera_id": "cam-a",
+            "start_time": base::clock::rfc3339(base::clock::from_unix_ms(first.start_wall_ms)),
+            "end_time": base::clock::rfc3339(base::clock::from_unix_ms(first.start_wall_ms + 1)),
+            "reason": "test",
+        })),
+    )
+    .await;
+    assert_eq!(s, 201);
+    // Run until the budget has deleted plenty.
+    wait_for("budget deletions", Duration::from_secs(60), async || {
+        let (_, st) = api.get("/api/v1/storage").await;
+        st["retention"]["deleted_by_budget"].as_u64() >= Some(10)
+    })
+    .await;
+    let (_, st) = api.get("/api/v1/storage").await;
+    let used = st["used_bytes"].as_u64().unwrap();
+    // Over budget at most by what was written since the last pass (1 s) and the open segments.
+    assert!(used <= budget + 400_000, "used {used} of {budget}: {st}");
+    assert_eq!(st["writer"]["write_errors"], 0);
+    assert!(st["retention"]["locked_kept"].as_u64() >= Some(1), "{st}");
+    let ix = ix();
+    let kept = ix
+        .segment(first.id)
+        .unwrap()
+        .expect("the locked segment is kept");
+    assert!(data.join("recordings").join(&kept.path).exists());
+    let a = ix.segments("cam-a", 0, i64::MAX).unwrap();
+    assert_eq!(a[0].id, first.id, "the locked segment is cam-a's oldest");
+    assert!(
+        a[1].start_wall_ms > first.end_wall_ms + 4_000,
+        "unlocked segments after it were deleted: {:?}",
+        &a[..2]
+    );
+    // cam-b lost its oldest too, and the deleted files are gone from disk.
+    let b = ix.segments("cam-b", 0, i64::MAX).unwrap();
+    assert!(b[0].start_wall_ms > first.start_wall_ms + 4_000);
+    node.shutdown().await;
+    drop(rtsp);
+}
