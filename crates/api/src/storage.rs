@@ -10,7 +10,7 @@ use crate::streams::text_field;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use base::clock::{from_unix_ms, rfc3339, unix_ms};
 use base::err;
 use recorder::index::{EvidenceLock, NewLock, RecordingSetting};
@@ -21,6 +21,7 @@ use settings::RecordingMode;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
+use store::{AuditAction, AuditEvent};
 
 pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -72,17 +73,24 @@ pub(crate) fn stored_settings(st: &AppState) -> HashMap<String, RecordingSetting
 /// mode.
 pub fn apply_recording(st: &AppState) {
     let stored = stored_settings(st);
-    let wanted: Vec<RecordSpec> = st
-        .catalog
-        .all()
+    let all = st.catalog.all();
+    let effective: Vec<(&settings::Camera, Effective)> = all
         .iter()
-        .filter(|c| c.camera.enabled)
-        .filter_map(|c| {
-            let e = effective(&c.camera, stored.get(&c.camera.id));
-            e.continuous.then(|| RecordSpec {
-                camera_id: c.camera.id.clone(),
-                retention_days: e.retention_days,
-            })
+        .map(|c| (&c.camera, effective(&c.camera, stored.get(&c.camera.id))))
+        .collect();
+    // Retention applies to a camera's recordings whether or not it records now.
+    st.recorder.set_retention(
+        effective
+            .iter()
+            .map(|(c, e)| (c.id.clone(), e.retention_days))
+            .collect(),
+    );
+    let wanted: Vec<RecordSpec> = effective
+        .iter()
+        .filter(|(c, e)| c.enabled && e.continuous)
+        .map(|(c, e)| RecordSpec {
+            camera_id: c.id.clone(),
+            retention_days: e.retention_days,
         })
         .collect();
     st.recorder.apply(&st.hub, &wanted);
@@ -202,8 +210,43 @@ fn time_field(v: Option<Value>, field: &str) -> Result<i64, ApiError> {
     Ok(unix_ms(parse_time(field, &s)?))
 }
 
+/// Who acted: `X-Vantage-User`, else `anonymous` (until users and roles exist).
+fn actor(headers: &HeaderMap) -> String {
+    headers
+        .get("x-vantage-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty() && v.len() <= 256)
+        .unwrap_or("anonymous")
+        .to_owned()
+}
+
+/// Evidence locks are audited like reservations: who, which camera, which range, why.
+fn audit_lock(st: &AppState, action: AuditAction, user: String, l: &EvidenceLock) {
+    st.audit.record(AuditEvent {
+        at: st.clocks.realtime(),
+        action,
+        reservation_id: None,
+        user_id: user,
+        agency: st
+            .catalog
+            .get(&l.camera_id)
+            .map(|c| c.camera.agency.clone()),
+        camera_id: l.camera_id.clone(),
+        quality: None,
+        reason: Some(l.reason.clone()),
+        detail: Some(format!(
+            "evidence lock {} [{}, {}) expires {}",
+            l.id,
+            ms_time(l.start_ms),
+            ms_time(l.end_ms),
+            l.expires_at_ms.map_or_else(|| "never".to_owned(), ms_time)
+        )),
+    });
+}
+
 pub(crate) async fn create_lock(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Json<LockBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body.map_err(|e| invalid("body", &e.body_text()))?;
@@ -261,6 +304,7 @@ pub(crate) async fn create_lock(
         expires_at_ms,
         created_at_ms: now_ms,
     };
+    audit_lock(&st, AuditAction::Lock, actor(&headers), &lock);
     let mut v = lock_json(&lock, now_ms);
     let segs = st
         .recorder
@@ -307,21 +351,24 @@ pub(crate) async fn get_lock(
     let l = st
         .recorder
         .index()
-        .locks(None)?
-        .into_iter()
-        .find(|l| l.id == n)
+        .lock(n)?
         .ok_or_else(|| lock_not_found(&id))?;
     Ok(Json(lock_json(&l, now_ms)))
 }
 
 pub(crate) async fn delete_lock(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = lock_id(&id)?;
+    let Some(lock) = st.recorder.index().lock(n)? else {
+        return Err(lock_not_found(&id));
+    };
     if !st.recorder.index().delete_lock(n)? {
         return Err(lock_not_found(&id));
     }
+    audit_lock(&st, AuditAction::Unlock, actor(&headers), &lock);
     tracing::info!(lock = n, "evidence lock deleted");
     Ok(StatusCode::NO_CONTENT)
 }

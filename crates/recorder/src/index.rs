@@ -865,6 +865,22 @@ impl Index {
             .err_kind(ErrorKind::Internal, self.ctx("querying locks"))
     }
 
+    /// One evidence lock.
+    pub fn lock(&self, id: i64) -> Result<Option<EvidenceLock>, Error> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, created_at_ms \
+             FROM evidence_lock WHERE id = ?1",
+            [id],
+            lock_row,
+        )
+        .optional()
+        .err_kind(
+            ErrorKind::Internal,
+            self.ctx(format_args!("reading lock {id}")),
+        )
+    }
+
     /// Locks not expired at `now_ms`, in the shape [`crate::retention::plan`] takes.
     pub fn active_lock_ranges(&self, now_ms: i64) -> Result<Vec<LockRange>, Error> {
         Ok(self

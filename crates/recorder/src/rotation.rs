@@ -17,6 +17,10 @@
 
 use crate::TICKS_PER_SEC;
 
+/// How much longer than the period an anchored segment may measure: the anchor's default slew
+/// bound ([`crate::anchor::AnchorConfig`]), 0.2 % (120 ms per minute).
+pub const SLACK_PPM: i64 = 2_000;
+
 /// Tuning of [`Rotator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RotationConfig {
@@ -136,9 +140,13 @@ impl Rotator {
             return Decision::Append;
         }
         let reached = t >= open.boundary;
-        let would_overrun = t + self.gop > open.start + self.period;
+        // Anchored times carry the anchor's slew (up to 2000 ppm), so a GOP may measure a few
+        // ticks longer than the last one. Without this slack a period that is a whole number of
+        // GOPs would be cut one GOP early, off the camera's boundary, and the cuts would drift.
+        let slack = self.period * SLACK_PPM / 1_000_000;
+        let would_overrun = t + self.gop > open.start + self.period + slack;
         if reached || would_overrun {
-            let overlong = t - open.start > self.period;
+            let overlong = t - open.start > self.period + slack;
             self.open_at(t);
             Decision::Rotate { overlong }
         } else {
@@ -304,5 +312,40 @@ mod tests {
         let (segs, _) = run(&mut r, t0, 130, 30);
         assert_eq!(segs[0], (t0, t0 + 5 * S));
         assert_eq!(segs[1].1 - segs[1].0, 60 * S);
+    }
+
+    #[test]
+    fn slew_jitter_does_not_pull_cuts_off_the_boundary() {
+        // 2 s GOPs whose anchored length wobbles by a few ticks (the anchor's slew): cuts stay
+        // within one GOP after the camera's boundary, and segments within period + slack.
+        let period = 60 * TICKS_PER_SEC;
+        let mut r = Rotator::new("cam-jitter", RotationConfig { period });
+        let off = r.offset();
+        let mut t = 1_700_000_000 * TICKS_PER_SEC;
+        let mut start = None;
+        let mut cuts = 0;
+        for k in 0..2_000i64 {
+            t += 2 * TICKS_PER_SEC + [1, -1, 3, 0, 2][(k % 5) as usize];
+            match r.push(t, true) {
+                Decision::Start => start = Some(t),
+                Decision::Rotate { overlong } => {
+                    assert!(!overlong);
+                    let s = start.replace(t).unwrap();
+                    assert!(
+                        t - s <= period + period * SLACK_PPM / 1_000_000,
+                        "{}",
+                        t - s
+                    );
+                    let since = (t - off).rem_euclid(period);
+                    assert!(
+                        since < 2 * TICKS_PER_SEC + 10,
+                        "cut {since} ticks after the boundary"
+                    );
+                    cuts += 1;
+                }
+                d => assert_eq!(d, Decision::Append),
+            }
+        }
+        assert!(cuts >= 60, "{cuts} cuts in 4000 s");
     }
 }

@@ -195,6 +195,8 @@ pub struct Recorder {
     clocks: Arc<dyn Clocks>,
     /// Recorded channels and their retention.
     recording: Mutex<HashMap<String, (Arc<Channel>, u32)>>,
+    /// Retention of cameras known but not recording now (their recordings age out too).
+    retention: Mutex<HashMap<String, u32>>,
     retention_stats: Mutex<RetentionStats>,
     cleaner: (Mutex<CleanerState>, Condvar),
     recovery: RecoveryReport,
@@ -231,6 +233,7 @@ impl Recorder {
             shared: shared.clone(),
             clocks: clocks.clone(),
             recording: Mutex::new(HashMap::new()),
+            retention: Mutex::new(HashMap::new()),
             retention_stats: Mutex::new(RetentionStats::default()),
             cleaner: (Mutex::new(CleanerState::default()), Condvar::new()),
             recovery,
@@ -346,6 +349,11 @@ impl Recorder {
         }
     }
 
+    /// Retention days of every known camera (recording or not); others get the default.
+    pub fn set_retention(&self, days: HashMap<String, u32>) {
+        *self.retention.lock() = days;
+    }
+
     /// Whether a camera is being recorded.
     pub fn is_recording(&self, camera_id: &str) -> bool {
         self.recording.lock().contains_key(camera_id)
@@ -368,13 +376,22 @@ impl Recorder {
 
     fn policy(&self, volume: u64) -> Policy {
         Policy {
-            retention_days: self
-                .recording
-                .lock()
-                .iter()
-                .map(|(id, (_, d))| (id.clone(), *d))
-                .filter(|(_, d)| *d > 0)
-                .collect(),
+            retention_days: {
+                let mut m = self.retention.lock().clone();
+                m.extend(
+                    self.recording
+                        .lock()
+                        .iter()
+                        .map(|(id, (_, d))| (id.clone(), *d)),
+                );
+                // 0 days: keep by age forever (budget and emergency still apply).
+                for d in m.values_mut() {
+                    if *d == 0 {
+                        *d = u32::MAX;
+                    }
+                }
+                m
+            },
             default_retention_days: Some(self.cfg.default_retention_days).filter(|d| *d > 0),
             max_usage_bytes: self.cfg.max_usage.resolve(volume),
             emergency_free_bytes: self.cfg.min_free.resolve(volume),
@@ -502,6 +519,7 @@ impl Recorder {
             .map(|(id, (_, d))| (id.clone(), *d))
             .collect();
         let writers = self.shared.cameras.lock().clone();
+        let known = self.retention.lock().clone();
         let mut cameras: BTreeMap<String, CameraStorage> = BTreeMap::new();
         for u in self.index.camera_usage()? {
             cameras.insert(
@@ -527,7 +545,10 @@ impl Recorder {
         for c in cameras.values_mut() {
             c.writer = writers.get(&c.camera_id).cloned();
             if !c.recording {
-                c.retention_days = self.cfg.default_retention_days;
+                c.retention_days = known
+                    .get(&c.camera_id)
+                    .copied()
+                    .unwrap_or(self.cfg.default_retention_days);
             }
         }
         Ok(StorageStatus {

@@ -40,7 +40,7 @@ const MAX_IDLE_READERS: usize = 4;
 const INSERT_SQL_HEAD: &str = "INSERT INTO audit_event \
     (at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, detail) VALUES";
 
-/// What happened to a reservation.
+/// What happened to a reservation, or to an evidence lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuditAction {
     /// A new reservation was granted.
@@ -55,19 +55,26 @@ pub enum AuditAction {
     Release,
     /// The lease ran out.
     Expire,
+    /// An evidence lock was created; `detail` holds its id and range, `reason` its reason.
+    Lock,
+    /// An evidence lock was deleted; `detail` holds its id and range.
+    Unlock,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 6] = [
+    pub const ALL: [AuditAction; 8] = [
         AuditAction::Reserve,
         AuditAction::Reuse,
         AuditAction::Deny,
         AuditAction::Heartbeat,
         AuditAction::Release,
         AuditAction::Expire,
+        AuditAction::Lock,
+        AuditAction::Unlock,
     ];
 
-    /// The stored name: `reserve`, `reuse`, `deny`, `heartbeat`, `release`, `expire`.
+    /// The stored name: `reserve`, `reuse`, `deny`, `heartbeat`, `release`, `expire`, `lock`,
+    /// `unlock`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Reserve => "reserve",
@@ -76,6 +83,8 @@ impl AuditAction {
             AuditAction::Heartbeat => "heartbeat",
             AuditAction::Release => "release",
             AuditAction::Expire => "expire",
+            AuditAction::Lock => "lock",
+            AuditAction::Unlock => "unlock",
         }
     }
 

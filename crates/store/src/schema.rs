@@ -51,6 +51,34 @@ CREATE TABLE snapshot (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "audit of evidence locks (actions lock and unlock)",
+        // SQLite cannot alter a CHECK constraint: the table is rebuilt, rows and seq kept.
+        sql: r#"
+CREATE TABLE audit_event_v3 (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms          INTEGER NOT NULL,
+    action         TEXT    NOT NULL
+                   CHECK (action IN ('reserve', 'reuse', 'deny', 'heartbeat', 'release', 'expire',
+                                     'lock', 'unlock')),
+    reservation_id TEXT,
+    user_id        TEXT    NOT NULL,
+    camera_id      TEXT    NOT NULL,
+    agency         TEXT,
+    quality        TEXT,
+    reason         TEXT,
+    detail         TEXT
+);
+INSERT INTO audit_event_v3 SELECT * FROM audit_event;
+DROP TABLE audit_event;
+ALTER TABLE audit_event_v3 RENAME TO audit_event;
+CREATE INDEX audit_event_at          ON audit_event (at_ms);
+CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
+CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
+CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
+"#,
+    },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -133,4 +161,44 @@ pub fn apply(
         tracing::info!(db = %label, version = m.version, "applied schema migration: {}", m.description);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_3_keeps_the_audit_rows_and_accepts_lock_actions() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, "test", &MIGRATIONS[..2], 1).unwrap();
+        conn.execute(
+            "INSERT INTO audit_event (at_ms, action, reservation_id, user_id, camera_id) \
+             VALUES (5, 'reserve', 'r-1', 'u', 'cam')",
+            [],
+        )
+        .unwrap();
+        let refused = conn.execute(
+            "INSERT INTO audit_event (at_ms, action, user_id, camera_id) VALUES (6, 'lock', 'u', 'c')",
+            [],
+        );
+        assert!(refused.is_err(), "version 2 refuses the new action");
+        apply(&mut conn, "test", MIGRATIONS, 2).unwrap();
+        assert_eq!(current_version(&conn).unwrap(), 3);
+        conn.execute(
+            "INSERT INTO audit_event (at_ms, action, user_id, camera_id) VALUES (6, 'lock', 'u', 'c')",
+            [],
+        )
+        .unwrap();
+        let rows: Vec<(i64, String)> = conn
+            .prepare("SELECT seq, action FROM audit_event ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![(1, "reserve".to_owned()), (2, "lock".to_owned())]
+        );
+    }
 }

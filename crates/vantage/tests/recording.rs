@@ -165,8 +165,8 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
     // The index and the files after a clean shutdown.
     let rec_dir = data.join("recordings");
     let ix = Index::open(&rec_dir.join("index.db"), 0).expect("index");
-    let mut offsets: Vec<i64> = Vec::new();
     for id in ids {
+        let offset = recorder::rotation::stagger_offset(id, segment as i64 * 90_000);
         let segs = ix.segments(id, 0, i64::MAX).unwrap();
         assert!(
             segs.len() as u64 >= run / segment,
@@ -184,8 +184,15 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
             total += dur;
             if i > 0 {
                 assert_eq!(segs[i - 1].end_90k, s.start_90k, "{id}: contiguous");
-            } else {
-                offsets.push(s.end_90k.rem_euclid(segment as i64 * 90_000));
+            }
+            // Staggered rotation: every cut but the last (shutdown) falls within one GOP (2 s)
+            // after this camera's own boundary.
+            if i + 1 < segs.len() {
+                let since = (s.end_90k - offset).rem_euclid(max);
+                assert!(
+                    since < 2 * 90_000 + 9_000,
+                    "{id}: cut {since} ticks after its boundary"
+                );
             }
             let file = rec_dir.join(&s.path);
             assert_eq!(
@@ -213,10 +220,6 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
             "{id}: {secs} s recorded"
         );
     }
-    // Rotation is staggered: the cameras do not all cut at the same moment.
-    offsets.sort_unstable();
-    offsets.dedup_by(|x, y| (*x - *y).abs() < 90_000);
-    assert!(offsets.len() >= 2, "cuts at {offsets:?}");
     if e2e() {
         // Fragments of consecutive segments concatenate: the init of the first and the
         // fragments of both decode as one stream.
@@ -451,6 +454,26 @@ async fn evidence_locks_are_validated_listed_and_deleted() {
     assert_eq!(del("not-a-number".into()).await.0, 404);
     let (_, list) = api.get("/api/v1/evidence-locks").await;
     assert_eq!(list["total"], 1);
+    // Both ends of the lock are in the audit trail, with who, why and the range.
+    tokio::time::sleep(Duration::from_millis(200)).await; // the audit writer lingers 50 ms
+    let (_, audit) = api.get("/api/v1/audit?camera_id=cam-a").await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["unlock", "lock", "lock"], "{audit}");
+    let e = &audit["events"][0];
+    assert_eq!(e["reason"], "incident 2026-117, Sheikh Zayed Rd");
+    assert_eq!(e["user_id"], "anonymous");
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .contains("[2026-11-21T08:00:00.000Z, 2026-11-21T08:10:00.000Z)"),
+        "{e}"
+    );
     node.shutdown().await;
     drop(rtsp);
 }
