@@ -576,7 +576,8 @@ impl Index {
     }
 
     /// Records the progress of `writing` segments in one transaction: new key frames, the end so
-    /// far and the bytes written. The writer calls this once per poll with every segment that
+    /// far and the bytes written. Key frames are also accepted for a segment completed meanwhile
+    /// (progress retried after a failed commit); its end and size are final and stay. The writer calls this once per poll with every segment that
     /// got a fragment, so the index follows the files within one GOP and one poll.
     pub fn record_progress(&self, updates: &[Progress]) -> Result<(), Error> {
         if updates.is_empty() {
@@ -591,7 +592,7 @@ impl Index {
                 .prepare_cached(
                     "INSERT OR REPLACE INTO keyframe (segment_id, time_90k, byte_offset) \
                      SELECT ?1, ?2, ?3 WHERE EXISTS \
-                     (SELECT 1 FROM segment WHERE id = ?1 AND state = 'writing')",
+                     (SELECT 1 FROM segment WHERE id = ?1 AND state <> 'deleting')",
                 )
                 .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe insert"))?;
             let mut up = tx

@@ -238,6 +238,8 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
     let mut cams: Vec<Camera> = Vec::new();
     let mut actions = Vec::new();
     let mut closed = Vec::new();
+    // Progress the index could not take yet (its volume full, say): retried with the next commit.
+    let mut unsaved: Vec<Progress> = Vec::new();
     loop {
         loop {
             match commands.try_recv() {
@@ -271,7 +273,7 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
                     for c in &mut cams {
                         finish(&ctx, c, &mut actions, &mut closed);
                     }
-                    commit(&ctx, &mut cams, &mut closed);
+                    commit(&ctx, &mut cams, &mut closed, &mut unsaved);
                     return;
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
@@ -285,9 +287,16 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
             c.seg.tick(now, &mut actions);
             execute(&ctx, c, &mut actions, &mut closed);
         }
-        commit(&ctx, &mut cams, &mut closed);
+        commit(&ctx, &mut cams, &mut closed, &mut unsaved);
         std::thread::sleep(ctx.cfg.poll);
     }
+}
+
+/// Log the first failure and then every thousandth batch, not every poll.
+fn unsaved_warn(n: usize) -> bool {
+    static FAILURES: AtomicU64 = AtomicU64::new(0);
+    let k = FAILURES.fetch_add(1, Ordering::Relaxed);
+    n > 0 && k % 1000 == 0
 }
 
 /// Ends a camera's run and closes its segment (removal, shutdown).
@@ -299,11 +308,12 @@ fn finish(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Vec
 /// Commits the progress of every camera's open segment, then hands closed segments to the
 /// syncer (in this order, so a segment's last progress is in before it is completed), and
 /// publishes the cameras' status.
-fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>) {
-    let mut batch: Vec<Progress> = cams
-        .iter_mut()
-        .filter_map(|c| c.open.as_mut().and_then(|o| o.progress.take()))
-        .collect();
+fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>, unsaved: &mut Vec<Progress>) {
+    let mut batch: Vec<Progress> = std::mem::take(unsaved);
+    batch.extend(
+        cams.iter_mut()
+            .filter_map(|c| c.open.as_mut().and_then(|o| o.progress.take())),
+    );
     batch.extend(closed.iter_mut().map(|c| Progress {
         segment_id: c.segment_id,
         end_90k: c.end_90k,
@@ -312,17 +322,29 @@ fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>) {
         keyframes: std::mem::take(&mut c.keyframes),
     }));
     if let Err(e) = ctx.index.record_progress(&batch) {
-        tracing::error!(
-            "media index: recording progress of {} segments: {e}",
-            batch.len()
-        );
+        if unsaved_warn(batch.len()) {
+            tracing::error!(
+                "media index: recording progress of {} segments (kept, retried): {e}",
+                batch.len()
+            );
+        }
+        // Bounded: past this, the oldest progress goes (recovery rebuilds it from the files).
+        const MAX_UNSAVED: usize = 100_000;
+        let excess = batch.len().saturating_sub(MAX_UNSAVED);
+        batch.drain(..excess);
+        *unsaved = batch;
     }
     for c in closed.drain(..) {
         let _ = ctx.sync_tx.send(SyncJob::Close(c));
     }
     let mut status = ctx.shared.cameras.lock();
     for c in cams.iter() {
-        let e = status.entry(c.id.clone()).or_default();
+        if !status.contains_key(&c.id) {
+            status.insert(c.id.clone(), CameraRecording::default());
+        }
+        let Some(e) = status.get_mut(&c.id) else {
+            continue;
+        };
         e.segmenter = c.seg.stats();
         e.dropped_fragments = c.dropped;
         e.bytes_written = c.bytes;
@@ -543,26 +565,48 @@ fn fail(ctx: &Ctx, c: &mut Camera, e: Error) {
 /// The body of the syncer thread: `fdatasync` of open files (periodic) and of closed segments,
 /// which become `complete` in the index only after their bytes are on disk.
 pub(crate) fn run_syncer(index: Arc<Index>, shared: Arc<Shared>, jobs: mpsc::Receiver<SyncJob>) {
-    while let Ok(job) = jobs.recv() {
-        match job {
-            SyncJob::Sync(f) => {
+    // Segments whose completion failed (the index could not be written, e.g. its volume was
+    // full): retried every second, so retention can delete them once they are `complete`.
+    let mut retry: Vec<Closed> = Vec::new();
+    loop {
+        match jobs.recv_timeout(Duration::from_secs(1)) {
+            Ok(SyncJob::Sync(f)) => {
                 if f.sync_data().is_ok() {
                     shared.syncs.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            SyncJob::Close(c) => complete(&index, &shared, c),
+            Ok(SyncJob::Close(c)) => {
+                if let Some(c) = complete(&index, &shared, c) {
+                    retry.push(c);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                for c in retry.drain(..) {
+                    let _ = complete(&index, &shared, c);
+                }
+                return;
+            }
+        }
+        if !retry.is_empty() {
+            let pending = std::mem::take(&mut retry);
+            retry = pending
+                .into_iter()
+                .filter_map(|c| complete(&index, &shared, c))
+                .collect();
         }
     }
 }
 
-fn complete(index: &Index, shared: &Shared, c: Closed) {
+/// Syncs and completes a closed segment; gives it back if the index could not be updated.
+fn complete(index: &Index, shared: &Shared, c: Closed) -> Option<Closed> {
     if c.bytes == 0 {
         // Created, but its first write failed: nothing to keep.
         if let Ok(Some(s)) = index.segment(c.segment_id) {
             let _ = std::fs::remove_file(c.dir.join(file_name(&s.path)));
         }
         let _ = index.delete_segment(c.segment_id);
-        return;
+        return None;
     }
     if let Err(e) = c.file.sync_data() {
         // The row stays `writing`: recovery at the next start checks the file.
@@ -571,12 +615,23 @@ fn complete(index: &Index, shared: &Shared, c: Closed) {
             c.camera_id,
             c.segment_id
         );
-        return;
+        return None;
     }
     shared.syncs.fetch_add(1, Ordering::Relaxed);
     sync_dir(&c.dir);
-    if let Err(e) = index.complete_segment(c.segment_id, c.end_90k, c.end_wall_ms, c.bytes) {
-        tracing::error!("camera {}: completing segment: {e}", c.camera_id);
+    match index.complete_segment(c.segment_id, c.end_90k, c.end_wall_ms, c.bytes) {
+        Ok(()) => None,
+        Err(e) if e.kind() == ErrorKind::Internal => {
+            tracing::warn!(
+                "camera {}: completing segment (will retry): {e}",
+                c.camera_id
+            );
+            Some(c)
+        }
+        Err(e) => {
+            tracing::error!("camera {}: completing segment: {e}", c.camera_id);
+            None
+        }
     }
 }
 
