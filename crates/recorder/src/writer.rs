@@ -296,7 +296,7 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
 fn unsaved_warn(n: usize) -> bool {
     static FAILURES: AtomicU64 = AtomicU64::new(0);
     let k = FAILURES.fetch_add(1, Ordering::Relaxed);
-    n > 0 && k % 1000 == 0
+    n > 0 && k.is_multiple_of(1000)
 }
 
 /// Ends a camera's run and closes its segment (removal, shutdown).
