@@ -39,6 +39,10 @@ fn codec_name(c: &str) -> &str {
     }
 }
 
+fn resolution_of(s: &recorder::index::Segment) -> Option<String> {
+    (s.width > 0 && s.height > 0).then(|| format!("{}x{}", s.width, s.height))
+}
+
 /// A stretch of recorded time, ms since the epoch, `[start, end)`.
 #[derive(Clone, Debug, PartialEq)]
 struct Span {
@@ -47,6 +51,7 @@ struct Span {
     source: &'static str,
     /// Known for local recordings.
     codec: Option<String>,
+    resolution: Option<String>,
 }
 
 /// The parts of `v` that none of `cover` (sorted, disjoint) overlaps.
@@ -104,13 +109,18 @@ pub(crate) async fn timeline(
     for seg in st.recorder.index().segments(&camera_id, start_ms, end_ms)? {
         let e = seg.end_wall_ms.max(seg.start_wall_ms);
         match local.last_mut() {
-            Some(l) if seg.start_wall_ms <= l.end + 1 && l.codec.as_ref() == Some(&seg.codec) => {
+            Some(l)
+                if seg.start_wall_ms <= l.end + 1
+                    && l.codec.as_ref() == Some(&seg.codec)
+                    && l.resolution == resolution_of(&seg) =>
+            {
                 l.end = l.end.max(e);
             }
             _ => local.push(Span {
                 start: seg.start_wall_ms,
                 end: e,
                 source: "local",
+                resolution: resolution_of(&seg),
                 codec: Some(seg.codec),
             }),
         }
@@ -125,6 +135,7 @@ pub(crate) async fn timeline(
                 end: unix_ms(s.end),
                 source: "xprotect",
                 codec: None,
+                resolution: None,
             })
             .collect(),
         (None, Some(_)) if local.is_empty() => {
@@ -182,7 +193,7 @@ pub(crate) async fn timeline(
             // Audio is not recorded (ingest takes the video track only).
             "has_audio": false,
             "codec": s.codec.as_deref().map(codec_name).or(live_codec),
-            "resolution": resolution,
+            "resolution": s.resolution.clone().or_else(|| resolution.clone()),
             "fps": fps,
             "gaps": [],
         }));
@@ -207,6 +218,7 @@ mod tests {
             end,
             source: "xprotect",
             codec: None,
+            resolution: None,
         }
     }
 

@@ -61,7 +61,8 @@ CREATE INDEX evidence_lock_camera ON evidence_lock (camera_id, start_ms);
     },
     Migration {
         version: 2,
-        description: "per-camera usage kept by triggers; recording settings set through the API",
+        description: "per-camera usage kept by triggers; codec string and size per segment; \
+                  recording settings set through the API",
         sql: r#"
 CREATE TABLE camera_usage (
     camera_id TEXT    PRIMARY KEY,
@@ -80,6 +81,9 @@ END;
 CREATE TRIGGER segment_usage_bytes AFTER UPDATE OF bytes ON segment BEGIN
     UPDATE camera_usage SET bytes = bytes - OLD.bytes + NEW.bytes WHERE camera_id = NEW.camera_id;
 END;
+ALTER TABLE segment ADD COLUMN codec_string TEXT    NOT NULL DEFAULT '';
+ALTER TABLE segment ADD COLUMN width        INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE segment ADD COLUMN height       INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE recording_setting (
     camera_id      TEXT    PRIMARY KEY,
     mode           TEXT    NOT NULL CHECK (mode IN ('continuous', 'off')),
@@ -139,6 +143,10 @@ pub struct NewSegment {
     pub path: String,
     pub codec: String,
     pub params_version: i64,
+    /// RFC 6381 codec string (`avc1.64001e`) and picture size; empty/0 when unknown.
+    pub codec_string: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// A segment row.
@@ -156,6 +164,9 @@ pub struct Segment {
     pub codec: String,
     pub params_version: i64,
     pub state: SegmentState,
+    pub codec_string: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// A random-access point in a segment.
@@ -234,7 +245,7 @@ pub struct Index {
 }
 
 const SEGMENT_COLS: &str = "id, camera_id, run_id, start_90k, end_90k, start_wall_ms, end_wall_ms, \
-                            bytes, path, codec, params_version, state";
+                            bytes, path, codec, params_version, state, codec_string, width, height";
 
 fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
     let state: String = r.get(11)?;
@@ -251,6 +262,9 @@ fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
         codec: r.get(9)?,
         params_version: r.get(10)?,
         state: SegmentState::parse(&state)?,
+        codec_string: r.get(12)?,
+        width: r.get::<_, i64>(13)?.clamp(0, i64::from(u32::MAX)) as u32,
+        height: r.get::<_, i64>(14)?.clamp(0, i64::from(u32::MAX)) as u32,
     })
 }
 
@@ -331,8 +345,8 @@ impl Index {
         let conn = self.conn.lock();
         conn.execute(
             "INSERT INTO segment (camera_id, run_id, start_90k, end_90k, start_wall_ms, end_wall_ms, \
-             bytes, path, codec, params_version, state) \
-             VALUES (?1, ?2, ?3, ?3, ?4, ?4, 0, ?5, ?6, ?7, 'writing')",
+             bytes, path, codec, params_version, state, codec_string, width, height) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?4, 0, ?5, ?6, ?7, 'writing', ?8, ?9, ?10)",
             params![
                 s.camera_id,
                 s.run_id,
@@ -340,7 +354,10 @@ impl Index {
                 s.start_wall_ms,
                 s.path,
                 s.codec,
-                s.params_version
+                s.params_version,
+                s.codec_string,
+                s.width,
+                s.height
             ],
         )
         .map_err(|e| match e.sqlite_error_code() {
@@ -945,6 +962,9 @@ mod tests {
             path: path.to_owned(),
             codec: "h264".to_owned(),
             params_version: 1,
+            codec_string: "avc1.64001e".to_owned(),
+            width: 640,
+            height: 360,
         }
     }
 

@@ -286,6 +286,10 @@ fn adopt(
         path: rel.to_owned(),
         codec,
         params_version: 0,
+        // Not in the index any more; the file's init segment still says.
+        codec_string: String::new(),
+        width: 0,
+        height: 0,
     };
     index.insert_recovered(&seg, end, ticks_to_ms(end), sc.valid_len, &keyframes(&sc))?;
     r.files_indexed += 1;
@@ -397,6 +401,9 @@ mod tests {
             path: rel.into(),
             codec: "h264".into(),
             params_version: 0,
+            codec_string: String::new(),
+            width: 0,
+            height: 0,
         }
     }
 

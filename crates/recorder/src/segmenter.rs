@@ -56,7 +56,7 @@ pub enum Action {
         /// The run's id: the anchored time of its first frame.
         run_id: i64,
         codec: &'static str,
-        params_version: i64,
+        params: Arc<VideoParams>,
         init: Vec<u8>,
     },
     /// Append one fragment (normally one GOP) to the open segment.
@@ -278,7 +278,7 @@ impl Segmenter {
                         Codec::H264 => "h264",
                         Codec::H265 => "h265",
                     },
-                    params_version: i64::from(params.version),
+                    params: params.clone(),
                     init,
                 });
             }

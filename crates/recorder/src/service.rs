@@ -732,6 +732,10 @@ mod tests {
         let mut keyframes = 0;
         for (i, s) in segs.iter().enumerate() {
             assert_eq!(s.state, SegmentState::Complete, "{s:?}");
+            assert_eq!(
+                (s.codec_string.as_str(), s.width, s.height),
+                ("avc1.64001e", 640, 360)
+            );
             assert!(s.end_90k - s.start_90k <= 4 * crate::TICKS_PER_SEC);
             if i > 0 {
                 assert_eq!(segs[i - 1].end_90k, s.start_90k, "contiguous");
@@ -777,6 +781,9 @@ mod tests {
                         path: rel,
                         codec: "h264".into(),
                         params_version: 0,
+                        codec_string: String::new(),
+                        width: 0,
+                        height: 0,
                     })
                     .unwrap();
                 rec.index

@@ -189,7 +189,7 @@ pub(crate) enum Command {
 struct Pending {
     run_id: i64,
     codec: &'static str,
-    params_version: i64,
+    params: Arc<media::VideoParams>,
     init: Vec<u8>,
 }
 
@@ -362,14 +362,14 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
                 start_90k: _,
                 run_id,
                 codec,
-                params_version,
+                params,
                 init,
             } => {
                 close(c, closed);
                 c.pending = Some(Pending {
                     run_id,
                     codec,
-                    params_version,
+                    params,
                     init,
                 });
             }
@@ -513,7 +513,10 @@ fn create(ctx: &Ctx, c: &Camera, p: &Pending, start_90k: i64) -> Result<Open, Er
             start_wall_ms: start_ms,
             path: rel_path.clone(),
             codec: p.codec.to_owned(),
-            params_version: p.params_version,
+            params_version: i64::from(p.params.version),
+            codec_string: p.params.rfc6381.clone(),
+            width: p.params.width,
+            height: p.params.height,
         }) {
             Ok(id) => id,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,

@@ -158,6 +158,7 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
         "{tl}"
     );
     assert_eq!(runs[0]["codec"], "H.264");
+    assert_eq!(runs[0]["resolution"], "640x360");
     assert_eq!(tl["gaps"].as_array().unwrap().len(), 0);
     node.shutdown().await;
     let elapsed = t0.elapsed().unwrap().as_secs_f64();
