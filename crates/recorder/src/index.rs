@@ -320,6 +320,13 @@ impl Index {
             ErrorKind::Internal,
             format_args!("{label}: setting synchronous"),
         )?;
+        // The WAL is truncated back to 1 MiB after each checkpoint instead of staying at its
+        // high-water mark: the index shares the recordings volume, which may be small.
+        conn.pragma_update(None, "journal_size_limit", 1i64 << 20)
+            .err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: setting journal_size_limit"),
+            )?;
         conn.pragma_update(None, "foreign_keys", true).err_kind(
             ErrorKind::Internal,
             format_args!("{label}: enabling foreign keys"),
@@ -930,29 +937,11 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
 
     const NOW: i64 = 1_700_000_000_000;
 
     /// A temporary directory removed on drop (no tempfile dependency).
-    struct TempDir(std::path::PathBuf);
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir().join(format!(
-                "recorder-index-{name}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn new_seg(cam: &str, start_ms: i64, path: &str) -> NewSegment {
         NewSegment {
             camera_id: cam.to_owned(),

@@ -21,6 +21,8 @@ pub mod rotation;
 pub mod scan;
 pub mod segmenter;
 pub mod service;
+#[cfg(test)]
+mod testutil;
 pub mod writer;
 
 /// 90 kHz ticks per second.

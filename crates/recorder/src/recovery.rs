@@ -324,38 +324,15 @@ mod tests {
     use super::*;
     use crate::index::{Index, NewSegment, SegmentState};
     use crate::segmenter::{Action, Segmenter, SegmenterConfig};
+    use crate::testutil::{TempDir, clip};
     use media::{Codec, Frame};
-    use std::path::PathBuf;
-    use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
     const T0_MS: i64 = 1_700_000_000_000;
 
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir()
-                .join(format!("recorder-recovery-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     /// `gops` GOPs (2 s each) of the fixture clip as one segment file: (bytes, fragment ends).
     fn segment_bytes(gops: usize) -> (Vec<u8>, Vec<u64>) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/clips/h264_a.h264"
-        );
-        let clip = rtsp_server::ClipSource::from_file(path, Codec::H264).unwrap();
-        let params = Arc::new(clip.params().clone());
-        let frames: Vec<_> = clip.aus().map(|(d, k)| (d.clone(), k)).collect();
+        let (frames, params) = clip("h264_a.h264", Codec::H264);
         let cfg = SegmenterConfig {
             rotation: crate::rotation::RotationConfig {
                 period: 3600 * crate::TICKS_PER_SEC,

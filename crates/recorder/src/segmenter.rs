@@ -351,16 +351,10 @@ impl Segmenter {
 mod tests {
     use super::*;
     use crate::scan::scan_bytes;
+    use crate::testutil::clip;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     const T0_MS: u64 = 1_700_000_000_000;
-
-    fn clip(name: &str, codec: Codec) -> (Vec<(bytes::Bytes, bool)>, Arc<VideoParams>) {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/clips/").to_owned() + name;
-        let c = rtsp_server::ClipSource::from_file(path, codec).unwrap();
-        let frames = c.aus().map(|(d, k)| (d.clone(), k)).collect();
-        (frames, Arc::new(c.params().clone()))
-    }
 
     /// A camera: frame `n` has pts `pts0 + n·3600` and arrives at `T0 + n·40 ms + recv_off`.
     struct Cam {

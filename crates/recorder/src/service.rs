@@ -632,26 +632,12 @@ fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
 mod tests {
     use super::*;
     use crate::index::{NewLock, NewSegment, SegmentState};
+    use crate::testutil::{TempDir, clip};
     use base::SimulatedClocks;
     use media::{Codec, Frame};
     use std::time::{SystemTime, UNIX_EPOCH};
 
     const T0_MS: u64 = 1_700_000_000_000;
-
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let p = std::env::temp_dir()
-                .join(format!("recorder-service-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -689,13 +675,7 @@ mod tests {
             "recording subscribes (keeps the upstream wanted)"
         );
 
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/clips/h264_a.h264"
-        );
-        let clip = rtsp_server::ClipSource::from_file(path, Codec::H264).unwrap();
-        let params = Arc::new(clip.params().clone());
-        let frames: Vec<_> = clip.aus().map(|(d, k)| (d.clone(), k)).collect();
+        let (frames, params) = clip("h264_a.h264", Codec::H264);
         // 12 s = 6 GOPs, published a GOP at a time on simulated time; the writer drains each.
         let gops = 6;
         for n in 0..(gops * 50 + 1) {
