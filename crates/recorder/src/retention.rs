@@ -59,6 +59,19 @@ pub struct Policy {
     pub emergency_free_bytes: u64,
 }
 
+impl Policy {
+    /// Segments of `camera_id` that ended at or before this time are past their retention;
+    /// `None`: kept by age forever.
+    pub fn age_cutoff(&self, camera_id: &str, now_ms: i64) -> Option<i64> {
+        let days = self
+            .retention_days
+            .get(camera_id)
+            .copied()
+            .or(self.default_retention_days)?;
+        Some(now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS)))
+    }
+}
+
 /// Current usage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -99,7 +112,8 @@ pub struct Plan {
     pub locked_kept: usize,
 }
 
-const DAY_MS: i64 = 86_400_000;
+/// Milliseconds per day.
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Selects the segments to delete. `segments` are complete segments in any order.
 pub fn plan(
@@ -122,13 +136,9 @@ pub fn plan(
 
     // 1. Age.
     for (i, s) in order.iter().enumerate() {
-        let days = policy
-            .retention_days
-            .get(&s.camera_id)
-            .copied()
-            .or(policy.default_retention_days);
-        let Some(days) = days else { continue };
-        let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+        let Some(cutoff) = policy.age_cutoff(&s.camera_id, now_ms) else {
+            continue;
+        };
         if s.end_ms <= cutoff {
             if locked[i] {
                 wanted_locked[i] = true;

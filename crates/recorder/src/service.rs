@@ -27,8 +27,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const DAY_MS: i64 = 86_400_000;
-
 /// An amount of the recordings volume.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Budget {
@@ -412,13 +410,9 @@ impl Recorder {
         let mut candidates = Vec::new();
         let mut seen = HashSet::new();
         for u in self.index.camera_usage()? {
-            let days = policy
-                .retention_days
-                .get(&u.camera_id)
-                .copied()
-                .or(policy.default_retention_days);
-            let Some(days) = days else { continue };
-            let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+            let Some(cutoff) = policy.age_cutoff(&u.camera_id, now_ms) else {
+                continue;
+            };
             if u.oldest_wall_ms > cutoff {
                 continue;
             }
@@ -632,6 +626,7 @@ fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
 mod tests {
     use super::*;
     use crate::index::{NewLock, NewSegment, SegmentState};
+    use crate::retention::DAY_MS;
     use crate::testutil::{TempDir, clip};
     use base::SimulatedClocks;
     use media::{Codec, Frame};

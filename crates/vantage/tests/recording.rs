@@ -27,6 +27,18 @@ fn config(data_dir: &Path, storage: &str, cams: &[(&str, String, &str)]) -> sett
     settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("test config: {p:?}"))
 }
 
+/// The in-process RTSP cameras and one camera `cam-a` on clip a, not recorded.
+async fn one_camera_off() -> (
+    rtsp_server::RtspServer,
+    Vec<(&'static str, String, &'static str)>,
+) {
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
+    (rtsp, vec![("cam-a", url, "off")])
+}
+
 async fn send(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     let c = reqwest::Client::new();
     let mut r = c.request(method, url);
@@ -246,14 +258,7 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recording_mode_set_through_the_api_persists_and_keeps_the_upstream_running() {
-    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("rtsp server");
-    let cams = vec![(
-        "cam-a",
-        format!("rtsp://{}/h264_a", rtsp.local_addr()),
-        "off",
-    )];
+    let (rtsp, cams) = one_camera_off().await;
     let data = tempdir("recording-mode");
     let node = vantage::Node::start(config(&data, "", &cams))
         .await
@@ -361,14 +366,7 @@ async fn recording_mode_set_through_the_api_persists_and_keeps_the_upstream_runn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_locks_are_validated_listed_and_deleted() {
-    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("rtsp server");
-    let cams = vec![(
-        "cam-a",
-        format!("rtsp://{}/h264_a", rtsp.local_addr()),
-        "off",
-    )];
+    let (rtsp, cams) = one_camera_off().await;
     let node = vantage::Node::start(config(&tempdir("locks"), "", &cams))
         .await
         .expect("node");
