@@ -121,6 +121,7 @@ pub(crate) fn recording_json(
         "last_write": w.as_ref().and_then(|w| w.last_write_ms).map(ms_time),
         "frames_skipped": w.as_ref().map_or(0, |w| w.segmenter.skipped),
         "fragments_dropped": w.as_ref().map_or(0, |w| w.dropped_fragments),
+        "frames_dropped_behind": w.as_ref().map_or(0, |w| w.queue_dropped_frames),
     })
 }
 
@@ -389,6 +390,7 @@ pub(crate) async fn storage(State(st): State<Arc<AppState>>) -> Result<Json<Valu
                 "oldest_recording": c.oldest_ms.filter(|_| c.segments > 0).map(ms_time),
                 "newest_recording": c.newest_ms.filter(|_| c.segments > 0).map(ms_time),
                 "fragments_dropped": c.writer.as_ref().map_or(0, |w| w.dropped_fragments),
+                "frames_dropped_behind": c.writer.as_ref().map_or(0, |w| w.queue_dropped_frames),
                 "last_error": c.writer.as_ref().and_then(|w| w.last_error.clone()),
             })
         })

@@ -89,6 +89,8 @@ pub struct CameraRecording {
     pub segmenter: SegmenterStats,
     /// Fragments (GOPs) lost because a write failed (disk full, I/O error).
     pub dropped_fragments: u64,
+    /// Frames the hub dropped because this recorder fell behind (its queue overflowed).
+    pub queue_dropped_frames: u64,
     pub bytes_written: u64,
     /// Start of the open segment (ms), if a file is open.
     pub open_since_ms: Option<i64>,
@@ -347,6 +349,7 @@ fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>, unsaved: &mu
         };
         e.segmenter = c.seg.stats();
         e.dropped_fragments = c.dropped;
+        e.queue_dropped_frames = c.sub.stats().dropped;
         e.bytes_written = c.bytes;
         e.open_since_ms = c.open.as_ref().map(|o| o.start_ms);
         e.in_segment = c.open.is_some() || c.pending.is_some();

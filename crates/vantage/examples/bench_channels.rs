@@ -6,6 +6,8 @@
 //! `URL_TEMPLATE` contains `{n}` (1-based), e.g. `rtsp://127.0.0.1:8554/cam{n}`. Prints one JSON
 //! line: RSS before and after, per channel, frames and bytes ingested, CPU of this process.
 
+mod common;
+
 use hub::{Channel, ChannelConfig, Hub};
 use ingest::{BackoffPolicy, SourceConfig, Transport, spawn_supervisor};
 use std::sync::Arc;
@@ -16,18 +18,6 @@ fn rss_kib() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4)
-}
-
-/// User + system CPU ticks of this process.
-fn cpu_ticks() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(") ")?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -81,10 +71,10 @@ async fn main() {
         .count();
     let frames0: u64 = hub.all().iter().map(|c| c.stats().frames_in).sum();
     let bytes0: u64 = hub.all().iter().map(|c| c.stats().bytes_in).sum();
-    let (cpu0, t0) = (cpu_ticks(), Instant::now());
+    let (cpu0, t0) = (common::process_cpu_ticks(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let dt = t0.elapsed().as_secs_f64();
-    let cpu_pct = (cpu_ticks() - cpu0) as f64 / 100.0 / dt * 100.0;
+    let cpu_pct = (common::process_cpu_ticks() - cpu0) as f64 / 100.0 / dt * 100.0;
     let frames: u64 = hub.all().iter().map(|c| c.stats().frames_in).sum::<u64>() - frames0;
     let bytes: u64 = hub.all().iter().map(|c| c.stats().bytes_in).sum::<u64>() - bytes0;
     let rss1 = rss_kib();

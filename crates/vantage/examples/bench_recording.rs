@@ -17,6 +17,8 @@
 //! skipped or dropped; at the end the size of the media index per camera-day. Prints one JSON
 //! line.
 
+mod common;
+
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hub::{Channel, ChannelConfig, Hub};
 use media::{Codec, Frame};
@@ -149,18 +151,6 @@ fn thread_ticks() -> BTreeMap<&'static str, u64> {
         *m.entry(group).or_insert(0) += t;
     }
     m
-}
-
-/// User + system CPU ticks of the whole process (includes exited threads).
-fn process_ticks() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(") ")?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
 }
 
 /// (busy, total) jiffies of the whole machine, from /proc/stat.
@@ -354,7 +344,7 @@ fn main() {
     let st0 = recorder.status().expect("status");
     let (th0, p0, m0, io0) = (
         thread_ticks(),
-        process_ticks(),
+        common::process_cpu_ticks(),
         machine_ticks(),
         iowait_ticks(),
     );
@@ -374,7 +364,7 @@ fn main() {
     let dt = t0.elapsed().as_secs_f64();
     let (th1, p1, m1, io1) = (
         thread_ticks(),
-        process_ticks(),
+        common::process_cpu_ticks(),
         machine_ticks(),
         iowait_ticks(),
     );

@@ -143,6 +143,7 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
         assert_eq!(c["recording"]["mode"], "continuous");
         assert_eq!(c["recording"]["state"], "recording", "{c}");
         assert_eq!(c["recording"]["fragments_dropped"], 0);
+        assert_eq!(c["recording"]["frames_dropped_behind"], 0);
     }
     let (status, st) = api.get("/api/v1/storage").await;
     assert_eq!(status, 200);
