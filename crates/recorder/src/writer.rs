@@ -49,7 +49,10 @@ pub struct LagHistogram {
 }
 
 impl LagHistogram {
-    const BOUNDS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+    /// Fine where the 20 ms poll puts most samples, coarse in the tail.
+    const BOUNDS: [u64; 20] = [
+        1, 2, 5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000, 5000, 10_000,
+    ];
 
     fn new() -> Self {
         LagHistogram {
