@@ -108,11 +108,19 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
     let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
         .await
         .expect("rtsp server");
+    let clip265 = rtsp_server::ClipSource::from_file(
+        common::repo_root().join("fixtures/clips/h265_a.h265"),
+        media::Codec::H265,
+    )
+    .expect("h265 fixture");
+    rtsp.add_clip_mount("/h265_a", std::sync::Arc::new(clip265));
     let a = rtsp.local_addr();
-    let ids = ["cam-a", "cam-b", "cam-c", "cam-d"];
+    // Four H.264 cameras and one H.265 camera (recorded as hvc1).
+    let ids = ["cam-a", "cam-b", "cam-c", "cam-d", "cam-265"];
+    let codec_of = |id: &str| if id == "cam-265" { "h265" } else { "h264" };
     let cams: Vec<(&str, String, &str)> = ids
         .iter()
-        .zip(["h264_a", "h264_b", "h264_c", "h264_d"])
+        .zip(["h264_a", "h264_b", "h264_c", "h264_d", "h265_a"])
         .map(|(id, m)| (*id, format!("rtsp://{a}/{m}"), "continuous"))
         .collect();
     let data = tempdir("recording");
@@ -217,13 +225,19 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
             );
             let sc = recorder::scan::scan_file(&file).unwrap();
             assert_eq!(sc.valid_len, s.bytes);
-            assert_eq!(sc.codec.as_deref(), Some("h264"));
+            assert_eq!(sc.codec.as_deref(), Some(codec_of(id)));
+            assert_eq!(s.codec, codec_of(id));
             let kfs = ix.keyframes(s.id).unwrap();
             assert_eq!(kfs.len(), sc.fragments.len(), "a key frame per fragment");
             if e2e() {
                 let (frames, codec, width) = ffprobe(&file);
                 let samples: u64 = sc.fragments.iter().map(|f| u64::from(f.samples)).sum();
-                assert_eq!((codec.as_str(), width), ("h264", 640));
+                let want = if codec_of(id) == "h265" {
+                    "hevc"
+                } else {
+                    "h264"
+                };
+                assert_eq!((codec.as_str(), width), (want, 640));
                 assert_eq!(frames, samples, "{}: every frame decodes", s.path);
             }
         }
