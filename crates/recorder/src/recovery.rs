@@ -18,10 +18,12 @@
 //! days a crash can have touched, not by the size of the archive.
 
 use crate::index::{Index, Keyframe, NewSegment, Segment, SegmentState};
+use crate::retention::DAY_MS;
 use crate::scan::{self, Scan};
 use crate::writer::{camera_dir, day_dir, sync_dir};
 use crate::{TICKS_PER_MS, ticks_to_ms};
 use base::{Error, ErrorKind, ResultExt};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// What recovery found and did.
@@ -220,9 +222,19 @@ fn reconcile_unknown(dir: &Path, index: &Index, r: &mut RecoveryReport) -> Resul
                 .cloned()
                 .unwrap_or_else(|| cam_dir.clone()),
         };
-        let from_day = index
-            .latest_segment(&camera_id)?
-            .map(|s| day_dir(s.start_wall_ms));
+        let latest = index.latest_segment(&camera_id)?;
+        let from_day = latest.as_ref().map(|s| day_dir(s.start_wall_ms));
+        // The paths the index holds for those days, in one query (a day is up to 1,440 files;
+        // a lookup per file would be that many queries per camera). Files not in the set are
+        // looked up one by one before being adopted.
+        let known: HashSet<String> = match &latest {
+            Some(s) => index
+                .segments(&camera_id, s.start_wall_ms - 2 * DAY_MS, i64::MAX)?
+                .into_iter()
+                .map(|s| s.path)
+                .collect(),
+            None => HashSet::new(),
+        };
         let cam_path = dir.join(&cam_dir);
         r.dirs_listed += 1;
         for (day, ty) in list(&cam_path)? {
@@ -237,7 +249,7 @@ fn reconcile_unknown(dir: &Path, index: &Index, r: &mut RecoveryReport) -> Resul
                     continue;
                 }
                 let rel = format!("{cam_dir}/{day}/{name}");
-                if index.has_path(&rel)? {
+                if known.contains(&rel) || index.has_path(&rel)? {
                     continue;
                 }
                 adopt(dir, index, &camera_id, &rel, r)?;
