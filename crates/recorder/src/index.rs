@@ -94,6 +94,10 @@ CREATE TABLE recording_setting (
     },
 ];
 
+/// No segment is longer than this (they are at most 60 s; recovery refuses longer files), which
+/// lets time-range queries use the `(camera_id, start_wall_ms)` index from both ends.
+pub const MAX_SEGMENT_MS: i64 = 3_600_000;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
@@ -477,20 +481,36 @@ impl Index {
         self.query_segments(
             &format!(
                 "SELECT {SEGMENT_COLS} FROM segment WHERE camera_id = ?1 AND start_wall_ms < ?3 \
+                 AND start_wall_ms > ?4 \
                  AND (end_wall_ms > ?2 OR state = 'writing') \
                  AND state <> 'deleting' ORDER BY start_wall_ms, id"
             ),
-            params![camera_id, start_ms, end_ms],
+            // The lower bound on the start keeps this a range scan of the (camera, start)
+            // index instead of every older row of the camera.
+            params![
+                camera_id,
+                start_ms,
+                end_ms,
+                start_ms.saturating_sub(MAX_SEGMENT_MS)
+            ],
         )
     }
 
     /// Every segment in `state`, oldest first (recovery: `writing` and `deleting` after a crash).
     pub fn segments_in_state(&self, state: SegmentState) -> Result<Vec<Segment>, Error> {
+        // For the unfinished states the query repeats the partial index's condition literally,
+        // so SQLite uses `segment_unfinished` (a handful of rows) instead of scanning them all.
+        let unfinished = match state {
+            SegmentState::Complete => "",
+            SegmentState::Writing | SegmentState::Deleting => "AND state <> 'complete'",
+        };
         self.query_segments(
             &format!(
-                "SELECT {SEGMENT_COLS} FROM segment WHERE state = ?1 ORDER BY start_wall_ms, id"
+                "SELECT {SEGMENT_COLS} FROM segment WHERE state = '{}' {unfinished} \
+                 ORDER BY start_wall_ms, id",
+                state.as_str()
             ),
-            params![state.as_str()],
+            [],
         )
     }
 

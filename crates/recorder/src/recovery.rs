@@ -228,8 +228,13 @@ fn reconcile_unknown(dir: &Path, index: &Index, r: &mut RecoveryReport) -> Resul
         // a lookup per file would be that many queries per camera). Files not in the set are
         // looked up one by one before being adopted.
         let known: HashSet<String> = match &latest {
+            // From the start (UTC midnight) of the first day directory listed.
             Some(s) => index
-                .segments(&camera_id, s.start_wall_ms - 2 * DAY_MS, i64::MAX)?
+                .segments(
+                    &camera_id,
+                    s.start_wall_ms - s.start_wall_ms.rem_euclid(DAY_MS),
+                    i64::MAX,
+                )?
                 .into_iter()
                 .map(|s| s.path)
                 .collect(),
@@ -287,6 +292,12 @@ fn adopt(
         r.files_quarantined += 1;
         return Ok(());
     };
+    if (end - start) / TICKS_PER_MS > crate::index::MAX_SEGMENT_MS {
+        // Not one of our segments (they are at most 60 s); the index cannot hold it.
+        quarantine(dir, rel)?;
+        r.files_quarantined += 1;
+        return Ok(());
+    }
     if scan::truncate_to_valid(&path, &sc)? {
         r.bytes_truncated += sc.total_len - sc.valid_len;
     }
