@@ -843,6 +843,27 @@ mod tests {
         rec.shutdown();
     }
 
+    #[test]
+    fn budgets_resolve_against_the_volume_and_statvfs_reads_it() {
+        assert_eq!(Budget::Bytes(5).resolve(1_000), 5);
+        assert_eq!(Budget::Percent(90.0).resolve(1_000), 900);
+        assert_eq!(
+            Budget::Percent(250.0).resolve(1_000),
+            1_000,
+            "clamped to the volume"
+        );
+        assert_eq!(Budget::Percent(-1.0).resolve(1_000), 0);
+        let d = TempDir::new("statvfs");
+        let fs = fs_usage(&d.0).unwrap();
+        assert!(
+            fs.total_bytes > 0 && fs.free_bytes <= fs.total_bytes,
+            "{fs:?}"
+        );
+        let e = fs_usage(&d.0.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+
     fn count_files(dir: &Path) -> usize {
         std::fs::read_dir(dir)
             .unwrap()

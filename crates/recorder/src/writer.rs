@@ -654,3 +654,60 @@ pub(crate) fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_directories_are_utc_calendar_days() {
+        assert_eq!(day_dir(0), "19700101");
+        assert_eq!(day_dir(-1), "19691231");
+        assert_eq!(day_dir(1_709_164_800_000), "20240229"); // leap day, 00:00 UTC
+        assert_eq!(day_dir(1_709_251_199_999), "20240229"); // its last ms
+        assert_eq!(day_dir(1_709_251_200_000), "20240301");
+        assert_eq!(day_dir(1_795_219_200_000), "20261121");
+        assert_eq!(day_dir(1_795_305_599_999), "20261121");
+        assert_eq!(day_dir(1_795_305_600_000), "20261122");
+        assert_eq!(day_dir(4_107_542_400_000), "21000301"); // 2100 is not a leap year
+    }
+
+    #[test]
+    fn camera_directories_are_the_id_or_a_safe_unique_form() {
+        assert_eq!(camera_dir("cam-001_a.b"), "cam-001_a.b");
+        assert_eq!(
+            camera_dir("026ef2de-5914-438a-b0f5-5c403d236f29"),
+            "026ef2de-5914-438a-b0f5-5c403d236f29"
+        );
+        for bad in ["", ".", "..", "a/b", "../etc", "cam 1", "كاميرا"] {
+            let d = camera_dir(bad);
+            assert!(
+                !d.contains('/') && d != "." && d != ".." && !d.is_empty(),
+                "{bad:?} → {d}"
+            );
+            assert!(d.contains('~'), "{bad:?} → {d}");
+        }
+        // Ids that sanitize alike stay apart.
+        assert_ne!(camera_dir("a/b"), camera_dir("a b"));
+    }
+
+    #[test]
+    fn lag_quantiles_come_from_the_buckets() {
+        let mut h = LagHistogram::new();
+        assert_eq!(h.quantile_ms(0.5), None);
+        for ms in [3, 12, 14, 18, 19, 22, 45, 900] {
+            h.add(ms);
+        }
+        // The 4th of 8 samples is 18 ms: the 15–20 ms bucket.
+        assert_eq!(h.quantile_ms(0.5), Some(20));
+        assert_eq!(h.quantile_ms(0.25), Some(15));
+        assert_eq!(h.quantile_ms(0.99), Some(1000));
+        assert_eq!(h.max_ms, 900);
+        h.add(60_000);
+        assert_eq!(
+            h.quantile_ms(1.0),
+            Some(60_000),
+            "the open bucket reports the max"
+        );
+    }
+}
