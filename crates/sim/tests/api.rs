@@ -18,15 +18,17 @@ fn client() -> reqwest::Client {
 
 async fn token(sim: &Simulator, c: &reqwest::Client) -> R<String> {
     let cfg = sim.config();
-    let r = c
-        .post(format!("{}/API/IDP/connect/token", sim.server_url()))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=password&username={}&password={}&client_id=GrantValidatorClient",
-            cfg.username, cfg.password
-        ))
-        .send()
-        .await?;
+    let r = post_form(
+        c,
+        format!("{}/API/IDP/connect/token", sim.server_url()),
+        &[
+            ("grant_type", "password"),
+            ("username", &cfg.username),
+            ("password", &cfg.password),
+            ("client_id", "GrantValidatorClient"),
+        ],
+    )
+    .await?;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await?;
     Ok(v["access_token"].as_str().ok_or("no token")?.to_owned())
@@ -43,10 +45,20 @@ async fn get(sim: &Simulator, c: &reqwest::Client, tok: &str, path: &str) -> R<(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
+/// POSTs `pairs` as `application/x-www-form-urlencoded`, as OAuth clients do.
+async fn post_form(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    pairs: &[(&str, &str)],
+) -> reqwest::Result<reqwest::Response> {
+    let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
-        .finish()
+        .finish();
+    c.post(url)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -127,17 +139,17 @@ async fn discovery_and_tokens() -> R {
     assert_eq!(te, format!("{}/IDP/connect/token", sim.server_url()));
 
     // Direct IDP endpoint from the OIDC document.
-    let r = c
-        .post(te)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
+    let r = post_form(
+        &c,
+        te,
+        &[
             ("grant_type", "password"),
             ("username", "rta-integration"),
             ("password", "sim-password"),
             ("client_id", "GrantValidatorClient"),
-        ]))
-        .send()
-        .await?;
+        ],
+    )
+    .await?;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await?;
     assert_eq!(
@@ -150,17 +162,17 @@ async fn discovery_and_tokens() -> R {
     assert!(v["access_token"].as_str().unwrap().starts_with("eyJ"));
 
     // Wrong password.
-    let r = c
-        .post(format!("{}/API/IDP/connect/token", sim.server_url()))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
+    let r = post_form(
+        &c,
+        format!("{}/API/IDP/connect/token", sim.server_url()),
+        &[
             ("grant_type", "password"),
             ("username", "rta-integration"),
             ("password", "nope"),
             ("client_id", "GrantValidatorClient"),
-        ]))
-        .send()
-        .await?;
+        ],
+    )
+    .await?;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await?;
     assert_eq!(v["error"], "invalid_grant");
@@ -168,57 +180,41 @@ async fn discovery_and_tokens() -> R {
     assert!(v["error_description"].is_string());
 
     // NTLM cannot go through the gateway.
-    let r = c
-        .post(format!("{}/API/IDP/connect/token", sim.server_url()))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
+    let r = post_form(
+        &c,
+        format!("{}/API/IDP/connect/token", sim.server_url()),
+        &[
             ("grant_type", "windows_credentials"),
             ("client_id", "GrantValidatorClient"),
-        ]))
-        .send()
-        .await?;
+        ],
+    )
+    .await?;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await?;
     assert_eq!(v["error"], "unsupported_grant_type");
 
     // VmsClient gets a refresh token that works once.
-    let v: Value = c
-        .post(te)
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form_body(&[
+    let v: Value = post_form(
+        &c,
+        te,
+        &[
             ("grant_type", "password"),
             ("username", "rta-integration"),
             ("password", "sim-password"),
             ("client_id", "VmsClient"),
-        ]))
-        .send()
-        .await?
-        .json()
-        .await?;
+        ],
+    )
+    .await?
+    .json()
+    .await?;
     let rt = v["refresh_token"].as_str().unwrap().to_owned();
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", rt.as_str()),
         ("client_id", "VmsClient"),
     ];
-    assert_eq!(
-        c.post(te)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form_body(&form))
-            .send()
-            .await?
-            .status(),
-        200
-    );
-    assert_eq!(
-        c.post(te)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form_body(&form))
-            .send()
-            .await?
-            .status(),
-        400
-    );
+    assert_eq!(post_form(&c, te, &form).await?.status(), 200);
+    assert_eq!(post_form(&c, te, &form).await?.status(), 400);
     assert_eq!(sim.request_counts().get("token"), Some(&6));
     sim.shutdown().await;
     Ok(())
