@@ -9,7 +9,7 @@ use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use base::clock::{from_unix_ms, unix_ms};
+use base::clock::{rfc3339_ms, unix_ms};
 use base::err;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,10 +24,6 @@ pub(crate) struct Range {
 
 fn ms_secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
-}
-
-fn ms_time(ms: i64) -> String {
-    base::clock::rfc3339(from_unix_ms(ms))
 }
 
 /// `h264` → `H.264`, as the API shows codecs elsewhere.
@@ -178,7 +174,7 @@ pub(crate) async fn timeline(
             && s.start > pe
         {
             gaps.push(json!({
-                "start_time": ms_time(pe), "end_time": ms_time(s.start),
+                "start_time": rfc3339_ms(pe), "end_time": rfc3339_ms(s.start),
                 "duration_seconds": ms_secs(s.start - pe),
             }));
         }
@@ -186,8 +182,8 @@ pub(crate) async fn timeline(
         timeline.push(json!({
             "sequence_id": format!("{}-{}", s.source, s.start),
             "source": s.source,
-            "start_time": ms_time(s.start),
-            "end_time": ms_time(s.end),
+            "start_time": rfc3339_ms(s.start),
+            "end_time": rfc3339_ms(s.end),
             "duration_seconds": ms_secs(s.end - s.start),
             "has_video": true,
             // Audio is not recorded (ingest takes the video track only).
@@ -200,8 +196,8 @@ pub(crate) async fn timeline(
     }
     Ok(Json(json!({
         "camera_id": camera_id,
-        "start": ms_time(start_ms),
-        "end": ms_time(end_ms),
+        "start": rfc3339_ms(start_ms),
+        "end": rfc3339_ms(end_ms),
         "source": source,
         "timeline": timeline,
         "gaps": gaps,

@@ -11,7 +11,7 @@ use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use base::clock::{from_unix_ms, rfc3339, unix_ms};
+use base::clock::{rfc3339_ms, unix_ms};
 use base::err;
 use recorder::index::{EvidenceLock, NewLock, RecordingSetting};
 use recorder::service::RecordSpec;
@@ -27,10 +27,6 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(SystemTime::from)
         .map_err(|_| invalid(field, "must be an RFC 3339 time like 2026-11-21T08:00:00Z"))
-}
-
-fn ms_time(ms: i64) -> String {
-    rfc3339(from_unix_ms(ms))
 }
 
 /// A camera's effective recording setting: the API's stored one, else the configuration's.
@@ -117,8 +113,8 @@ pub(crate) fn recording_json(
             _ => "waiting",
         },
         "last_error": w.as_ref().and_then(|w| w.last_error.clone()),
-        "open_segment_since": w.as_ref().and_then(|w| w.open_since_ms).map(ms_time),
-        "last_write": w.as_ref().and_then(|w| w.last_write_ms).map(ms_time),
+        "open_segment_since": w.as_ref().and_then(|w| w.open_since_ms).map(rfc3339_ms),
+        "last_write": w.as_ref().and_then(|w| w.last_write_ms).map(rfc3339_ms),
         "frames_skipped": w.as_ref().map_or(0, |w| w.segmenter.skipped),
         "fragments_dropped": w.as_ref().map_or(0, |w| w.dropped_fragments),
         "frames_dropped_behind": w.as_ref().map_or(0, |w| w.queue_dropped_frames),
@@ -188,11 +184,11 @@ fn lock_json(l: &EvidenceLock, now_ms: i64) -> Value {
     json!({
         "id": l.id.to_string(),
         "camera_id": l.camera_id,
-        "start_time": ms_time(l.start_ms),
-        "end_time": ms_time(l.end_ms),
+        "start_time": rfc3339_ms(l.start_ms),
+        "end_time": rfc3339_ms(l.end_ms),
         "reason": l.reason,
-        "expires_at": l.expires_at_ms.map(ms_time),
-        "created_at": ms_time(l.created_at_ms),
+        "expires_at": l.expires_at_ms.map(rfc3339_ms),
+        "created_at": rfc3339_ms(l.created_at_ms),
         "active": l.expires_at_ms.is_none_or(|e| e > now_ms),
     })
 }
@@ -238,9 +234,10 @@ fn audit_lock(st: &AppState, action: AuditAction, user: String, l: &EvidenceLock
         detail: Some(format!(
             "evidence lock {} [{}, {}) expires {}",
             l.id,
-            ms_time(l.start_ms),
-            ms_time(l.end_ms),
-            l.expires_at_ms.map_or_else(|| "never".to_owned(), ms_time)
+            rfc3339_ms(l.start_ms),
+            rfc3339_ms(l.end_ms),
+            l.expires_at_ms
+                .map_or_else(|| "never".to_owned(), rfc3339_ms)
         )),
     });
 }
@@ -387,8 +384,8 @@ pub(crate) async fn storage(State(st): State<Arc<AppState>>) -> Result<Json<Valu
                 "retention_days": c.retention_days,
                 "segments": c.segments,
                 "bytes": c.bytes,
-                "oldest_recording": c.oldest_ms.filter(|_| c.segments > 0).map(ms_time),
-                "newest_recording": c.newest_ms.filter(|_| c.segments > 0).map(ms_time),
+                "oldest_recording": c.oldest_ms.filter(|_| c.segments > 0).map(rfc3339_ms),
+                "newest_recording": c.newest_ms.filter(|_| c.segments > 0).map(rfc3339_ms),
                 "fragments_dropped": c.writer.as_ref().map_or(0, |w| w.dropped_fragments),
                 "frames_dropped_behind": c.writer.as_ref().map_or(0, |w| w.queue_dropped_frames),
                 "last_error": c.writer.as_ref().and_then(|w| w.last_error.clone()),
@@ -431,7 +428,7 @@ pub(crate) async fn storage(State(st): State<Arc<AppState>>) -> Result<Json<Valu
             "deleted_in_emergency": r.deleted_in_emergency,
             "locked_kept": r.locked_kept,
             "shortfall_bytes": r.shortfall_bytes,
-            "last_pass": r.last_pass_ms.map(ms_time),
+            "last_pass": r.last_pass_ms.map(rfc3339_ms),
             "last_error": r.last_error,
         },
         "recovery": serde_json::to_value(&s.recovery).unwrap_or(Value::Null),

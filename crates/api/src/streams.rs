@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Deserialize)]
 pub(crate) struct ReserveBody {
@@ -315,10 +315,6 @@ pub(crate) async fn audit(
         })
         .await
         .map_err(|e| ApiError::from(e.context("audit log")))?;
-    let ms = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    };
     let v: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -326,7 +322,7 @@ pub(crate) async fn audit(
             json!({
                 "seq": r.seq,
                 "at": base::clock::rfc3339(e.at),
-                "at_ms": ms(e.at),
+                "at_ms": base::clock::unix_ms(e.at),
                 "action": e.action.as_str(),
                 "reservation_id": e.reservation_id,
                 "user_id": e.user_id,

@@ -83,6 +83,11 @@ pub fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
 }
 
+/// [`rfc3339`] of a time in ms since the Unix epoch (the unit SQLite rows store).
+pub fn rfc3339_ms(ms: i64) -> String {
+    rfc3339(from_unix_ms(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

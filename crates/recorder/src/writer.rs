@@ -147,22 +147,12 @@ pub fn camera_dir(camera_id: &str) -> String {
 
 /// `YYYYMMDD` (UTC) of a time in ms since the epoch.
 pub fn day_dir(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}")
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    // `YYYY-MM-DDThh:mm:ss.mmmZ`: the date without its dashes.
+    base::clock::rfc3339_ms(ms)
+        .chars()
+        .take(10)
+        .filter(|c| *c != '-')
+        .collect()
 }
 
 /// A closed segment on its way to `complete`.
