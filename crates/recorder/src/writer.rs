@@ -235,6 +235,7 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
     let mut closed = Vec::new();
     // Progress the index could not take yet (its volume full, say): retried with the next commit.
     let mut unsaved: Vec<Progress> = Vec::new();
+    let mut status_at = Instant::now();
     loop {
         loop {
             match commands.try_recv() {
@@ -269,6 +270,7 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
                         finish(&ctx, c, &mut actions, &mut closed);
                     }
                     commit(&ctx, &mut cams, &mut closed, &mut unsaved);
+                    publish_status(&ctx, &cams);
                     return;
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
@@ -283,6 +285,10 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
             execute(&ctx, c, &mut actions, &mut closed);
         }
         commit(&ctx, &mut cams, &mut closed, &mut unsaved);
+        if status_at.elapsed() >= STATUS_EVERY {
+            publish_status(&ctx, &cams);
+            status_at = Instant::now();
+        }
         std::thread::sleep(ctx.cfg.poll);
     }
 }
@@ -301,8 +307,7 @@ fn finish(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Vec
 }
 
 /// Commits the progress of every camera's open segment, then hands closed segments to the
-/// syncer (in this order, so a segment's last progress is in before it is completed), and
-/// publishes the cameras' status.
+/// syncer (in this order, so a segment's last progress is in before it is completed).
 fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>, unsaved: &mut Vec<Progress>) {
     let mut batch: Vec<Progress> = std::mem::take(unsaved);
     batch.extend(
@@ -332,6 +337,14 @@ fn commit(ctx: &Ctx, cams: &mut [Camera], closed: &mut Vec<Closed>, unsaved: &mu
     for c in closed.drain(..) {
         let _ = ctx.sync_tx.send(SyncJob::Close(c));
     }
+}
+
+/// How often a writer thread publishes its cameras' status (not every 20 ms poll: it locks the
+/// shared map and every camera's channel).
+const STATUS_EVERY: Duration = Duration::from_millis(250);
+
+/// Publishes the cameras' status for the API.
+fn publish_status(ctx: &Ctx, cams: &[Camera]) {
     let mut status = ctx.shared.cameras.lock();
     for c in cams.iter() {
         if !status.contains_key(&c.id) {
