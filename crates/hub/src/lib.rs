@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 pub enum State {
     /// Nobody needs the stream; no connection is open.
     Idle,
-    /// Connecting (or reconnecting after a failure).
+    /// Connecting after being idle (a retry after a failure keeps `Offline`/`Error`).
     Connecting,
     /// Frames are arriving.
     Online,

@@ -3,11 +3,16 @@
 //!
 //! ```text
 //!   Idle --wanted--> Connecting --first frame--> Online
-//!     ^                  |  ^                        |
-//!     |             fail |  | backoff delay          | fail
-//!     |                  v  |                        v
+//!     ^                  |                           |
+//!     |             fail |                           | fail
+//!     |                  v                           v
 //!     +--not wanted-- Offline / Error <--------------+
+//!                     |  ^
+//!                     +--+ backoff delay, retry (state kept until the first frame)
 //! ```
+//! A retry keeps `Offline`/`Error` until frames arrive again: a failing camera does not flicker
+//! to `Connecting` between attempts, so admission and operators see the failure for the whole
+//! time the camera is failing, not only during the backoff waits.
 //! Demand is watched concurrently with the session and with the backoff wait, so a camera goes
 //! back to `Idle` (and its connection closes) as soon as the idle grace of its channel ends.
 
@@ -185,7 +190,9 @@ impl Supervisor {
     /// Sessions and backoff waits while the upstream is wanted.
     async fn active(&mut self) -> Exit {
         loop {
-            self.set(State::Connecting, None);
+            if !matches!(self.channel.status().state, State::Offline | State::Error) {
+                self.set(State::Connecting, None);
+            }
             let mut online_at: Option<Instant> = None;
             let outcome = {
                 let channel = &self.channel;
@@ -315,6 +322,8 @@ mod tests {
         attempts: Mutex<Vec<tokio::time::Instant>>,
         deliver: bool,
         live: Arc<()>,
+        /// When set, the channel's state at the start of each attempt is recorded.
+        observe: Option<(Arc<Channel>, Mutex<Vec<State>>)>,
     }
 
     impl Connector for Fake {
@@ -326,6 +335,9 @@ mod tests {
             on_frame: &'a mut (dyn FnMut(Frame) + Send),
         ) -> BoxFuture<'a, Error> {
             self.attempts.lock().push(tokio::time::Instant::now());
+            if let Some((ch, seen)) = &self.observe {
+                seen.lock().push(ch.status().state);
+            }
             let live = self.live.clone();
             Box::pin(async move {
                 let _live = live;
@@ -371,6 +383,7 @@ mod tests {
             attempts: Mutex::new(Vec::new()),
             deliver: false,
             live: Arc::new(()),
+            observe: Some((ch.clone(), Mutex::new(Vec::new()))),
         });
         let policy = BackoffPolicy {
             jitter: 0.0,
@@ -400,6 +413,12 @@ mod tests {
                 .is_some_and(|e| e.contains("connection refused"))
         );
         assert!(st.failed_attempts >= 8);
+        // Only the first attempt is `Connecting`; retries keep `Offline`, so admission never sees
+        // a failing camera as merely connecting.
+        let seen = fake.observe.as_ref().map(|(_, s)| s.lock().clone());
+        let seen = seen.unwrap_or_default();
+        assert_eq!(seen.first(), Some(&State::Connecting), "{seen:?}");
+        assert!(seen[1..].iter().all(|s| *s == State::Offline), "{seen:?}");
 
         // Demand ends during the backoff wait: idle at once (idle grace 10 s), no more attempts.
         drop(pin);
@@ -422,6 +441,7 @@ mod tests {
             attempts: Mutex::new(Vec::new()),
             deliver: true,
             live: Arc::new(()),
+            observe: None,
         });
         let h = spawn_supervisor_with(
             fake.clone(),
