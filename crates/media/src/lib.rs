@@ -96,3 +96,46 @@ impl Frame {
         self.params.codec
     }
 }
+
+/// An audio codec that Vantage records without decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// MPEG-4 AAC, carried over RTP as `mpeg4-generic` (RFC 3640, AAC-hbr mode).
+    Aac,
+}
+
+impl AudioCodec {
+    /// The name shown to people.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            AudioCodec::Aac => "AAC",
+        }
+    }
+}
+
+/// What a consumer needs to know about an audio stream's encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioParams {
+    pub codec: AudioCodec,
+    /// Samples per second (also the RTP clock rate and the MP4 track's timescale).
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// RFC 6381 codec string (`mp4a.40.2` for AAC-LC).
+    pub rfc6381: String,
+    /// AAC: the AudioSpecificConfig (ISO/IEC 14496-3), as in the SDP `config=` parameter.
+    pub config: Bytes,
+}
+
+/// One audio access unit (for AAC: one raw frame, no ADTS header).
+#[derive(Clone, Debug)]
+pub struct AudioFrame {
+    /// Presentation time on the same 90 kHz session timeline as the video frames' `pts`.
+    pub pts: i64,
+    /// Wall-clock time at which the frame was fully received.
+    pub received: SystemTime,
+    /// Number of samples (per channel) in this frame, at `params.sample_rate` (1024 for AAC-LC).
+    pub duration: u32,
+    pub data: Bytes,
+    pub params: Arc<AudioParams>,
+}
+
