@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the committed fixture clips in fixtures/clips/ (see fixtures/clips/README.md).
 #
-# All clips: raw Annex B elementary streams, 25 fps, 10 s, closed GOP of 50 frames (2 s), no
+# Video clips: raw Annex B elementary streams, 25 fps, 10 s, closed GOP of 50 frames (2 s), no
 # B-frames, scenecut off, parameter sets (VPS/SPS/PPS) repeated before every key frame.
+# Audio clip: 10 s of AAC-LC in ADTS, 16 kHz mono, 32 kbit/s (ffmpeg's native aac encoder).
 # Requires ffmpeg with libx264 and libx265. Usage: scripts/make_fixtures.sh [output-dir]
 set -euo pipefail
 
@@ -49,5 +50,11 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=$SIZE:rate=$FP
   -c:v libx265 -preset fast -profile:v main -pix_fmt yuv420p -r $FPS -t $DUR -b:v 400k \
   -x265-params "log-level=error:keyint=$GOP:min-keyint=$GOP:bframes=0:scenecut=0:open-gop=0:repeat-headers=1:aud=1" \
   -f hevc "$out/h265_a.h265"
+
+# An 880 Hz tone with a 40 ms 1760 Hz beep at the start of every second (marks whole seconds, so
+# audio/video sync can be checked by ear against the frame counter).
+ffmpeg -hide_banner -loglevel error -y -f lavfi \
+  -i "sine=frequency=880:beep_factor=2:sample_rate=16000:duration=$DUR" \
+  -c:a aac -profile:a aac_low -b:a 32k -ar 16000 -ac 1 -f adts "$out/aac_16k_mono.adts"
 
 ls -l "$out"

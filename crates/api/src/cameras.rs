@@ -22,6 +22,7 @@ fn camera_json(
     let vms = c.vms();
     let status = ch.map(|c| c.status());
     let params = ch.and_then(|c| c.params());
+    let audio = ch.and_then(|c| c.audio_params());
     json!({
         "id": cam.id,
         "name": cam.name,
@@ -44,6 +45,13 @@ fn camera_json(
             "resolution": params.as_ref().map(|p| format!("{}x{}", p.width, p.height)),
             "fps": params.as_ref().and_then(|p| p.frame_rate).map(|(n, d)| f64::from(n) / f64::from(d.max(1))),
             "codec": params.as_ref().map(|p| p.codec.display_name()),
+            // The camera's recordable audio (recorded, not sent to WebRTC viewers); null if none.
+            "audio": audio.as_ref().map(|a| json!({
+                "codec": a.codec.display_name(),
+                "codec_string": a.rfc6381,
+                "sample_rate": a.sample_rate,
+                "channels": a.channels,
+            })),
             "ptz_capable": cam.ptz_capable,
         },
         "qualities": cam.substreams.iter().map(|(q, _)| q.as_str()).collect::<Vec<_>>(),

@@ -48,6 +48,8 @@ struct Span {
     /// Known for local recordings.
     codec: Option<String>,
     resolution: Option<String>,
+    /// Local recordings: whether the segments have an audio track; unknown for XProtect's.
+    has_audio: Option<bool>,
 }
 
 /// The parts of `v` that none of `cover` (sorted, disjoint) overlaps.
@@ -74,6 +76,13 @@ fn subtract(v: &Span, cover: &[Span]) -> Vec<Span> {
         });
     }
     out
+}
+
+/// A segment has audio when its RFC 6381 codecs list names an audio codec (AAC: `mp4a`).
+fn has_audio(seg: &recorder::index::Segment) -> bool {
+    seg.codec_string
+        .split(',')
+        .any(|c| c.trim().starts_with("mp4a"))
 }
 
 pub(crate) async fn timeline(
@@ -108,7 +117,8 @@ pub(crate) async fn timeline(
             Some(l)
                 if seg.start_wall_ms <= l.end + 1
                     && l.codec.as_ref() == Some(&seg.codec)
-                    && l.resolution == resolution_of(&seg) =>
+                    && l.resolution == resolution_of(&seg)
+                    && l.has_audio == Some(has_audio(&seg)) =>
             {
                 l.end = l.end.max(e);
             }
@@ -117,6 +127,7 @@ pub(crate) async fn timeline(
                 end: e,
                 source: "local",
                 resolution: resolution_of(&seg),
+                has_audio: Some(has_audio(&seg)),
                 codec: Some(seg.codec),
             }),
         }
@@ -132,6 +143,7 @@ pub(crate) async fn timeline(
                 source: "xprotect",
                 codec: None,
                 resolution: None,
+                has_audio: None,
             })
             .collect(),
         (None, Some(_)) if local.is_empty() => {
@@ -186,8 +198,8 @@ pub(crate) async fn timeline(
             "end_time": rfc3339_ms(s.end),
             "duration_seconds": ms_secs(s.end - s.start),
             "has_video": true,
-            // Audio is not recorded (ingest takes the video track only).
-            "has_audio": false,
+            // null: XProtect's sequences do not say.
+            "has_audio": s.has_audio,
             "codec": s.codec.as_deref().map(codec_name).or(live_codec),
             "resolution": s.resolution.clone().or_else(|| resolution.clone()),
             "fps": fps,
@@ -215,6 +227,7 @@ mod tests {
             source: "xprotect",
             codec: None,
             resolution: None,
+            has_audio: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The channel core: GOP cache, subscriber queues and demand, with no I/O and no clock. Time comes
 //! in as `now` arguments, so tests drive it with simulated time.
 
-use media::Frame;
+use media::{AudioFrame, Frame};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ pub struct ChannelConfig {
     /// A subscriber's queue holds at most this many frames; past it, the subscriber skips to the
     /// next key frame.
     pub queue_max_frames: usize,
+    /// An audio queue holds at most this many frames (AAC at 48 kHz makes 47 a second); past it,
+    /// the oldest are dropped.
+    pub audio_queue_max_frames: usize,
 }
 
 impl Default for ChannelConfig {
@@ -25,6 +28,7 @@ impl Default for ChannelConfig {
             idle_grace: Duration::from_secs(10),
             gop_cache_max_bytes: 8 << 20,
             queue_max_frames: 150,
+            audio_queue_max_frames: 500,
         }
     }
 }
@@ -39,11 +43,15 @@ pub struct SubscriberStats {
     /// Frames dropped because of those skips (queued frames discarded and frames not queued while
     /// waiting for a key frame).
     pub dropped: u64,
+    /// Audio frames dropped because the audio queue was full.
+    pub audio_dropped: u64,
 }
 
 struct SubQueue {
     id: u64,
     queue: VecDeque<Frame>,
+    /// Audio frames, for subscribers that asked for audio ([`ChannelCore::subscribe_av`]).
+    audio: Option<VecDeque<AudioFrame>>,
     /// Drop everything until the next key frame (set after a skip or a key frame request).
     waiting_for_key: bool,
     stats: SubscriberStats,
@@ -56,6 +64,7 @@ pub struct ChannelStats {
     pub frames_in: u64,
     pub bytes_in: u64,
     pub key_frames_in: u64,
+    pub audio_frames_in: u64,
     /// Times the GOP cache outgrew its limit and was dropped.
     pub gop_cache_overflows: u64,
 }
@@ -65,6 +74,9 @@ pub struct ChannelCore {
     cfg: ChannelConfig,
     gop: Vec<Frame>,
     gop_bytes: usize,
+    /// Audio frames from the start of the cached GOP on, so an audio subscriber starting at the
+    /// cached key frame gets the audio that goes with it.
+    gop_audio: VecDeque<AudioFrame>,
     subs: Vec<SubQueue>,
     next_id: u64,
     /// Holders that want the upstream running without consuming frames through a queue (recorder).
@@ -80,6 +92,7 @@ impl ChannelCore {
             cfg,
             gop: Vec::new(),
             gop_bytes: 0,
+            gop_audio: VecDeque::new(),
             subs: Vec::new(),
             next_id: 1,
             pins: 0,
@@ -95,6 +108,16 @@ impl ChannelCore {
     /// Adds a subscriber whose queue starts with the cached GOP (so it begins at the latest key
     /// frame at once); `wake` is notified whenever a frame is queued for it.
     pub fn subscribe(&mut self, wake: Arc<Notify>) -> u64 {
+        self.subscribe_inner(wake, false)
+    }
+
+    /// Like [`ChannelCore::subscribe`], and the subscriber also gets the audio frames (starting
+    /// with those of the cached GOP).
+    pub fn subscribe_av(&mut self, wake: Arc<Notify>) -> u64 {
+        self.subscribe_inner(wake, true)
+    }
+
+    fn subscribe_inner(&mut self, wake: Arc<Notify>, audio: bool) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let queue: VecDeque<Frame> = self.gop.iter().cloned().collect();
@@ -102,9 +125,17 @@ impl ChannelCore {
         if !queue.is_empty() {
             wake.notify_one();
         }
+        let audio = audio.then(|| {
+            if self.gop.is_empty() {
+                VecDeque::new()
+            } else {
+                self.gop_audio.clone()
+            }
+        });
         self.subs.push(SubQueue {
             id,
             queue,
+            audio,
             waiting_for_key,
             stats: SubscriberStats::default(),
             wake,
@@ -172,6 +203,9 @@ impl ChannelCore {
             self.stats.key_frames_in += 1;
             self.gop.clear();
             self.gop_bytes = 0;
+            while self.gop_audio.front().is_some_and(|a| a.pts < frame.pts) {
+                self.gop_audio.pop_front();
+            }
         }
         if frame.is_key || !self.gop.is_empty() {
             self.gop_bytes += frame.data.len();
@@ -208,11 +242,38 @@ impl ChannelCore {
         }
     }
 
+    /// Takes one audio frame from the upstream: queued for the subscribers that want audio.
+    pub fn publish_audio(&mut self, frame: AudioFrame) {
+        self.stats.audio_frames_in += 1;
+        self.stats.bytes_in += frame.data.len() as u64;
+        let max = self.cfg.audio_queue_max_frames.max(1);
+        if self.gop_audio.len() >= max {
+            self.gop_audio.pop_front();
+        }
+        self.gop_audio.push_back(frame.clone());
+        for s in &mut self.subs {
+            let Some(q) = &mut s.audio else { continue };
+            if q.len() >= max {
+                q.pop_front();
+                s.stats.audio_dropped += 1;
+            }
+            q.push_back(frame.clone());
+            s.wake.notify_one();
+        }
+    }
+
     /// The upstream ended: the cached GOP belongs to a session that is gone, so a new subscriber
     /// must wait for the next session's first key frame. Queued frames are still delivered.
     pub fn upstream_ended(&mut self) {
         self.gop.clear();
         self.gop_bytes = 0;
+        self.gop_audio.clear();
+    }
+
+    /// Pops the next audio frame for subscriber `id` (none unless it subscribed with audio).
+    pub fn pop_audio(&mut self, id: u64) -> Option<AudioFrame> {
+        let s = self.subs.iter_mut().find(|s| s.id == id)?;
+        s.audio.as_mut()?.pop_front()
     }
 
     /// Pops the next frame for subscriber `id`.
@@ -308,6 +369,67 @@ mod tests {
         assert_eq!(drain(&mut c, b), want);
         assert_eq!(c.stats().frames_in, 20);
         assert_eq!(c.subscriber_stats(a).unwrap().delivered, 20);
+    }
+
+    /// AAC frame `n` at 16 kHz (1024 samples = 5760 ticks at 90 kHz).
+    fn audio(n: i64) -> AudioFrame {
+        AudioFrame {
+            pts: n * 5760,
+            received: SystemTime::UNIX_EPOCH,
+            duration: 1024,
+            data: Bytes::from(vec![0u8; 40]),
+            params: Arc::new(media::AudioParams {
+                codec: media::AudioCodec::Aac,
+                sample_rate: 16_000,
+                channels: 1,
+                rfc6381: "mp4a.40.2".into(),
+                config: Bytes::from_static(&[0x14, 0x08]),
+            }),
+        }
+    }
+
+    #[test]
+    fn audio_goes_only_to_av_subscribers_starting_with_the_cached_gop() {
+        let cfg = ChannelConfig {
+            audio_queue_max_frames: 100,
+            ..ChannelConfig::default()
+        };
+        let mut c = ChannelCore::new(cfg);
+        let viewer = c.subscribe(Arc::default());
+        // 2 s of 25 fps video with a key frame every second, and 16 kHz AAC (15.6 frames/s),
+        // interleaved by time.
+        let (mut v, mut a) = (0, 0);
+        while v < 50 {
+            if a * 5760 <= v * 3600 {
+                c.publish_audio(audio(a));
+                a += 1;
+            } else {
+                c.publish(frame(v, 25));
+                v += 1;
+            }
+        }
+        assert!(c.pop_audio(viewer).is_none(), "viewers never get audio");
+        // A recorder subscribing now starts at key frame 25 (1 s) with the audio from 1 s on.
+        let rec = c.subscribe_av(Arc::default());
+        assert_eq!(c.pop(rec).map(|f| f.pts), Some(25 * 3600));
+        let first = c.pop_audio(rec).map(|f| f.pts);
+        assert_eq!(first, Some(16 * 5760), "first audio frame at or after 1 s");
+        let rest = std::iter::from_fn(|| c.pop_audio(rec)).count();
+        assert_eq!(1 + rest, (a - 16) as usize);
+        assert_eq!(c.stats().audio_frames_in, a as u64);
+
+        // A recorder that stops reading loses the oldest audio, counted.
+        for n in a..a + 150 {
+            c.publish_audio(audio(n));
+        }
+        let st = c.subscriber_stats(rec).unwrap();
+        assert_eq!(st.audio_dropped, 50);
+        assert_eq!(c.pop_audio(rec).map(|f| f.pts), Some((a + 50) * 5760));
+
+        // A new session: the cache (and its audio) is gone.
+        c.upstream_ended();
+        let late = c.subscribe_av(Arc::default());
+        assert!(c.pop_audio(late).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod core;
 pub use crate::core::{ChannelConfig, ChannelStats, SubscriberStats};
 
 use crate::core::ChannelCore;
-use media::{Frame, VideoParams};
+use media::{AudioFrame, AudioParams, Frame, VideoParams};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +64,8 @@ pub struct Channel {
     core: Mutex<ChannelCore>,
     status: Mutex<Status>,
     params: Mutex<Option<Arc<VideoParams>>>,
+    /// The audio of the current session, when the upstream has audio Vantage can record.
+    audio_params: Mutex<Option<Arc<AudioParams>>>,
     demand: Notify,
 }
 
@@ -79,6 +81,7 @@ impl Channel {
                 failed_attempts: 0,
             }),
             params: Mutex::new(None),
+            audio_params: Mutex::new(None),
             demand: Notify::new(),
         })
     }
@@ -96,6 +99,18 @@ impl Channel {
     /// wait on one `Notify` and then drain all of them with [`Subscriber::try_recv`].
     pub fn subscribe_with(self: &Arc<Self>, wake: Arc<Notify>) -> Subscriber {
         let id = self.core.lock().subscribe(wake.clone());
+        self.demand.notify_waiters();
+        Subscriber {
+            channel: self.clone(),
+            id,
+            wake,
+        }
+    }
+
+    /// Subscribes to video and audio: [`Subscriber::try_recv_audio`] returns the audio frames
+    /// (the recorder). Viewers use [`Channel::subscribe_with`] and never queue audio.
+    pub fn subscribe_av(self: &Arc<Self>, wake: Arc<Notify>) -> Subscriber {
+        let id = self.core.lock().subscribe_av(wake.clone());
         self.demand.notify_waiters();
         Subscriber {
             channel: self.clone(),
@@ -138,6 +153,31 @@ impl Channel {
             }
         }
         self.core.lock().publish(frame);
+    }
+
+    /// Hands an audio frame from the upstream to the subscribers that want audio.
+    pub fn publish_audio(&self, frame: AudioFrame) {
+        self.core.lock().publish_audio(frame);
+    }
+
+    /// The upstream session set up an audio stream with these parameters (or none). Set before
+    /// the session's first frame is published, so a consumer that sees a frame of the session
+    /// also sees its audio parameters.
+    pub fn set_audio_params(&self, params: Option<Arc<AudioParams>>) {
+        let mut p = self.audio_params.lock();
+        let same = match (&*p, &params) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *p = params;
+        }
+    }
+
+    /// The audio parameters of the current (or last) session, if it has recordable audio.
+    pub fn audio_params(&self) -> Option<Arc<AudioParams>> {
+        self.audio_params.lock().clone()
     }
 
     /// The upstream session ended (error, camera gone, or no more demand).
@@ -195,6 +235,11 @@ impl Subscriber {
     /// The next queued frame, if any.
     pub fn try_recv(&self) -> Option<Frame> {
         self.channel.core.lock().pop(self.id)
+    }
+
+    /// The next queued audio frame, if this subscriber asked for audio.
+    pub fn try_recv_audio(&self) -> Option<AudioFrame> {
+        self.channel.core.lock().pop_audio(self.id)
     }
 
     /// Waits for the next frame. With a shared waker, use `try_recv` from the task that owns it.

@@ -22,7 +22,7 @@ pub mod supervisor;
 pub use backoff::{Backoff, BackoffPolicy};
 pub use session::{REQUEST_TIMEOUT, STALL_TIMEOUT, run_session, state_for};
 pub use supervisor::{
-    Connector, RtspConnector, SupervisorHandle, spawn_supervisor, spawn_supervisor_with,
+    Connector, RtspConnector, Sink, SupervisorHandle, spawn_supervisor, spawn_supervisor_with,
 };
 
 use std::fmt;

@@ -3,12 +3,15 @@
 //! whether the camera is unreachable ([`hub::State::Offline`]) or answered with something unusable
 //! ([`hub::State::Error`]); see [`state_for`].
 
+use crate::Sink;
 use crate::SourceConfig;
 use base::{Clocks, Error, ErrorKind, redact_secret_in};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use media::{Codec, Frame, ParameterSets, VideoParams};
-use retina::client::{self, Credentials, PlayOptions, SessionOptions, SetupOptions};
+use media::{AudioCodec, AudioFrame, AudioParams, Codec, Frame, ParameterSets, VideoParams};
+use retina::client::{
+    self, Credentials, InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions,
+};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -293,19 +296,19 @@ impl FrameBuilder {
 }
 
 /// Runs one session of `source` until it fails and returns why. `prev` is the parameters of the
-/// previous session (reused with the same version if unchanged); `on_frame` gets every frame,
-/// starting at the first key frame.
+/// previous session (reused with the same version if unchanged); `sink` gets every frame,
+/// starting at the first key frame, and the AAC audio if the camera sends it.
 pub async fn run_session(
     source: &SourceConfig,
     prev: Option<Arc<VideoParams>>,
     clocks: &dyn Clocks,
-    on_frame: &mut (dyn FnMut(Frame) + Send),
+    sink: &mut dyn Sink,
 ) -> Error {
     let ctx = Ctx {
         source,
         url: source.redacted_url(),
     };
-    match session_inner(&ctx, prev, clocks, on_frame).await {
+    match session_inner(&ctx, prev, clocks, sink).await {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -315,7 +318,7 @@ async fn session_inner(
     ctx: &Ctx<'_>,
     prev: Option<Arc<VideoParams>>,
     clocks: &dyn Clocks,
-    on_frame: &mut (dyn FnMut(Frame) + Send),
+    sink: &mut dyn Sink,
 ) -> Result<std::convert::Infallible, Error> {
     let source = ctx.source;
     if source.url.scheme() != "rtsp" {
@@ -377,7 +380,7 @@ async fn session_inner(
         session.setup(
             stream_i,
             SetupOptions::default()
-                .transport(transport)
+                .transport(transport.clone())
                 .frame_format(FrameFormat::SIMPLE),
         ),
     )
@@ -385,7 +388,61 @@ async fn session_inner(
     .map_err(|_| ctx.timeout(Phase::Setup))?
     .map_err(|e| ctx.retina(e, Phase::Setup))?;
 
-    let playing = tokio::time::timeout(REQUEST_TIMEOUT, session.play(PlayOptions::default()))
+    // Audio: the first AAC stream, if any. A camera whose audio cannot be set up still streams
+    // video; other audio codecs are not recorded (design 0006).
+    let mut audio = None;
+    if let Some((i, s)) = session
+        .streams()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.media() == "audio")
+    {
+        let encoding = s.encoding_name().to_owned();
+        if encoding == "mpeg4-generic" {
+            let setup = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                // Raw AAC frames with the AudioSpecificConfig out of band (MP4 framing), as
+                // the recorder's `mp4a` track wants them; SIMPLE would wrap them in ADTS.
+                session.setup(
+                    i,
+                    SetupOptions::default()
+                        .transport(transport.clone())
+                        .frame_format(FrameFormat::MP4),
+                ),
+            )
+            .await;
+            match setup {
+                Ok(Ok(())) => audio = Some(i),
+                Ok(Err(e)) => tracing::warn!(
+                    "audio stream not set up, recording video only: {}",
+                    ctx.retina(e, Phase::Setup)
+                ),
+                Err(_) => tracing::warn!(
+                    "audio stream not set up, recording video only: {}",
+                    ctx.timeout(Phase::Setup)
+                ),
+            }
+        } else {
+            tracing::info!(encoding, "audio codec not recorded (only AAC is)");
+        }
+    }
+    let audio_params = audio.and_then(|i| match session.streams().get(i)?.parameters()? {
+        ParametersRef::Audio(a) => audio_params(a),
+        _ => None,
+    });
+    if audio.is_some() && audio_params.is_none() {
+        tracing::warn!("AAC stream without a usable config: audio not recorded");
+    }
+    sink.audio_params(audio_params.clone());
+
+    // With audio, align the streams on RTP-Info's rtptime when the camera sends it for both,
+    // else on each stream's first packet (cameras that omit RTP-Info must still play).
+    let play_opts = PlayOptions::default().initial_timestamp(if audio.is_some() {
+        InitialTimestampPolicy::Permissive
+    } else {
+        InitialTimestampPolicy::Default
+    });
+    let playing = tokio::time::timeout(REQUEST_TIMEOUT, session.play(play_opts))
         .await
         .map_err(|_| ctx.timeout(Phase::Play))?
         .map_err(|e| ctx.retina(e, Phase::Play))?;
@@ -407,8 +464,17 @@ async fn session_inner(
             Ok(Some(Err(e))) => return Err(ctx.retina(e, Phase::Streaming)),
             Ok(Some(Ok(item))) => item,
         };
-        let CodecItem::VideoFrame(f) = item else {
-            continue;
+        let f = match item {
+            CodecItem::VideoFrame(f) => f,
+            CodecItem::AudioFrame(f) => {
+                if let (Some(p), Some(i)) = (&audio_params, audio)
+                    && f.stream_id() == i
+                {
+                    sink.audio(audio_frame(&f, p, clocks));
+                }
+                continue;
+            }
+            _ => continue,
         };
         if f.stream_id() != stream_i {
             continue;
@@ -426,7 +492,7 @@ async fn session_inner(
             retina_params,
             clocks.realtime(),
         ) {
-            Ok(Some(frame)) => on_frame(frame),
+            Ok(Some(frame)) => sink.video(frame),
             Ok(None) => {}
             Err(why) => {
                 return Err(ctx.error(
@@ -435,6 +501,39 @@ async fn session_inner(
                 ));
             }
         }
+    }
+}
+
+/// Our view of retina's AAC parameters; `None` without an AudioSpecificConfig or a clock rate.
+fn audio_params(a: &retina::codec::AudioParameters) -> Option<Arc<AudioParams>> {
+    let config = a.extra_data();
+    if config.is_empty() || a.clock_rate() == 0 {
+        return None;
+    }
+    Some(Arc::new(AudioParams {
+        codec: AudioCodec::Aac,
+        sample_rate: a.clock_rate(),
+        channels: a.channels().get(),
+        rfc6381: a.rfc6381_codec().unwrap_or("mp4a.40.2").to_owned(),
+        config: Bytes::copy_from_slice(config),
+    }))
+}
+
+/// An AAC frame on the session's 90 kHz timeline (the video's): retina's elapsed time is counted
+/// from the same instant for both streams when the camera sends RTP-Info.
+fn audio_frame(
+    f: &retina::codec::AudioFrame,
+    params: &Arc<AudioParams>,
+    clocks: &dyn Clocks,
+) -> AudioFrame {
+    let rate = i128::from(params.sample_rate.max(1));
+    let pts = i128::from(f.timestamp().elapsed()) * i128::from(media::VIDEO_CLOCK_RATE) / rate;
+    AudioFrame {
+        pts: i64::try_from(pts).unwrap_or(i64::MAX),
+        received: clocks.realtime(),
+        duration: f.frame_length().get(),
+        data: Bytes::copy_from_slice(f.data()),
+        params: params.clone(),
     }
 }
 

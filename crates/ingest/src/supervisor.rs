@@ -22,24 +22,35 @@ use crate::session::{run_session, state_for};
 use base::{Clocks, Error};
 use futures::future::BoxFuture;
 use hub::{Channel, State};
-use media::{Frame, VideoParams};
+use media::{AudioFrame, AudioParams, Frame, VideoParams};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+/// Where a session delivers what it receives.
+pub trait Sink: Send {
+    /// One video frame (the first of a session is a key frame).
+    fn video(&mut self, frame: Frame);
+    /// The session's recordable audio stream, announced before its first frame (`None`: the
+    /// session has no audio Vantage records).
+    fn audio_params(&mut self, _params: Option<Arc<AudioParams>>) {}
+    /// One audio frame.
+    fn audio(&mut self, _frame: AudioFrame) {}
+}
+
 /// A way to obtain frames for a camera. [`RtspConnector`] is the real one; tests and other
 /// sources (e.g. a VMS image server) provide their own.
 pub trait Connector: Send + Sync + 'static {
-    /// Runs one session until it fails and returns why; hands every frame to `on_frame`.
+    /// Runs one session until it fails and returns why; hands every frame to `sink`.
     /// `prev` is the parameters of the channel's previous session, if any.
     fn run<'a>(
         &'a self,
         source: &'a SourceConfig,
         prev: Option<Arc<VideoParams>>,
         clocks: &'a dyn Clocks,
-        on_frame: &'a mut (dyn FnMut(Frame) + Send),
+        sink: &'a mut dyn Sink,
     ) -> BoxFuture<'a, Error>;
 }
 
@@ -53,9 +64,9 @@ impl Connector for RtspConnector {
         source: &'a SourceConfig,
         prev: Option<Arc<VideoParams>>,
         clocks: &'a dyn Clocks,
-        on_frame: &'a mut (dyn FnMut(Frame) + Send),
+        sink: &'a mut dyn Sink,
     ) -> BoxFuture<'a, Error> {
-        Box::pin(run_session(source, prev, clocks, on_frame))
+        Box::pin(run_session(source, prev, clocks, sink))
     }
 }
 
@@ -193,33 +204,23 @@ impl Supervisor {
             if !matches!(self.channel.status().state, State::Offline | State::Error) {
                 self.set(State::Connecting, None);
             }
-            let mut online_at: Option<Instant> = None;
+            let mut sink = ChannelSink {
+                channel: &self.channel,
+                clocks: &*self.clocks,
+                online_at: None,
+            };
             let outcome = {
                 let channel = &self.channel;
                 let clocks = &*self.clocks;
-                let online = &mut online_at;
-                let mut on_frame = |f: Frame| {
-                    if online.is_none() {
-                        *online = Some(clocks.monotonic());
-                        channel.set_status(State::Online, None, clocks.realtime());
-                        tracing::info!(
-                            codec = %f.params.codec,
-                            width = f.params.width,
-                            height = f.params.height,
-                            "online"
-                        );
-                    }
-                    channel.publish(f);
-                };
-                let session =
-                    self.connector
-                        .run(&self.source, channel.params(), clocks, &mut on_frame);
+                let prev = channel.params();
+                let session = self.connector.run(&self.source, prev, clocks, &mut sink);
                 tokio::select! {
                     e = session => Ok(e),
                     _ = until_unwanted(channel, clocks) => Err(Exit::Unwanted),
                     _ = stopped(&mut self.stop) => Err(Exit::Stop),
                 }
             };
+            let online_at = sink.online_at;
             // Whatever happened, the session is gone now (its future was dropped).
             self.channel.upstream_ended();
             if let Some(t) = online_at {
@@ -273,6 +274,38 @@ async fn until_unwanted(channel: &Channel, clocks: &dyn Clocks) {
             }
             None => notified.await,
         }
+    }
+}
+
+/// Publishes a session's frames to the camera's channel; the first frame makes it `Online`.
+struct ChannelSink<'a> {
+    channel: &'a Channel,
+    clocks: &'a dyn Clocks,
+    online_at: Option<Instant>,
+}
+
+impl Sink for ChannelSink<'_> {
+    fn video(&mut self, f: Frame) {
+        if self.online_at.is_none() {
+            self.online_at = Some(self.clocks.monotonic());
+            self.channel
+                .set_status(State::Online, None, self.clocks.realtime());
+            tracing::info!(
+                codec = %f.params.codec,
+                width = f.params.width,
+                height = f.params.height,
+                "online"
+            );
+        }
+        self.channel.publish(f);
+    }
+
+    fn audio_params(&mut self, params: Option<Arc<AudioParams>>) {
+        self.channel.set_audio_params(params);
+    }
+
+    fn audio(&mut self, f: AudioFrame) {
+        self.channel.publish_audio(f);
     }
 }
 
@@ -332,7 +365,7 @@ mod tests {
             _source: &'a SourceConfig,
             _prev: Option<Arc<VideoParams>>,
             _clocks: &'a dyn Clocks,
-            on_frame: &'a mut (dyn FnMut(Frame) + Send),
+            sink: &'a mut dyn Sink,
         ) -> BoxFuture<'a, Error> {
             self.attempts.lock().push(tokio::time::Instant::now());
             if let Some((ch, seen)) = &self.observe {
@@ -344,7 +377,7 @@ mod tests {
                 if !self.deliver {
                     return Error::new(ErrorKind::Unavailable, "connection refused");
                 }
-                on_frame(Frame {
+                sink.video(Frame {
                     pts: 0,
                     received: SystemTime::now(),
                     is_key: true,

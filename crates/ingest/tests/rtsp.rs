@@ -38,10 +38,10 @@ impl Connector for Observed {
         source: &'a SourceConfig,
         prev: Option<Arc<media::VideoParams>>,
         clocks: &'a dyn base::Clocks,
-        on_frame: &'a mut (dyn FnMut(media::Frame) + Send),
+        sink: &'a mut dyn ingest::Sink,
     ) -> futures::future::BoxFuture<'a, base::Error> {
         self.at_start.lock().push(self.ch.status().state);
-        RtspConnector.run(source, prev, clocks, on_frame)
+        RtspConnector.run(source, prev, clocks, sink)
     }
 }
 
@@ -422,4 +422,85 @@ async fn demand_starts_and_stops_upstream() {
     drop(sub);
     sup.shutdown().await;
     server.shutdown().await;
+}
+
+/// A camera with AAC audio (the fixture tone looped with the video): the audio reaches
+/// subscribers that ask for it, on the video's timeline, over TCP and UDP.
+async fn ingest_with_audio(transport: Transport) {
+    let audio = rtsp_server::AudioClip::from_adts_file(format!(
+        "{}/../../fixtures/clips/aac_16k_mono.adts",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("audio fixture");
+    let video = rtsp_server::ClipSource::from_file(
+        format!(
+            "{}/../../fixtures/clips/h264_a.h264",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        Codec::H264,
+    )
+    .expect("fixture clip");
+    let server = RtspServer::bind("127.0.0.1:0").await.expect("bind");
+    server.add_clip_mount("/av", Arc::new(video.with_audio(audio)));
+    let ch = channel("cam-av");
+    let rec = ch.subscribe_av(Default::default());
+    let viewer = ch.subscribe();
+    let sup = spawn_supervisor(
+        ch.clone(),
+        source("cam-av", &server.url("/av"), transport),
+        fast_policy(),
+        clocks(),
+    );
+    wait_state(&ch, State::Online, Duration::from_secs(5)).await;
+    let p = ch.audio_params().expect("audio parameters announced");
+    assert_eq!(
+        (p.sample_rate, p.channels, p.rfc6381.as_str(), &p.config[..]),
+        (16_000, 1, "mp4a.40.2", &[0x14, 0x08][..])
+    );
+
+    // 3 s of both.
+    let (mut video, mut audio) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        video.push(recv_timeout(&rec, Duration::from_secs(2)).await);
+        while let Some(a) = rec.try_recv_audio() {
+            audio.push(a);
+        }
+    }
+    assert!(viewer.try_recv_audio().is_none(), "viewers get no audio");
+    // 15.625 AAC frames a second, 1024 samples = 5760 ticks apart.
+    let n = audio.len();
+    assert!((40..=52).contains(&n), "{n} audio frames in 3 s");
+    for w in audio.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, 5760, "AAC frames 1024 samples apart");
+        assert_eq!(w[1].duration, 1024);
+    }
+    // In sync: the server sends audio and video of the same instant together (RTP-Info aligns
+    // the timelines), so each audio frame's pts is within one video frame of the video frame
+    // that arrived with it.
+    let last_audio = audio.last().expect("audio").pts;
+    let last_video = video.last().expect("video").pts;
+    assert!(
+        (last_audio - last_video).abs() <= 2 * 5760,
+        "audio pts {last_audio} vs video pts {last_video}"
+    );
+    // Raw AAC (the first element is a channel element), not ADTS (0xFFF sync word).
+    assert!(
+        audio
+            .iter()
+            .all(|a| !a.data.is_empty() && a.data[0] != 0xff)
+    );
+    assert!(ch.stats().audio_frames_in as usize >= n);
+    sup.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ingest_audio_tcp() {
+    ingest_with_audio(Transport::Tcp).await;
+}
+
+#[tokio::test]
+async fn ingest_audio_udp() {
+    ingest_with_audio(Transport::Udp).await;
 }

@@ -1,11 +1,12 @@
-//! Fragmented MP4 (ISO BMFF, ISO/IEC 14496-12) writer for one video track: an initialization
-//! segment ([`init_segment`]) and media fragments ([`fragment`]). Pure code, no I/O.
+//! Fragmented MP4 (ISO BMFF, ISO/IEC 14496-12) writer for one video track and an optional AAC
+//! audio track: an initialization segment ([`init_segment`], [`init_segment_av`]) and media
+//! fragments ([`fragment`], [`fragment_av`]). Pure code, no I/O.
 //!
-//! Layout of the initialization segment:
+//! Layout of the initialization segment (the audio `trak` and `trex` only with audio):
 //! ```text
 //! ftyp (major isom, compatible isom iso6 mp41)
 //! moov
-//!   mvhd (timescale 90000, duration 0, next_track_ID 2)
+//!   mvhd (timescale 90000, duration 0, next_track_ID 2, or 3 with audio)
 //!   trak
 //!     tkhd (track 1, enabled + in movie, width/height 16.16)
 //!     mdia
@@ -17,9 +18,23 @@
 //!         stbl
 //!           stsd / avc1 + avcC  or  hvc1 + hvcC
 //!           stts, stsc, stsz, stco (all empty)
-//!   mvex / trex (track 1, sample description 1)
+//!   trak                                           (audio)
+//!     tkhd (track 2, enabled + in movie, volume 1.0, width/height 0)
+//!     mdia
+//!       mdhd (timescale = sample rate, language und)
+//!       hdlr (soun)
+//!       minf
+//!         smhd
+//!         dinf / dref / url (self-contained)
+//!         stbl
+//!           stsd / mp4a + esds (ES_Descriptor: DecoderConfigDescriptor with the
+//!                               AudioSpecificConfig, SLConfigDescriptor predefined 2)
+//!           stts, stsc, stsz, stco (all empty)
+//!   mvex
+//!     trex (track 1, sample description 1)
+//!     trex (track 2, sample description 1)            (audio)
 //! ```
-//! Layout of a fragment:
+//! Layout of a fragment (the audio `traf` only when the fragment has audio samples):
 //! ```text
 //! moof
 //!   mfhd (sequence_number)
@@ -27,18 +42,30 @@
 //!     tfhd (track 1, default-base-is-moof)
 //!     tfdt (version 1: 64-bit base media decode time, 90 kHz)
 //!     trun (data-offset, per-sample duration, size and flags)
-//! mdat (samples with 4-byte big-endian length prefixes)
+//!   traf                                           (audio)
+//!     tfhd (track 2, default-base-is-moof, default-sample-flags: sync)
+//!     tfdt (version 1: 64-bit base media decode time, audio sample rate)
+//!     trun (data-offset, per-sample duration and size)
+//! mdat
+//!   video samples with 4-byte big-endian length prefixes
+//!   audio frames (raw AAC, no ADTS headers), right after the last video sample
 //! ```
-//! All times are on the 90 kHz clock ([`crate::VIDEO_CLOCK_RATE`]); there are no composition time
-//! offsets (the cameras' streams have no B-frames), so decode time equals presentation time.
+//! Each `trun`'s data offset counts from the start of the `moof` and points at its track's first
+//! sample in the `mdat`.
+//!
+//! Video times are on the 90 kHz clock ([`crate::VIDEO_CLOCK_RATE`]); there are no composition
+//! time offsets (the cameras' streams have no B-frames), so decode time equals presentation time.
+//! Audio times are in samples at the stream's sample rate (the audio track's timescale).
 
 use crate::nal::annexb_nals;
 use crate::sps::parse_h265_sps;
-use crate::{Codec, VIDEO_CLOCK_RATE, VideoParams};
+use crate::{AudioCodec, AudioParams, Codec, VIDEO_CLOCK_RATE, VideoParams};
 use base::{Error, bail, err};
 
-/// The only track's id.
+/// The video track's id.
 pub const TRACK_ID: u32 = 1;
+/// The audio track's id (present only in files written with audio).
+pub const AUDIO_TRACK_ID: u32 = 2;
 
 /// `sample_flags` of a sync sample: `sample_depends_on` = 2 (does not depend on others).
 pub const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;
@@ -56,8 +83,31 @@ pub struct Sample<'a> {
     pub is_key: bool,
 }
 
-/// Writes the initialization segment (`ftyp` + `moov`) for a stream with `params`.
+/// One audio sample (for AAC: one raw frame without ADTS header) of a fragment. Every audio
+/// sample is a sync sample.
+#[derive(Clone, Copy, Debug)]
+pub struct AudioSample<'a> {
+    pub data: &'a [u8],
+    /// Duration in samples at the audio track's timescale (the sample rate; 1024 for AAC-LC).
+    pub duration: u32,
+}
+
+/// Writes the initialization segment (`ftyp` + `moov`) for a video-only stream with `params`.
+/// The same as [`init_segment_av`] without audio.
 pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
+    init_segment_av(params, None)
+}
+
+/// Writes the initialization segment (`ftyp` + `moov`) for a stream with `video` and, if given,
+/// an AAC audio track ([`AUDIO_TRACK_ID`]) with `audio`.
+///
+/// Fails with `InvalidArgument` for parameters an MP4 sample entry cannot hold: a picture wider
+/// or taller than 65535, unusable parameter sets, an audio sample rate of 0, or an empty (or
+/// absurdly large) AudioSpecificConfig. A sample rate above 65535 does not fit the 16.16
+/// `samplerate` field of the `mp4a` entry: it is written as 0 there, and players take the rate from
+/// the AudioSpecificConfig (and the timescale from `mdhd`, which holds the full rate).
+pub fn init_segment_av(video: &VideoParams, audio: Option<&AudioParams>) -> Result<Vec<u8>, Error> {
+    let params = video;
     let (Ok(width), Ok(height)) = (u16::try_from(params.width), u16::try_from(params.height))
     else {
         bail!(
@@ -67,6 +117,9 @@ pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
             params.height
         );
     };
+    if let Some(a) = audio {
+        check_audio(a)?;
+    }
     let mut out = Vec::with_capacity(1024);
 
     let ftyp = begin(&mut out, b"ftyp");
@@ -89,101 +142,288 @@ pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
         out.extend_from_slice(&[0; 10]); // reserved
         put_matrix(&mut out);
         out.extend_from_slice(&[0; 24]); // pre_defined
-        put_u32(&mut out, TRACK_ID + 1); // next_track_ID
+        let last_track = if audio.is_some() {
+            AUDIO_TRACK_ID
+        } else {
+            TRACK_ID
+        };
+        put_u32(&mut out, last_track + 1); // next_track_ID
         end(&mut out, mvhd)?;
 
-        let trak = begin(&mut out, b"trak");
-        {
-            let tkhd = begin_full(&mut out, b"tkhd", 0, 0x3); // enabled, in movie
-            put_u32(&mut out, 0); // creation_time
-            put_u32(&mut out, 0); // modification_time
-            put_u32(&mut out, TRACK_ID);
-            put_u32(&mut out, 0); // reserved
-            put_u32(&mut out, 0); // duration
-            out.extend_from_slice(&[0; 8]); // reserved
-            put_u16(&mut out, 0); // layer
-            put_u16(&mut out, 0); // alternate_group
-            put_u16(&mut out, 0); // volume (video)
-            put_u16(&mut out, 0); // reserved
-            put_matrix(&mut out);
-            put_u32(&mut out, u32::from(width) << 16);
-            put_u32(&mut out, u32::from(height) << 16);
-            end(&mut out, tkhd)?;
-
-            let mdia = begin(&mut out, b"mdia");
-            {
-                let mdhd = begin_full(&mut out, b"mdhd", 0, 0);
-                put_u32(&mut out, 0); // creation_time
-                put_u32(&mut out, 0); // modification_time
-                put_u32(&mut out, VIDEO_CLOCK_RATE);
-                put_u32(&mut out, 0); // duration
-                put_u16(&mut out, 0x55c4); // language "und"
-                put_u16(&mut out, 0); // pre_defined
-                end(&mut out, mdhd)?;
-
-                let hdlr = begin_full(&mut out, b"hdlr", 0, 0);
-                put_u32(&mut out, 0); // pre_defined
-                out.extend_from_slice(b"vide");
-                out.extend_from_slice(&[0; 12]); // reserved
-                out.extend_from_slice(b"VideoHandler\0");
-                end(&mut out, hdlr)?;
-
-                let minf = begin(&mut out, b"minf");
-                {
-                    let vmhd = begin_full(&mut out, b"vmhd", 0, 1);
-                    out.extend_from_slice(&[0; 8]); // graphicsmode, opcolor
-                    end(&mut out, vmhd)?;
-
-                    let dinf = begin(&mut out, b"dinf");
-                    let dref = begin_full(&mut out, b"dref", 0, 0);
-                    put_u32(&mut out, 1); // entry_count
-                    let url = begin_full(&mut out, b"url ", 0, 1); // media in the same file
-                    end(&mut out, url)?;
-                    end(&mut out, dref)?;
-                    end(&mut out, dinf)?;
-
-                    let stbl = begin(&mut out, b"stbl");
-                    {
-                        let stsd = begin_full(&mut out, b"stsd", 0, 0);
-                        put_u32(&mut out, 1); // entry_count
-                        write_sample_entry(&mut out, params, width, height)?;
-                        end(&mut out, stsd)?;
-                        for fourcc in [b"stts", b"stsc", b"stco"] {
-                            let b = begin_full(&mut out, fourcc, 0, 0);
-                            put_u32(&mut out, 0); // entry_count
-                            end(&mut out, b)?;
-                        }
-                        let stsz = begin_full(&mut out, b"stsz", 0, 0);
-                        put_u32(&mut out, 0); // sample_size
-                        put_u32(&mut out, 0); // sample_count
-                        end(&mut out, stsz)?;
-                    }
-                    end(&mut out, stbl)?;
-                }
-                end(&mut out, minf)?;
-            }
-            end(&mut out, mdia)?;
+        write_video_trak(&mut out, params, width, height)?;
+        if let Some(a) = audio {
+            write_audio_trak(&mut out, a)?;
         }
-        end(&mut out, trak)?;
 
         let mvex = begin(&mut out, b"mvex");
-        let trex = begin_full(&mut out, b"trex", 0, 0);
-        put_u32(&mut out, TRACK_ID);
-        put_u32(&mut out, 1); // default_sample_description_index
-        put_u32(&mut out, 0); // default_sample_duration
-        put_u32(&mut out, 0); // default_sample_size
-        put_u32(&mut out, 0); // default_sample_flags
-        end(&mut out, trex)?;
+        write_trex(&mut out, TRACK_ID)?;
+        if audio.is_some() {
+            write_trex(&mut out, AUDIO_TRACK_ID)?;
+        }
         end(&mut out, mvex)?;
     }
     end(&mut out, moov)?;
     Ok(out)
 }
 
-/// Writes one fragment (`moof` + `mdat`) holding `samples` in decode order, the first of which
-/// is decoded at `base_decode_time` (90 kHz). Samples are converted from Annex B to 4-byte length
-/// prefixes; their NAL units are kept as they are (in-band parameter sets included, which players
-/// accept and which keeps each sample the size of its Annex B form with 4-byte start codes).
+/// Rejects audio parameters that [`write_audio_trak`] cannot write.
+fn check_audio(a: &AudioParams) -> Result<(), Error> {
+    match a.codec {
+        AudioCodec::Aac => {}
+    }
+    if a.sample_rate == 0 {
+        bail!(InvalidArgument, "audio sample rate 0");
+    }
+    if a.config.is_empty() {
+        bail!(InvalidArgument, "empty AAC AudioSpecificConfig");
+    }
+    if a.config.len() > MAX_AUDIO_CONFIG_LEN {
+        bail!(
+            InvalidArgument,
+            "AAC AudioSpecificConfig of {} bytes is too large",
+            a.config.len()
+        );
+    }
+    Ok(())
+}
+
+/// Largest AudioSpecificConfig accepted (real ones are 2 to a few dozen bytes); keeps every
+/// descriptor size within the 28 bits of the MPEG-4 size encoding.
+const MAX_AUDIO_CONFIG_LEN: usize = 1 << 16;
+
+/// The video `trak` (track [`TRACK_ID`]).
+fn write_video_trak(
+    out: &mut Vec<u8>,
+    params: &VideoParams,
+    width: u16,
+    height: u16,
+) -> Result<(), Error> {
+    let trak = begin(out, b"trak");
+    {
+        let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
+        put_u32(out, 0); // creation_time
+        put_u32(out, 0); // modification_time
+        put_u32(out, TRACK_ID);
+        put_u32(out, 0); // reserved
+        put_u32(out, 0); // duration
+        out.extend_from_slice(&[0; 8]); // reserved
+        put_u16(out, 0); // layer
+        put_u16(out, 0); // alternate_group
+        put_u16(out, 0); // volume (video)
+        put_u16(out, 0); // reserved
+        put_matrix(out);
+        put_u32(out, u32::from(width) << 16);
+        put_u32(out, u32::from(height) << 16);
+        end(out, tkhd)?;
+
+        let mdia = begin(out, b"mdia");
+        {
+            write_mdhd(out, VIDEO_CLOCK_RATE)?;
+            write_hdlr(out, b"vide", b"VideoHandler\0")?;
+
+            let minf = begin(out, b"minf");
+            {
+                let vmhd = begin_full(out, b"vmhd", 0, 1);
+                out.extend_from_slice(&[0; 8]); // graphicsmode, opcolor
+                end(out, vmhd)?;
+
+                write_dinf(out)?;
+
+                let stbl = begin(out, b"stbl");
+                {
+                    let stsd = begin_full(out, b"stsd", 0, 0);
+                    put_u32(out, 1); // entry_count
+                    write_sample_entry(out, params, width, height)?;
+                    end(out, stsd)?;
+                    write_empty_sample_tables(out)?;
+                }
+                end(out, stbl)?;
+            }
+            end(out, minf)?;
+        }
+        end(out, mdia)?;
+    }
+    end(out, trak)
+}
+
+/// The audio `trak` (track [`AUDIO_TRACK_ID`]); `a` passed [`check_audio`].
+fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams) -> Result<(), Error> {
+    let trak = begin(out, b"trak");
+    {
+        let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
+        put_u32(out, 0); // creation_time
+        put_u32(out, 0); // modification_time
+        put_u32(out, AUDIO_TRACK_ID);
+        put_u32(out, 0); // reserved
+        put_u32(out, 0); // duration
+        out.extend_from_slice(&[0; 8]); // reserved
+        put_u16(out, 0); // layer
+        put_u16(out, 0); // alternate_group
+        put_u16(out, 0x0100); // volume 1.0
+        put_u16(out, 0); // reserved
+        put_matrix(out);
+        put_u32(out, 0); // width
+        put_u32(out, 0); // height
+        end(out, tkhd)?;
+
+        let mdia = begin(out, b"mdia");
+        {
+            write_mdhd(out, a.sample_rate)?;
+            write_hdlr(out, b"soun", b"SoundHandler\0")?;
+
+            let minf = begin(out, b"minf");
+            {
+                let smhd = begin_full(out, b"smhd", 0, 0);
+                put_u16(out, 0); // balance
+                put_u16(out, 0); // reserved
+                end(out, smhd)?;
+
+                write_dinf(out)?;
+
+                let stbl = begin(out, b"stbl");
+                {
+                    let stsd = begin_full(out, b"stsd", 0, 0);
+                    put_u32(out, 1); // entry_count
+                    let mp4a = begin(out, b"mp4a");
+                    out.extend_from_slice(&[0; 6]); // reserved
+                    put_u16(out, 1); // data_reference_index
+                    out.extend_from_slice(&[0; 8]); // reserved
+                    put_u16(out, a.channels); // channelcount
+                    put_u16(out, 16); // samplesize
+                    put_u16(out, 0); // pre_defined
+                    put_u16(out, 0); // reserved
+                    // 16.16; a rate that does not fit is left to the AudioSpecificConfig.
+                    put_u32(
+                        out,
+                        u16::try_from(a.sample_rate).map_or(0, |r| u32::from(r) << 16),
+                    );
+                    write_esds(out, a)?;
+                    end(out, mp4a)?;
+                    end(out, stsd)?;
+                    write_empty_sample_tables(out)?;
+                }
+                end(out, stbl)?;
+            }
+            end(out, minf)?;
+        }
+        end(out, mdia)?;
+    }
+    end(out, trak)
+}
+
+fn write_mdhd(out: &mut Vec<u8>, timescale: u32) -> Result<(), Error> {
+    let mdhd = begin_full(out, b"mdhd", 0, 0);
+    put_u32(out, 0); // creation_time
+    put_u32(out, 0); // modification_time
+    put_u32(out, timescale);
+    put_u32(out, 0); // duration
+    put_u16(out, 0x55c4); // language "und"
+    put_u16(out, 0); // pre_defined
+    end(out, mdhd)
+}
+
+fn write_hdlr(out: &mut Vec<u8>, handler: &[u8; 4], name: &[u8]) -> Result<(), Error> {
+    let hdlr = begin_full(out, b"hdlr", 0, 0);
+    put_u32(out, 0); // pre_defined
+    out.extend_from_slice(handler);
+    out.extend_from_slice(&[0; 12]); // reserved
+    out.extend_from_slice(name);
+    end(out, hdlr)
+}
+
+/// `dinf` / `dref` / `url `: the media is in the same file.
+fn write_dinf(out: &mut Vec<u8>) -> Result<(), Error> {
+    let dinf = begin(out, b"dinf");
+    let dref = begin_full(out, b"dref", 0, 0);
+    put_u32(out, 1); // entry_count
+    let url = begin_full(out, b"url ", 0, 1); // media in the same file
+    end(out, url)?;
+    end(out, dref)?;
+    end(out, dinf)
+}
+
+/// `stts`, `stsc`, `stco` and `stsz` without samples (they are all in the fragments).
+fn write_empty_sample_tables(out: &mut Vec<u8>) -> Result<(), Error> {
+    for fourcc in [b"stts", b"stsc", b"stco"] {
+        let b = begin_full(out, fourcc, 0, 0);
+        put_u32(out, 0); // entry_count
+        end(out, b)?;
+    }
+    let stsz = begin_full(out, b"stsz", 0, 0);
+    put_u32(out, 0); // sample_size
+    put_u32(out, 0); // sample_count
+    end(out, stsz)
+}
+
+fn write_trex(out: &mut Vec<u8>, track_id: u32) -> Result<(), Error> {
+    let trex = begin_full(out, b"trex", 0, 0);
+    put_u32(out, track_id);
+    put_u32(out, 1); // default_sample_description_index
+    put_u32(out, 0); // default_sample_duration
+    put_u32(out, 0); // default_sample_size
+    put_u32(out, 0); // default_sample_flags
+    end(out, trex)
+}
+
+/// `esds` (ISO/IEC 14496-14 5.6): an ES_Descriptor holding the DecoderConfigDescriptor (AAC,
+/// audio stream, the AudioSpecificConfig as DecoderSpecificInfo) and an SLConfigDescriptor.
+fn write_esds(out: &mut Vec<u8>, a: &AudioParams) -> Result<(), Error> {
+    let channels = u64::from(a.channels.max(1));
+    // An AAC frame holds at most 6144 bits per channel, for 1024 samples.
+    let buffer_size = (768 * channels).min(0x00ff_ffff) as u32; // Fits 24 bits: clamped.
+    let max_bitrate = u32::try_from(6 * channels * u64::from(a.sample_rate)).unwrap_or(u32::MAX);
+    let dsi = &a.config[..];
+    let dcd_len = 13 + descriptor_len(dsi.len());
+    let es_len = 3 + descriptor_len(dcd_len) + descriptor_len(1);
+
+    let esds = begin_full(out, b"esds", 0, 0);
+    put_descriptor_header(out, 0x03, es_len); // ES_DescrTag
+    put_u16(out, 0); // ES_ID (0 in a file: the track's)
+    out.push(0); // no dependence, URL or OCR stream; streamPriority 0
+    put_descriptor_header(out, 0x04, dcd_len); // DecoderConfigDescrTag
+    out.push(0x40); // objectTypeIndication: MPEG-4 Audio
+    out.push((0x05 << 2) | 1); // streamType audio, upStream 0, reserved 1
+    out.extend_from_slice(&buffer_size.to_be_bytes()[1..]); // bufferSizeDB (24 bits)
+    put_u32(out, max_bitrate);
+    put_u32(out, 0); // avgBitrate: 0 = variable
+    put_descriptor_header(out, 0x05, dsi.len()); // DecSpecificInfoTag
+    out.extend_from_slice(dsi);
+    put_descriptor_header(out, 0x06, 1); // SLConfigDescrTag
+    out.push(2); // predefined: reserved for use in MP4 files
+    end(out, esds)
+}
+
+/// Bytes of the MPEG-4 expandable size field for a descriptor body of `n` bytes (7 bits a byte).
+fn size_field_len(n: usize) -> usize {
+    match n {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        0x4000..0x20_0000 => 3,
+        _ => 4,
+    }
+}
+
+/// Bytes of a whole descriptor (tag, size field, body) with a body of `n` bytes.
+fn descriptor_len(n: usize) -> usize {
+    1 + size_field_len(n) + n
+}
+
+/// A descriptor's tag and expandable size (`n` < 2^28: bounded by [`MAX_AUDIO_CONFIG_LEN`]).
+fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, n: usize) {
+    out.push(tag);
+    let len = size_field_len(n);
+    for i in (0..len).rev() {
+        let more = if i == 0 { 0 } else { 0x80 };
+        out.push(((n >> (7 * i)) & 0x7f) as u8 | more);
+    }
+}
+
+/// Writes one video-only fragment (`moof` + `mdat`) holding `samples` in decode order, the first
+/// of which is decoded at `base_decode_time` (90 kHz). The same as [`fragment_av`] without audio.
+///
+/// Samples are converted from Annex B to 4-byte length prefixes; their NAL units are kept as they
+/// are (in-band parameter sets included, which players accept and which keeps each sample the size
+/// of its Annex B form with 4-byte start codes).
 ///
 /// Fails with `InvalidArgument` for no samples, a sample without NAL units, or a fragment too big
 /// for 32-bit box sizes.
@@ -192,12 +432,32 @@ pub fn fragment(
     base_decode_time: u64,
     samples: &[Sample],
 ) -> Result<Vec<u8>, Error> {
+    fragment_av(sequence_number, base_decode_time, samples, None)
+}
+
+/// Writes one fragment (`moof` + `mdat`) holding the `video` samples in decode order, the first of
+/// which is decoded at `video_base_decode_time` (90 kHz), and, when `audio` is given and not
+/// empty, its audio samples, the first decoded at the given base decode time (in samples at the
+/// audio sample rate). Video samples are written as by [`fragment`]; audio frames as they are,
+/// after the video samples in the same `mdat`. Requires an init segment from [`init_segment_av`]
+/// with audio.
+///
+/// Fails with `InvalidArgument` for no video samples, a video sample without NAL units, or a
+/// fragment too big for 32-bit box sizes.
+pub fn fragment_av(
+    sequence_number: u32,
+    video_base_decode_time: u64,
+    video: &[Sample],
+    audio: Option<(u64, &[AudioSample])>,
+) -> Result<Vec<u8>, Error> {
+    let samples = video;
     if samples.is_empty() {
         bail!(InvalidArgument, "an MP4 fragment needs at least one sample");
     }
     let Ok(sample_count) = u32::try_from(samples.len()) else {
         bail!(InvalidArgument, "too many samples for one fragment");
     };
+    let audio = audio.filter(|(_, a)| !a.is_empty());
     // Every sample's payload size (length prefixes included) and the mdat payload size. The NAL
     // units are found once and kept for the copy below: the start-code scan is most of the cost
     // of building a fragment.
@@ -220,8 +480,25 @@ pub fn fragment(
         sizes.push(size32);
         payload += size;
     }
-    let moof_size = 8 + 16 + 8 + 16 + 20 + 20 + 16 * samples.len() as u64;
-    let total = moof_size + 8 + payload;
+    // The audio traf (68 bytes + 8 per sample) and the audio payload.
+    let (audio_count, audio_traf, audio_payload) = match audio {
+        None => (0, 0, 0),
+        Some((_, a)) => {
+            let Ok(n) = u32::try_from(a.len()) else {
+                bail!(InvalidArgument, "too many audio samples for one fragment");
+            };
+            let mut bytes = 0u64;
+            for (i, s) in a.iter().enumerate() {
+                if u32::try_from(s.data.len()).is_err() {
+                    bail!(InvalidArgument, "audio sample {i} is too large");
+                }
+                bytes += s.data.len() as u64;
+            }
+            (n, 68 + 8 * u64::from(n), bytes)
+        }
+    };
+    let moof_size = 8 + 16 + 8 + 16 + 20 + 20 + 16 * samples.len() as u64 + audio_traf;
+    let total = moof_size + 8 + payload + audio_payload;
     if total > u64::from(u32::MAX) {
         bail!(InvalidArgument, "fragment of {total} bytes is too large");
     }
@@ -242,7 +519,7 @@ pub fn fragment(
         end(&mut out, tfhd)?;
 
         let tfdt = begin_full(&mut out, b"tfdt", 1, 0);
-        out.extend_from_slice(&base_decode_time.to_be_bytes());
+        out.extend_from_slice(&video_base_decode_time.to_be_bytes());
         end(&mut out, tfdt)?;
 
         // data-offset, sample-duration, sample-size and sample-flags present.
@@ -265,18 +542,55 @@ pub fn fragment(
         end(&mut out, trun)?;
     }
     end(&mut out, traf)?;
+    let mut audio_offset_at = None;
+    if let Some((base, audio_samples)) = audio {
+        let traf = begin(&mut out, b"traf");
+        // default-base-is-moof, default-sample-flags: every audio sample is a sync sample.
+        let tfhd = begin_full(&mut out, b"tfhd", 0, 0x02_0020);
+        put_u32(&mut out, AUDIO_TRACK_ID);
+        put_u32(&mut out, SYNC_SAMPLE_FLAGS);
+        end(&mut out, tfhd)?;
+
+        let tfdt = begin_full(&mut out, b"tfdt", 1, 0);
+        out.extend_from_slice(&base.to_be_bytes());
+        end(&mut out, tfdt)?;
+
+        // data-offset, sample-duration and sample-size present.
+        let trun = begin_full(&mut out, b"trun", 0, 0x00_0301);
+        put_u32(&mut out, audio_count);
+        audio_offset_at = Some(out.len());
+        put_u32(&mut out, 0); // data_offset, patched below
+        for s in audio_samples {
+            put_u32(&mut out, s.duration);
+            put_u32(&mut out, s.data.len() as u32); // Fits: checked above.
+        }
+        end(&mut out, trun)?;
+        end(&mut out, traf)?;
+    }
     end(&mut out, moof)?;
     // The first sample starts right after the mdat header; offsets count from the moof's start.
     let Ok(data_offset) = u32::try_from(out.len() - moof + 8) else {
         bail!(InvalidArgument, "moof too large");
     };
     out[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    if let Some(at) = audio_offset_at {
+        // The audio frames follow the video samples.
+        let Ok(audio_offset) = u32::try_from(u64::from(data_offset) + payload) else {
+            bail!(InvalidArgument, "fragment too large");
+        };
+        out[at..at + 4].copy_from_slice(&audio_offset.to_be_bytes());
+    }
 
     let mdat = begin(&mut out, b"mdat");
     for nal in nals {
         // Fits: the sample's size was checked against u32 above.
         put_u32(&mut out, nal.len() as u32);
         out.extend_from_slice(nal);
+    }
+    if let Some((_, audio_samples)) = audio {
+        for s in audio_samples {
+            out.extend_from_slice(s.data);
+        }
     }
     end(&mut out, mdat)?;
     Ok(out)
@@ -474,6 +788,456 @@ mod tests {
         assert_eq!(
             &mdat[8..],
             &[0, 0, 0, 2, 0x65, 0xaa, 0, 0, 0, 3, 0x41, 0xbb, 0xcc][..]
+        );
+    }
+
+    const H264_CLIP: &[u8] = include_bytes!("../../../fixtures/clips/h264_a.h264");
+
+    fn h264() -> (VideoParams, Vec<crate::AccessUnit>) {
+        let aus = crate::split_access_units(Codec::H264, H264_CLIP);
+        let params = VideoParams::from_key_access_unit(Codec::H264, &aus[0].data, 0).unwrap();
+        (params, aus)
+    }
+
+    fn aac(sample_rate: u32, config: &[u8]) -> AudioParams {
+        AudioParams {
+            codec: AudioCodec::Aac,
+            sample_rate,
+            channels: 1,
+            rfc6381: "mp4a.40.2".to_owned(),
+            config: bytes::Bytes::copy_from_slice(config),
+        }
+    }
+
+    /// AAC-LC, 16 kHz, mono.
+    const ASC_16K_MONO: [u8; 2] = [0x14, 0x08];
+
+    /// (type, payload) of every box in `buf`; asserts that the sizes tile it exactly.
+    fn boxes(buf: &[u8]) -> Vec<([u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() {
+            assert!(buf.len() - pos >= 8, "truncated box header at {pos}");
+            let size = u32_at(buf, pos) as usize;
+            assert!(
+                size >= 8 && pos + size <= buf.len(),
+                "bad size {size} at {pos}"
+            );
+            out.push((
+                buf[pos + 4..pos + 8].try_into().unwrap(),
+                &buf[pos + 8..pos + size],
+            ));
+            pos += size;
+        }
+        out
+    }
+
+    /// Payloads of the boxes of type `t` in `buf`.
+    fn all<'a>(buf: &'a [u8], t: &[u8; 4]) -> Vec<&'a [u8]> {
+        boxes(buf)
+            .into_iter()
+            .filter(|(bt, _)| bt == t)
+            .map(|(_, b)| b)
+            .collect()
+    }
+
+    /// The payload of the only box of type `t` in `buf`.
+    fn child<'a>(buf: &'a [u8], t: &[u8; 4]) -> &'a [u8] {
+        let found = all(buf, t);
+        assert_eq!(found.len(), 1, "{}", String::from_utf8_lossy(t));
+        found[0]
+    }
+
+    fn path<'a>(buf: &'a [u8], p: &[&[u8; 4]]) -> &'a [u8] {
+        p.iter().fold(buf, |b, t| child(b, t))
+    }
+
+    fn u16_at(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes(b[at..at + 2].try_into().unwrap())
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// Parses an MPEG-4 descriptor at the start of `b`: (tag, body, rest).
+    fn descriptor(b: &[u8]) -> (u8, &[u8], &[u8]) {
+        let tag = b[0];
+        let mut len = 0usize;
+        let mut p = 1;
+        loop {
+            let c = b[p];
+            p += 1;
+            len = (len << 7) | usize::from(c & 0x7f);
+            if c & 0x80 == 0 {
+                break;
+            }
+        }
+        (tag, &b[p..p + len], &b[p + len..])
+    }
+
+    #[test]
+    fn video_only_is_the_av_writer_without_audio() {
+        let (params, aus) = h264();
+        assert_eq!(
+            init_segment(&params).unwrap(),
+            init_segment_av(&params, None).unwrap()
+        );
+        let samples: Vec<Sample> = aus[..5]
+            .iter()
+            .map(|au| Sample {
+                data: &au.data,
+                duration: 3600,
+                is_key: au.is_key,
+            })
+            .collect();
+        let f = fragment(3, 1234, &samples).unwrap();
+        assert_eq!(f, fragment_av(3, 1234, &samples, None).unwrap());
+        // Audio with no samples adds nothing.
+        assert_eq!(f, fragment_av(3, 1234, &samples, Some((99, &[]))).unwrap());
+    }
+
+    #[test]
+    fn audio_init_segment_structure() {
+        let (params, _) = h264();
+        let video_only = init_segment(&params).unwrap();
+        let init = init_segment_av(&params, Some(&aac(16_000, &ASC_16K_MONO))).unwrap();
+        let top = boxes(&init);
+        assert_eq!(
+            top.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [*b"ftyp", *b"moov"]
+        );
+        let moov = top[1].1;
+        let mvhd = child(moov, b"mvhd");
+        assert_eq!(u32_at(mvhd, mvhd.len() - 4), 3, "next_track_ID");
+        let traks = all(moov, b"trak");
+        assert_eq!(traks.len(), 2);
+        // The video trak is the one of the video-only init segment, byte for byte.
+        let video_moov = boxes(&video_only)[1].1;
+        assert_eq!(traks[0], child(video_moov, b"trak"));
+
+        let a = traks[1];
+        let tkhd = child(a, b"tkhd");
+        assert_eq!(u32_at(tkhd, 0), 3, "version 0, enabled + in movie");
+        assert_eq!(u32_at(tkhd, 12), AUDIO_TRACK_ID);
+        assert_eq!(u16_at(tkhd, 36), 0x0100, "volume");
+        assert_eq!(
+            (u32_at(tkhd, 76), u32_at(tkhd, 80)),
+            (0, 0),
+            "width, height"
+        );
+        assert_eq!(tkhd.len(), 84);
+        let mdia = child(a, b"mdia");
+        assert_eq!(u32_at(child(mdia, b"mdhd"), 12), 16_000, "timescale");
+        let hdlr = child(mdia, b"hdlr");
+        assert_eq!(&hdlr[8..12], b"soun");
+        assert_eq!(&hdlr[24..], b"SoundHandler\0");
+        let minf = child(mdia, b"minf");
+        assert_eq!(child(minf, b"smhd"), &[0; 8]);
+        let url = path(minf, &[b"dinf", b"dref"]);
+        assert_eq!(u32_at(url, 4), 1);
+        let stbl = child(minf, b"stbl");
+        for t in [b"stts", b"stsc", b"stco"] {
+            assert_eq!(child(stbl, t), &[0; 8], "empty {t:?}");
+        }
+        assert_eq!(child(stbl, b"stsz"), &[0; 12]);
+        let stsd = child(stbl, b"stsd");
+        assert_eq!(u32_at(stsd, 4), 1, "entry_count");
+        let entries = boxes(&stsd[8..]);
+        assert_eq!(entries.len(), 1);
+        let (fourcc, mp4a) = entries[0];
+        assert_eq!(&fourcc, b"mp4a");
+        assert_eq!(u16_at(mp4a, 6), 1, "data_reference_index");
+        assert_eq!(u16_at(mp4a, 16), 1, "channelcount");
+        assert_eq!(u16_at(mp4a, 18), 16, "samplesize");
+        assert_eq!(u32_at(mp4a, 24), 16_000 << 16, "samplerate");
+        let esds = child(&mp4a[28..], b"esds");
+        assert_eq!(u32_at(esds, 0), 0, "version, flags");
+        let (tag, es, rest) = descriptor(&esds[4..]);
+        assert_eq!((tag, rest), (0x03, &[][..]));
+        assert_eq!(&es[..3], &[0, 0, 0], "ES_ID, flags");
+        let (tag, dcd, rest) = descriptor(&es[3..]);
+        assert_eq!(tag, 0x04);
+        assert_eq!(dcd[0], 0x40, "objectTypeIndication");
+        assert_eq!(dcd[1] >> 2, 0x05, "streamType");
+        assert_eq!(u32_at(dcd, 1) & 0x00ff_ffff, 768, "bufferSizeDB");
+        assert_eq!(u32_at(dcd, 5), 96_000, "maxBitrate");
+        assert_eq!(u32_at(dcd, 9), 0, "avgBitrate");
+        let (tag, dsi, after) = descriptor(&dcd[13..]);
+        assert_eq!((tag, dsi, after), (0x05, &ASC_16K_MONO[..], &[][..]));
+        let (tag, sl, after) = descriptor(rest);
+        assert_eq!((tag, sl, after), (0x06, &[2][..], &[][..]));
+
+        let trex = all(child(moov, b"mvex"), b"trex");
+        assert_eq!(trex.len(), 2);
+        assert_eq!((u32_at(trex[0], 4), u32_at(trex[0], 8)), (TRACK_ID, 1));
+        assert_eq!(
+            (u32_at(trex[1], 4), u32_at(trex[1], 8)),
+            (AUDIO_TRACK_ID, 1)
+        );
+    }
+
+    #[test]
+    fn audio_parameters_edge_cases() {
+        let (params, _) = h264();
+        let e = init_segment_av(&params, Some(&aac(16_000, &[]))).unwrap_err();
+        assert_eq!(e.kind(), base::ErrorKind::InvalidArgument);
+        assert!(init_segment_av(&params, Some(&aac(0, &ASC_16K_MONO))).is_err());
+        assert!(init_segment_av(&params, Some(&aac(16_000, &vec![1; 70_000]))).is_err());
+
+        // 96 kHz does not fit the 16.16 samplerate: 0 there, the full rate in mdhd.
+        let init = init_segment_av(&params, Some(&aac(96_000, &[0x10, 0x08]))).unwrap();
+        let a = all(boxes(&init)[1].1, b"trak")[1];
+        let mdia = child(a, b"mdia");
+        assert_eq!(u32_at(child(mdia, b"mdhd"), 12), 96_000);
+        let stsd = path(mdia, &[b"minf", b"stbl", b"stsd"]);
+        let mp4a = child(&stsd[8..], b"mp4a");
+        assert_eq!(u32_at(mp4a, 24), 0);
+
+        // A config long enough for a two-byte descriptor size.
+        let config = vec![0x12; 300];
+        let init = init_segment_av(&params, Some(&aac(48_000, &config))).unwrap();
+        let a = all(boxes(&init)[1].1, b"trak")[1];
+        let stsd = path(a, &[b"mdia", b"minf", b"stbl", b"stsd"]);
+        let esds = child(&child(&stsd[8..], b"mp4a")[28..], b"esds");
+        let (_, es, _) = descriptor(&esds[4..]);
+        let (_, dcd, _) = descriptor(&es[3..]);
+        let (tag, dsi, _) = descriptor(&dcd[13..]);
+        assert_eq!((tag, dsi), (0x05, &config[..]));
+    }
+
+    #[test]
+    fn av_fragment_layout() {
+        let (_, aus) = h264();
+        let video: Vec<Sample> = aus[..5]
+            .iter()
+            .map(|au| Sample {
+                data: &au.data,
+                duration: 3600,
+                is_key: au.is_key,
+            })
+            .collect();
+        let frames: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let audio: Vec<AudioSample> = frames
+            .iter()
+            .map(|f| AudioSample {
+                data: f,
+                duration: 1024,
+            })
+            .collect();
+        let f = fragment_av(4, 180_000, &video, Some((32_000, &audio))).unwrap();
+        let top = boxes(&f);
+        assert_eq!(
+            top.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [*b"moof", *b"mdat"]
+        );
+        let (moof, mdat) = (top[0].1, top[1].1);
+        let moof_len = moof.len() + 8;
+        let payload_at = moof_len + 8; // From the moof's start.
+        assert_eq!(u32_at(child(moof, b"mfhd"), 4), 4);
+        let kids = boxes(moof);
+        assert_eq!(
+            kids.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [*b"mfhd", *b"traf", *b"traf"]
+        );
+
+        // Video: as a video-only fragment, but its data offset is unchanged (it comes first).
+        let v = kids[1].1;
+        assert_eq!(u32_at(child(v, b"tfhd"), 4), TRACK_ID);
+        assert_eq!(&child(v, b"tfdt")[4..], &180_000u64.to_be_bytes());
+        let trun = child(v, b"trun");
+        assert_eq!((u32_at(trun, 0), u32_at(trun, 4)), (0x701, 5));
+        assert_eq!(u32_at(trun, 8) as usize, payload_at);
+        let video_bytes: usize = (0..5).map(|j| u32_at(trun, 16 + 12 * j) as usize).sum();
+        let expected_video: usize = aus[..5].iter().map(|au| au.data.len()).sum();
+        assert_eq!(video_bytes, expected_video);
+        assert_eq!(u32_at(trun, 20), SYNC_SAMPLE_FLAGS);
+        assert_eq!(u32_at(trun, 32), NON_SYNC_SAMPLE_FLAGS);
+        // Length-prefixed video samples first.
+        let mut want = Vec::new();
+        for au in &aus[..5] {
+            for nal in annexb_nals(&au.data) {
+                want.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                want.extend_from_slice(nal);
+            }
+        }
+        assert_eq!(&mdat[..video_bytes], &want[..]);
+
+        // Audio: track 2, sync by default, data right after the video.
+        let a = kids[2].1;
+        let tfhd = child(a, b"tfhd");
+        assert_eq!(u32_at(tfhd, 0), 0x02_0020);
+        assert_eq!(u32_at(tfhd, 4), AUDIO_TRACK_ID);
+        assert_eq!(u32_at(tfhd, 8), SYNC_SAMPLE_FLAGS);
+        let tfdt = child(a, b"tfdt");
+        assert_eq!(tfdt[0], 1);
+        assert_eq!(&tfdt[4..], &32_000u64.to_be_bytes());
+        let trun = child(a, b"trun");
+        assert_eq!((u32_at(trun, 0), u32_at(trun, 4)), (0x301, 8));
+        assert_eq!(trun.len(), 12 + 8 * 8);
+        let audio_at = u32_at(trun, 8) as usize;
+        assert_eq!(audio_at, payload_at + video_bytes);
+        let mut p = audio_at - payload_at;
+        for (j, frame) in frames.iter().enumerate() {
+            assert_eq!(u32_at(trun, 12 + 8 * j), 1024);
+            let size = u32_at(trun, 16 + 8 * j) as usize;
+            assert_eq!(size, frame.len());
+            assert_eq!(&mdat[p..p + size], &frame[..]);
+            p += size;
+        }
+        assert_eq!(p, mdat.len());
+    }
+
+    fn e2e() -> bool {
+        std::env::var("VANTAGE_E2E").is_ok_and(|v| v == "1")
+    }
+
+    /// Raw AAC frames and the AudioSpecificConfig from an ADTS stream (one raw data block per
+    /// frame).
+    fn adts_frames(adts: &[u8]) -> (Vec<&[u8]>, [u8; 2], u32) {
+        const RATES: [u32; 13] = [
+            96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025,
+            8_000, 7_350,
+        ];
+        let mut frames = Vec::new();
+        let mut config = None;
+        let mut p = 0;
+        while p + 7 <= adts.len() {
+            let h = &adts[p..p + 7];
+            assert_eq!((h[0], h[1] & 0xf6), (0xff, 0xf0), "ADTS sync at {p}");
+            let protection_absent = h[1] & 1 == 1;
+            let profile = h[2] >> 6;
+            let freq = (h[2] >> 2) & 0xf;
+            let channels = ((h[2] & 1) << 2) | (h[3] >> 6);
+            let len =
+                (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+            assert_eq!(h[6] & 3, 0, "one raw data block per ADTS frame");
+            let header = if protection_absent { 7 } else { 9 };
+            frames.push(&adts[p + header..p + len]);
+            let aot = profile + 1;
+            config = Some((
+                [
+                    (aot << 3) | (freq >> 1),
+                    ((freq & 1) << 7) | (channels << 3),
+                ],
+                RATES[usize::from(freq)],
+            ));
+            p += len;
+        }
+        assert_eq!(p, adts.len());
+        let (config, rate) = config.unwrap();
+        (frames, config, rate)
+    }
+
+    /// With `VANTAGE_E2E=1` and ffmpeg/ffprobe installed: an A/V recording (init + 2 fragments)
+    /// plays, with both streams and every audio frame.
+    #[test]
+    fn ffprobe_plays_av_recording() {
+        if !e2e() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("vantage-fmp4-av-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/clips/aac_16k_mono.adts");
+        let adts = if fixture.exists() {
+            std::fs::read(&fixture).unwrap()
+        } else {
+            let file = dir.join("tone.adts");
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+                .arg("sine=frequency=440:sample_rate=16000:duration=6")
+                .args(["-ac", "1", "-c:a", "aac", "-b:a", "32k", "-f", "adts"])
+                .arg(&file)
+                .output()
+                .expect("VANTAGE_E2E=1 but ffmpeg could not be run");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::read(&file).unwrap()
+        };
+        let (frames, config, rate) = adts_frames(&adts);
+        assert_eq!(rate, 16_000);
+
+        let (params, aus) = h264();
+        let init = init_segment_av(&params, Some(&aac(rate, &config))).unwrap();
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_key).collect();
+        let mut file = init;
+        let mut audio_next = 0usize;
+        let mut video_time = 0u64;
+        let mut audio_frames = 0;
+        for (f, w) in keys.windows(2).take(2).enumerate() {
+            let video: Vec<Sample> = aus[w[0]..w[1]]
+                .iter()
+                .map(|au| Sample {
+                    data: &au.data,
+                    duration: 3600,
+                    is_key: au.is_key,
+                })
+                .collect();
+            let video_end = video_time + 3600 * video.len() as u64;
+            // The audio frames that start before the fragment's video ends.
+            let mut audio = Vec::new();
+            while (audio_next as u64 * 1024) * 90_000 < video_end * u64::from(rate) {
+                audio.push(AudioSample {
+                    data: frames[audio_next],
+                    duration: 1024,
+                });
+                audio_next += 1;
+            }
+            let base = audio_frames as u64 * 1024;
+            audio_frames += audio.len();
+            file.extend(
+                fragment_av(f as u32 + 1, video_time, &video, Some((base, &audio))).unwrap(),
+            );
+            video_time = video_end;
+        }
+        let video_frames = keys[2] - keys[0];
+        assert!(frames.len() >= audio_frames, "ADTS stream too short");
+
+        let mp4 = dir.join("av.mp4");
+        std::fs::write(&mp4, &file).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-count_frames",
+                "-of",
+                "compact",
+            ])
+            .arg(&mp4)
+            .output()
+            .expect("VANTAGE_E2E=1 but ffprobe could not be run");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success(), "ffprobe failed: {stderr}");
+        assert!(stderr.trim().is_empty(), "ffprobe complained: {stderr}");
+        let streams: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("stream|"))
+            .collect();
+        assert_eq!(streams.len(), 2, "{stdout}");
+        let field = |line: &str, key: &str| -> String {
+            line.split('|')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{key} missing: {line}"))
+                .to_owned()
+        };
+        assert_eq!(field(streams[0], "codec_name"), "h264");
+        assert_eq!(
+            field(streams[0], "nb_read_frames"),
+            video_frames.to_string()
+        );
+        assert_eq!(field(streams[1], "codec_name"), "aac");
+        assert_eq!(field(streams[1], "sample_rate"), "16000");
+        assert_eq!(field(streams[1], "channels"), "1");
+        assert_eq!(
+            field(streams[1], "nb_read_frames"),
+            audio_frames.to_string()
         );
     }
 }

@@ -138,4 +138,3 @@ pub struct AudioFrame {
     pub data: Bytes,
     pub params: Arc<AudioParams>,
 }
-

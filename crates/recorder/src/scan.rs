@@ -4,7 +4,9 @@
 //!
 //! A segment file is `ftyp` + `moov` (the init segment) followed by `moof` + `mdat` pairs. The
 //! scan accepts a fragment only when its `moof` parses and its `mdat` is complete and exactly as
-//! large as the `trun` sample sizes say; it stops at the first unit that is incomplete or invalid.
+//! large as the `trun` sample sizes of all its tracks say, with each track's samples where the
+//! writer puts them (video first, then audio); it stops at the first unit that is incomplete or
+//! invalid. Timing and sample counts come from the video track.
 //! Every byte is untrusted: no panics, checked arithmetic, and allocations are bounded by
 //! [`MAX_META_BOX_LEN`] whatever the size fields say.
 
@@ -29,18 +31,24 @@ pub struct FragmentInfo {
     pub sequence: u32,
     /// `tfdt` base media decode time (90 kHz).
     pub base_decode_time: u64,
-    /// Sum of the sample durations (90 kHz).
+    /// Sum of the video sample durations (90 kHz).
     pub duration: u64,
+    /// Video samples.
     pub samples: u32,
-    /// The first sample is a sync sample (key frame).
+    /// The first video sample is a sync sample (key frame).
     pub starts_with_key: bool,
+    /// Samples of the audio track (0 for a video-only fragment or file).
+    pub audio_samples: u32,
 }
 
 /// What a scan found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scan {
-    /// `"h264"` (`avc1`/`avc3`) or `"h265"` (`hvc1`/`hev1`) from the `stsd` sample entry.
+    /// `"h264"` (`avc1`/`avc3`) or `"h265"` (`hvc1`/`hev1`) from the `stsd` sample entry of the
+    /// video track.
     pub codec: Option<String>,
+    /// `"aac"` when the init segment has an audio track with an `mp4a` sample entry.
+    pub audio: Option<String>,
     /// Bytes of `ftyp` + `moov`; 0 if the init segment is incomplete or invalid.
     pub init_len: u64,
     pub fragments: Vec<FragmentInfo>,
@@ -266,14 +274,15 @@ fn scan_source<S: Source>(src: &mut S) -> Result<Scan, S::Err> {
     if &moov.fourcc != b"moov" {
         return Ok(scan);
     }
-    let (codec, defaults) = match read_body(src, moov_pos, &moov)? {
+    let tracks = match read_body(src, moov_pos, &moov)? {
         Some(body) => parse_moov(&body),
         None => return Ok(scan),
     };
     let Some(init_len) = moov_pos.checked_add(moov.size) else {
         return Ok(scan);
     };
-    scan.codec = codec.map(str::to_owned);
+    scan.codec = tracks.codec.map(str::to_owned);
+    scan.audio = tracks.audio_codec.map(str::to_owned);
     scan.init_len = init_len;
     scan.valid_len = init_len;
 
@@ -288,7 +297,7 @@ fn scan_source<S: Source>(src: &mut S) -> Result<Scan, S::Err> {
         };
         match &h.fourcc {
             b"moof" => {
-                let Some(info) = read_fragment(src, pos, &h, defaults)? else {
+                let Some(info) = read_fragment(src, pos, &h, &tracks)? else {
                     break;
                 };
                 pos = pos.saturating_add(info.len); // Within total_len: checked.
@@ -308,10 +317,10 @@ fn read_fragment<S: Source>(
     src: &mut S,
     pos: u64,
     h: &Header,
-    defaults: Defaults,
+    tracks: &Tracks,
 ) -> Result<Option<FragmentInfo>, S::Err> {
     let Some(moof) = (match read_body(src, pos, h)? {
-        Some(body) => parse_moof(&body, defaults),
+        Some(body) => parse_moof(&body, tracks),
         None => None,
     }) else {
         return Ok(None);
@@ -322,30 +331,70 @@ fn read_fragment<S: Source>(
     let Some(mdat) = read_header(src, mdat_pos)? else {
         return Ok(None);
     };
-    if &mdat.fourcc != b"mdat" || mdat.size - mdat.header_len != moof.sizes {
+    let payload_len = mdat.size - mdat.header_len; // size >= header_len: checked.
+    if &mdat.fourcc != b"mdat" || payload_len != moof.sizes {
         return Ok(None);
     }
-    // The samples must start right at the mdat payload (offsets count from the moof, or from
-    // an explicit base).
-    if let Some(off) = moof.data_offset {
-        let base = moof.base_data_offset.unwrap_or(pos);
-        let start = i128::from(base) + i128::from(off);
-        if start != i128::from(mdat_pos) + i128::from(mdat.header_len) {
-            return Ok(None);
-        }
+    let Some(payload_start) = mdat_pos.checked_add(mdat.header_len) else {
+        return Ok(None);
+    };
+    if !data_offsets_fit(&moof.trafs, pos, payload_start, payload_len) {
+        return Ok(None);
     }
     let Some(len) = h.size.checked_add(mdat.size) else {
         return Ok(None);
     };
+    let Some(video) = moof.trafs.get(moof.video) else {
+        return Ok(None); // Never: parse_moof's invariant.
+    };
+    let audio_samples = moof
+        .audio
+        .and_then(|a| moof.trafs.get(a))
+        .map_or(0, |t| t.samples);
     Ok(Some(FragmentInfo {
         offset: pos,
         len,
         sequence: moof.sequence,
-        base_decode_time: moof.base_decode_time,
-        duration: moof.duration,
-        samples: moof.samples,
-        starts_with_key: moof.starts_with_key,
+        base_decode_time: video.base_decode_time,
+        duration: video.duration,
+        samples: video.samples,
+        starts_with_key: video.starts_with_key,
+        audio_samples,
     }))
+}
+
+/// Whether the tracks' samples lie where the writer puts them: the tracks one after another in
+/// `moof` order from the start of the `mdat` payload (at `payload_start`, `payload_len` bytes),
+/// so each track's first data offset must point right after the previous tracks' samples, and
+/// every `trun` with a data offset inside the payload. Offsets count from the `tfhd`
+/// base-data-offset if present, else from the `moof` (at `moof_pos`); for a later track without
+/// default-base-is-moof, from the end of the previous track's data. A `trun` without a data
+/// offset is not checked (its samples follow the previous `trun`'s).
+fn data_offsets_fit(trafs: &[Traf], moof_pos: u64, payload_start: u64, payload_len: u64) -> bool {
+    let payload_start = i128::from(payload_start);
+    let payload_end = payload_start + i128::from(payload_len);
+    let mut cursor = payload_start; // Where the next track's samples must start.
+    for (i, traf) in trafs.iter().enumerate() {
+        let base = match traf.base_data_offset {
+            Some(b) => i128::from(b),
+            None if i == 0 || traf.default_base_is_moof => i128::from(moof_pos),
+            None => cursor,
+        };
+        for (j, trun) in traf.truns.iter().enumerate() {
+            let Some(off) = trun.data_offset else {
+                continue;
+            };
+            let start = base + i128::from(off);
+            if j == 0 && start != cursor {
+                return false;
+            }
+            if start < payload_start || start + i128::from(trun.sizes) > payload_end {
+                return false;
+            }
+        }
+        cursor += i128::from(traf.sizes);
+    }
+    true
 }
 
 /// Splits a box body into its child boxes; `None` unless they tile it exactly.
@@ -371,74 +420,229 @@ fn child<'a>(b: &'a [u8], fourcc: &[u8; 4]) -> Option<&'a [u8]> {
         .map(|(_, body)| body)
 }
 
-/// Best-effort look into `moov`: the codec of the first sample entry and the `trex` defaults.
-fn parse_moov(moov: &[u8]) -> (Option<&'static str>, Defaults) {
-    let codec = (|| {
-        let stbl = [b"trak", b"mdia", b"minf", b"stbl"]
-            .iter()
-            .try_fold(moov, |b, fc| child(b, fc))?;
-        let stsd = child(stbl, b"stsd")?;
-        // version/flags, entry_count, then the first sample entry's header.
-        let fourcc = stsd.get(12..16)?;
-        match fourcc {
-            b"avc1" | b"avc3" => Some("h264"),
-            b"hvc1" | b"hev1" => Some("h265"),
+/// What the `moov` says about its tracks.
+#[derive(Clone, Copy, Debug)]
+struct Tracks {
+    /// The video codec, from the sample entry of the video track.
+    codec: Option<&'static str>,
+    /// The audio codec, when a track has an audio sample entry we know.
+    audio_codec: Option<&'static str>,
+    /// `track_ID` of the video track ([`media::fmp4::TRACK_ID`] if unknown).
+    video_id: u32,
+    /// `track_ID` of the audio track, if any.
+    audio_id: Option<u32>,
+    /// `trex` defaults of the video and audio tracks.
+    video_defaults: Defaults,
+    audio_defaults: Defaults,
+}
+
+/// One `trak`: its `track_ID`, handler type and first sample entry's type.
+struct Trak {
+    id: Option<u32>,
+    handler: Option<[u8; 4]>,
+    entry: Option<[u8; 4]>,
+}
+
+fn parse_trak(trak: &[u8]) -> Trak {
+    let id = (|| {
+        let tkhd = child(trak, b"tkhd")?;
+        // version 1 has 64-bit creation and modification times.
+        match tkhd.first()? {
+            0 => be_u32(tkhd, 12),
+            1 => be_u32(tkhd, 20),
             _ => None,
         }
     })();
-    let defaults = (|| {
-        let trex = child(child(moov, b"mvex")?, b"trex")?;
-        Some(Defaults {
+    let mdia = child(trak, b"mdia");
+    let handler = (|| {
+        let hdlr = child(mdia?, b"hdlr")?;
+        hdlr.get(8..12)?.try_into().ok()
+    })();
+    let entry = (|| {
+        let stbl = [b"minf", b"stbl"]
+            .iter()
+            .try_fold(mdia?, |b, fc| child(b, fc))?;
+        let stsd = child(stbl, b"stsd")?;
+        // version/flags, entry_count, then the first sample entry's header.
+        stsd.get(12..16)?.try_into().ok()
+    })();
+    Trak { id, handler, entry }
+}
+
+/// Best-effort look into `moov`: the video track (the first with handler `vide`, else the first
+/// track) and its codec, the audio track (the first with handler `soun`) and its codec, and the
+/// `trex` defaults of both.
+fn parse_moov(moov: &[u8]) -> Tracks {
+    let kids = children(moov).unwrap_or_default();
+    let mut first = None;
+    let mut video = None;
+    let mut audio = None;
+    for (fc, body) in &kids {
+        if fc != b"trak" {
+            continue;
+        }
+        let t = parse_trak(body);
+        match &t.handler {
+            Some(h) if h == b"vide" && video.is_none() => video = Some(t),
+            Some(h) if h == b"soun" && audio.is_none() => audio = Some(t),
+            _ if first.is_none() => first = Some(t),
+            _ => {}
+        }
+        if video.is_some() && audio.is_some() {
+            break;
+        }
+    }
+    let video = video.or(first);
+    let codec = match video.as_ref().and_then(|t| t.entry).as_ref() {
+        Some(b"avc1" | b"avc3") => Some("h264"),
+        Some(b"hvc1" | b"hev1") => Some("h265"),
+        _ => None,
+    };
+    let audio_codec = match audio.as_ref().and_then(|t| t.entry).as_ref() {
+        Some(b"mp4a") => Some("aac"),
+        _ => None,
+    };
+    let video_id = video.and_then(|t| t.id).unwrap_or(media::fmp4::TRACK_ID);
+    let audio_id = audio.and_then(|t| t.id).filter(|&id| id != video_id);
+
+    // trex of each track; the first trex stands in for a video track without its own.
+    let mut first_trex = None;
+    let mut video_defaults = None;
+    let mut audio_defaults = None;
+    let mvex = kids
+        .iter()
+        .find(|(fc, _)| fc == b"mvex")
+        .and_then(|(_, b)| children(b));
+    for (fc, trex) in mvex.unwrap_or_default() {
+        if &fc != b"trex" {
+            continue;
+        }
+        let Some((id, d)) = parse_trex(trex) else {
+            continue;
+        };
+        first_trex.get_or_insert(d);
+        if id == video_id {
+            video_defaults.get_or_insert(d);
+        } else if Some(id) == audio_id {
+            audio_defaults.get_or_insert(d);
+        }
+    }
+    Tracks {
+        codec,
+        audio_codec,
+        video_id,
+        audio_id,
+        video_defaults: video_defaults.or(first_trex).unwrap_or_default(),
+        audio_defaults: audio_defaults.unwrap_or_default(),
+    }
+}
+
+/// A `trex`'s `track_ID` and sample defaults.
+fn parse_trex(trex: &[u8]) -> Option<(u32, Defaults)> {
+    Some((
+        be_u32(trex, 4)?,
+        Defaults {
             duration: be_u32(trex, 12)?,
             size: Some(be_u32(trex, 16)?).filter(|&s| s != 0),
             flags: be_u32(trex, 20)?,
-        })
-    })()
-    .unwrap_or_default();
-    (codec, defaults)
+        },
+    ))
 }
 
 /// What a `moof` says about its fragment.
 #[derive(Debug)]
 struct Moof {
     sequence: u32,
+    /// The tracks' fragments, in `moof` order.
+    trafs: Vec<Traf>,
+    /// Index in `trafs` of the video track's (the one with its `track_ID`, else the first).
+    video: usize,
+    /// Index in `trafs` of the audio track's, if the fragment has one.
+    audio: Option<usize>,
+    /// Sum of the sample sizes of all tracks: must equal the mdat payload.
+    sizes: u64,
+}
+
+/// What a `traf` says about one track's part of a fragment.
+#[derive(Debug)]
+struct Traf {
+    track_id: u32,
     base_decode_time: u64,
     duration: u64,
     samples: u32,
-    /// Sum of the sample sizes: must equal the mdat payload.
+    /// Sum of the sample sizes.
     sizes: u64,
     starts_with_key: bool,
-    /// First `trun`'s data offset.
-    data_offset: Option<i32>,
+    truns: Vec<Trun>,
     /// `tfhd` base-data-offset (absolute), if present.
     base_data_offset: Option<u64>,
+    /// `tfhd` default-base-is-moof.
+    default_base_is_moof: bool,
+}
+
+#[derive(Debug)]
+struct Trun {
+    data_offset: Option<i32>,
+    /// Sum of this run's sample sizes.
+    sizes: u64,
 }
 
 /// `sample_is_non_sync_sample` in `sample_flags`.
 const NON_SYNC: u32 = 0x0001_0000;
 
-/// Parses a `moof` body holding one `mfhd` and one `traf` (one track) with `tfhd`, `tfdt` and at
-/// least one `trun`. Other children are ignored.
-fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
+/// Parses a `moof` body: one `mfhd` and one or more `traf`s (one per track, at most one for each
+/// of the video and audio tracks), each with `tfhd`, `tfdt` and at least one `trun`. Other
+/// children are ignored.
+fn parse_moof(body: &[u8], tracks: &Tracks) -> Option<Moof> {
     let kids = children(body)?;
     let mut mfhd = None;
-    let mut traf = None;
+    let mut trafs = Vec::new();
     for (fc, b) in kids {
-        let slot = match &fc {
-            b"mfhd" => &mut mfhd,
-            b"traf" => &mut traf,
-            _ => continue,
-        };
-        if slot.replace(b).is_some() {
-            return None; // Duplicate.
+        match &fc {
+            b"mfhd" if mfhd.is_none() => mfhd = Some(b),
+            b"mfhd" => return None, // Duplicate.
+            b"traf" => trafs.push(parse_traf(b, tracks)?),
+            _ => {}
         }
     }
     let sequence = be_u32(mfhd?, 4)?;
+    if trafs.is_empty() {
+        return None;
+    }
+    let mut video = None;
+    let mut audio = None;
+    let mut sizes = 0u64;
+    for (i, t) in trafs.iter().enumerate() {
+        if t.track_id == tracks.video_id && video.replace(i).is_some() {
+            return None; // Duplicate.
+        }
+        if Some(t.track_id) == tracks.audio_id && audio.replace(i).is_some() {
+            return None; // Duplicate.
+        }
+        sizes = sizes.checked_add(t.sizes)?;
+    }
+    let video = match video {
+        Some(v) => v,
+        // Without the video track's traf the first stands in for it, unless it is the audio's.
+        None if audio == Some(0) => return None,
+        None => 0,
+    };
+    Some(Moof {
+        sequence,
+        trafs,
+        video,
+        audio: audio.filter(|&a| a != video),
+        sizes,
+    })
+}
 
+/// Parses a `traf` body with `tfhd`, `tfdt` and at least one `trun` holding at least one sample
+/// in all. Sample defaults come from the `tfhd`, else the track's `trex`.
+fn parse_traf(traf: &[u8], tracks: &Tracks) -> Option<Traf> {
     let mut tfhd = None;
     let mut tfdt = None;
     let mut truns = Vec::new();
-    for (fc, b) in children(traf?)? {
+    for (fc, b) in children(traf)? {
         match &fc {
             b"tfhd" if tfhd.is_none() => tfhd = Some(b),
             b"tfdt" if tfdt.is_none() => tfdt = Some(b),
@@ -451,7 +655,12 @@ fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
     // tfhd: version/flags, track_ID, then optional fields in flag order.
     let mut r = Reader::new(tfhd?);
     let tf_flags = r.u32()? & 0x00ff_ffff;
-    let _track_id = r.u32()?;
+    let track_id = r.u32()?;
+    let trex = if Some(track_id) == tracks.audio_id {
+        tracks.audio_defaults
+    } else {
+        tracks.video_defaults
+    };
     let base_data_offset = if tf_flags & 0x01 != 0 {
         Some(r.u64()?)
     } else {
@@ -489,20 +698,21 @@ fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
         return None;
     }
 
-    let mut m = Moof {
-        sequence,
+    if truns.is_empty() {
+        return None;
+    }
+    let mut m = Traf {
+        track_id,
         base_decode_time,
         duration: 0,
         samples: 0,
         sizes: 0,
         starts_with_key: false,
-        data_offset: None,
+        truns: Vec::with_capacity(truns.len()),
         base_data_offset,
+        default_base_is_moof: tf_flags & 0x02_0000 != 0,
     };
-    if truns.is_empty() {
-        return None;
-    }
-    for (i, trun) in truns.into_iter().enumerate() {
+    for trun in truns {
         let mut r = Reader::new(trun);
         let flags = r.u32()? & 0x00ff_ffff;
         let count = r.u32()?;
@@ -540,6 +750,7 @@ fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
             let f = first_flags.or(own).unwrap_or(def_flags);
             m.starts_with_key = f & NON_SYNC == 0;
         }
+        let mut run_sizes = 0u64;
         if per_sample == 0 {
             // Every sample takes the defaults: multiply rather than loop over an untrusted count.
             let n = u64::from(count);
@@ -547,7 +758,7 @@ fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
             m.duration = m
                 .duration
                 .checked_add(n.checked_mul(u64::from(def_duration))?)?;
-            m.sizes = m.sizes.checked_add(n.checked_mul(size)?)?;
+            run_sizes = n.checked_mul(size)?;
         } else {
             // Bounded: each iteration consumes `per_sample` (> 0) bytes of the box.
             for _ in 0..count {
@@ -568,13 +779,15 @@ fn parse_moof(body: &[u8], trex: Defaults) -> Option<Moof> {
                     r.u32()?; // composition time offset
                 }
                 m.duration = m.duration.checked_add(u64::from(duration))?;
-                m.sizes = m.sizes.checked_add(u64::from(size))?;
+                run_sizes = run_sizes.checked_add(u64::from(size))?;
             }
         }
         m.samples = m.samples.checked_add(count)?;
-        if i == 0 {
-            m.data_offset = data_offset;
-        }
+        m.sizes = m.sizes.checked_add(run_sizes)?;
+        m.truns.push(Trun {
+            data_offset,
+            sizes: run_sizes,
+        });
     }
     if m.samples == 0 {
         return None;
@@ -632,8 +845,8 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use media::fmp4::{Sample, fragment, init_segment};
-    use media::{AccessUnit, Codec, VideoParams, split_access_units};
+    use media::fmp4::{AudioSample, Sample, fragment, fragment_av, init_segment, init_segment_av};
+    use media::{AccessUnit, AudioCodec, AudioParams, Codec, VideoParams, split_access_units};
 
     fn clip(codec: Codec) -> (VideoParams, Vec<AccessUnit>) {
         let data: &[u8] = match codec {
@@ -677,9 +890,63 @@ mod tests {
                 duration,
                 samples: per_gop as u32,
                 starts_with_key: true,
+                audio_samples: 0,
             });
             out.extend_from_slice(&frag);
             t += duration;
+        }
+        (out, init_len, expected)
+    }
+
+    /// Like [`segment`] with an AAC track: fragment `f` also holds `3 + f` audio frames of
+    /// uneven sizes.
+    fn av_segment(n: usize, per_gop: usize) -> (Vec<u8>, u64, Vec<FragmentInfo>) {
+        let (params, aus) = clip(Codec::H264);
+        let audio_params = AudioParams {
+            codec: AudioCodec::Aac,
+            sample_rate: 16_000,
+            channels: 1,
+            rfc6381: "mp4a.40.2".to_owned(),
+            config: bytes::Bytes::from_static(&[0x14, 0x08]),
+        };
+        let mut out = init_segment_av(&params, Some(&audio_params)).unwrap();
+        let init_len = out.len() as u64;
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_key).collect();
+        let mut expected = Vec::new();
+        let mut t = 1_000_000u64;
+        let mut audio_t = 5_000u64;
+        for (f, &k) in keys.iter().take(n).enumerate() {
+            let samples: Vec<Sample> = aus[k..k + per_gop]
+                .iter()
+                .map(|au| Sample {
+                    data: &au.data,
+                    duration: 3600,
+                    is_key: au.is_key,
+                })
+                .collect();
+            let frames: Vec<Vec<u8>> = (0..3 + f).map(|i| vec![0x21; 40 + 7 * i]).collect();
+            let audio: Vec<AudioSample> = frames
+                .iter()
+                .map(|d| AudioSample {
+                    data: d,
+                    duration: 1024,
+                })
+                .collect();
+            let seq = f as u32 + 1;
+            let frag = fragment_av(seq, t, &samples, Some((audio_t, &audio))).unwrap();
+            expected.push(FragmentInfo {
+                offset: out.len() as u64,
+                len: frag.len() as u64,
+                sequence: seq,
+                base_decode_time: t,
+                duration: 3600 * per_gop as u64,
+                samples: per_gop as u32,
+                starts_with_key: true,
+                audio_samples: audio.len() as u32,
+            });
+            out.extend_from_slice(&frag);
+            t += 3600 * per_gop as u64;
+            audio_t += 1024 * audio.len() as u64;
         }
         (out, init_len, expected)
     }
@@ -710,6 +977,7 @@ mod tests {
         let (buf, init_len, expected) = segment(Codec::H264, 3, 4);
         let s = scan_bytes(&buf);
         assert_eq!(s.codec.as_deref(), Some("h264"));
+        assert_eq!(s.audio, None);
         assert_eq!(s.init_len, init_len);
         assert_eq!(s.fragments, expected);
         assert_eq!(s.valid_len, buf.len() as u64);
@@ -1058,5 +1326,182 @@ mod tests {
             }
             assert_eq!(s.fragments.last().map_or(s.init_len, end), s.valid_len);
         }
+    }
+    #[test]
+    fn av_file_scans_fully() {
+        let (buf, init_len, expected) = av_segment(3, 4);
+        let s = scan_bytes(&buf);
+        assert_eq!(s.codec.as_deref(), Some("h264"));
+        assert_eq!(s.audio.as_deref(), Some("aac"));
+        assert_eq!(s.init_len, init_len);
+        assert_eq!(s.fragments, expected);
+        assert_eq!(
+            s.fragments
+                .iter()
+                .map(|f| f.audio_samples)
+                .collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        assert_eq!(s.valid_len, buf.len() as u64);
+        assert_eq!(s.start_90k(), Some(1_000_000));
+        assert_eq!(s.end_90k(), Some(1_000_000 + 3 * 4 * 3600));
+
+        let p = temp_path("av");
+        std::fs::write(&p, &buf).unwrap();
+        let f = scan_file(&p);
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(f.unwrap(), s);
+    }
+
+    #[test]
+    fn every_truncation_of_av_file_stops_at_last_whole_fragment() {
+        let (buf, init_len, expected) = av_segment(3, 2);
+        let p = temp_path("every-av");
+        for cut in 0..=buf.len() {
+            let prefix = &buf[..cut];
+            let s = scan_bytes(prefix);
+            let whole: Vec<FragmentInfo> = expected
+                .iter()
+                .filter(|f| end(f) <= cut as u64)
+                .cloned()
+                .collect();
+            let want_valid =
+                whole
+                    .last()
+                    .map(end)
+                    .unwrap_or(if init_len <= cut as u64 { init_len } else { 0 });
+            assert_eq!(s.valid_len, want_valid, "cut at {cut}");
+            assert_eq!(s.fragments, whole, "cut at {cut}");
+            assert_eq!(s.audio.is_some(), cut as u64 >= init_len, "cut at {cut}");
+            if cut % 251 == 0 || cut + 1 == buf.len() {
+                std::fs::write(&p, prefix).unwrap();
+                assert_eq!(scan_file(&p).unwrap(), s, "file cut at {cut}");
+            }
+        }
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn inconsistent_audio_traf_stops_the_scan() {
+        let (buf, _, expected) = av_segment(3, 2);
+        let f1 = expected[1].offset as usize;
+        let video_trun = find(&buf, f1, b"trun");
+        let audio_trun = find(&buf, video_trun + 4, b"trun");
+        assert!(audio_trun < end(&expected[1]) as usize);
+        // version/flags at +4, sample_count +8, data_offset +12, then (duration, size) pairs.
+        assert_eq!(
+            u32::from_be_bytes(buf[audio_trun + 4..audio_trun + 8].try_into().unwrap()),
+            0x301
+        );
+        let first_audio_size = audio_trun + 20;
+        let video_size = video_trun + 20;
+        let get = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+        let stops_at_first = |b: &[u8], what: &str| {
+            let s = scan_bytes(b);
+            assert_eq!(s.fragments, expected[..1], "{what}");
+            assert_eq!(s.valid_len, end(&expected[0]), "{what}");
+        };
+
+        for delta in [1i64, -1] {
+            let mut b = buf.clone();
+            let size = get(&b, first_audio_size) as i64 + delta;
+            put32(&mut b, first_audio_size, size as u32);
+            stops_at_first(&b, &format!("audio size off by {delta}"));
+        }
+        // Same total, but the audio no longer starts where the video ends.
+        let mut b = buf.clone();
+        let v = get(&b, video_size);
+        put32(&mut b, video_size, v - 1);
+        let a = get(&b, first_audio_size);
+        put32(&mut b, first_audio_size, a + 1);
+        stops_at_first(&b, "video size - 1, audio size + 1");
+        // Audio data offset off by one either way, or past the mdat.
+        for off in [1i64, -1, 1 << 20] {
+            let mut b = buf.clone();
+            let o = get(&b, audio_trun + 12) as i64 + off;
+            put32(&mut b, audio_trun + 12, o as u32);
+            stops_at_first(&b, &format!("audio data offset {off:+}"));
+        }
+        // One audio sample more than the trun's entries hold.
+        let mut b = buf.clone();
+        let n = get(&b, audio_trun + 8);
+        put32(&mut b, audio_trun + 8, n + 1);
+        stops_at_first(&b, "audio sample count");
+        // Two video trafs (the audio traf relabelled as track 1).
+        let mut b = buf.clone();
+        let audio_tfhd = find(&b, video_trun, b"tfhd");
+        put32(&mut b, audio_tfhd + 8, 1);
+        stops_at_first(&b, "duplicate video traf");
+        // A video traf with an unknown track_ID: the first traf stands in for the video track.
+        let mut b = buf.clone();
+        let video_tfhd = find(&b, f1, b"tfhd");
+        put32(&mut b, video_tfhd + 8, 7);
+        let s = scan_bytes(&b);
+        assert_eq!(s.fragments.len(), 3);
+        assert_eq!(s.fragments[1].samples, 2);
+        assert_eq!(s.fragments[1].audio_samples, 4);
+    }
+
+    #[test]
+    fn av_mutations_never_panic() {
+        let (buf, _, _) = av_segment(2, 2);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = buf.clone();
+            let at = (x % b.len() as u64) as usize;
+            b[at] = (x >> 32) as u8;
+            let cut = ((x >> 40) % (b.len() as u64 + 1)) as usize;
+            let s = scan_bytes(&b[..cut]);
+            assert!(s.valid_len <= cut as u64);
+            assert!(s.init_len <= s.valid_len);
+            let mut pos = s.init_len;
+            for f in &s.fragments {
+                assert!(f.offset >= pos);
+                pos = f.offset + f.len;
+            }
+            assert_eq!(s.fragments.last().map_or(s.init_len, end), s.valid_len);
+        }
+    }
+    #[test]
+    fn video_track_is_found_by_handler() {
+        let (buf, init_len, expected) = av_segment(2, 2);
+        // Swap the two traks: the audio trak comes first in the moov.
+        let ftyp_len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+        let moov = &buf[ftyp_len + 8..init_len as usize];
+        let kids = children(moov).unwrap();
+        let traks: Vec<&[u8]> = kids
+            .iter()
+            .filter(|(fc, _)| fc == b"trak")
+            .map(|(_, b)| *b)
+            .collect();
+        assert_eq!(traks.len(), 2);
+        let mut body = Vec::new();
+        for (fc, b) in &kids {
+            let b = match fc {
+                b"trak" if *b == traks[0] => traks[1],
+                b"trak" => traks[0],
+                _ => b,
+            };
+            body.extend_from_slice(&bx(fc, b));
+        }
+        let mut b = buf[..ftyp_len].to_vec();
+        b.extend_from_slice(&bx(b"moov", &body));
+        assert_eq!(b.len() as u64, init_len);
+        b.extend_from_slice(&buf[init_len as usize..]);
+        let s = scan_bytes(&b);
+        assert_eq!(s.codec.as_deref(), Some("h264"));
+        assert_eq!(s.audio.as_deref(), Some("aac"));
+        assert_eq!(s.fragments, expected);
+
+        // Without an mp4a entry the audio codec is unknown; the fragments still scan.
+        let mut b = buf.clone();
+        let at = find(&b, 0, b"mp4a");
+        b[at..at + 4].copy_from_slice(b"Opus");
+        let s = scan_bytes(&b);
+        assert_eq!(s.audio, None);
+        assert_eq!(s.fragments, expected);
     }
 }

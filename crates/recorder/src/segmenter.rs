@@ -13,12 +13,21 @@
 //!   time jumps by more than `max_gap`, the anchoring error exceeds `reanchor_threshold`, or
 //!   nothing arrived for `max_gap` ([`Segmenter::tick`]). The pending GOP is flushed and the
 //!   segment closed; the next key frame starts a new run (and a new segment).
+//! - Audio (AAC) is a second track of the same files. An audio frame is placed on the anchored
+//!   timeline with the offset of the latest video frame (both come on one session timeline) and
+//!   is written in the fragment of the GOP it falls in, or in the next one if it arrived after that
+//!   GOP was written. The audio track's decode times count samples at the audio rate; they stay
+//!   contiguous unless the audio drifts from its anchored time by more than one frame (a gap in
+//!   the camera's audio), where the fragment's `tfdt` is reset. Segments opened while the camera's
+//!   session has audio carry the audio track; a change of audio parameters starts a new segment at
+//!   the next key frame.
 
 use crate::anchor::{Anchor, AnchorConfig};
 use crate::rotation::{Decision, RotationConfig, Rotator};
 use crate::{TICKS_PER_SEC, wall_90k};
-use media::fmp4::{self, Sample};
-use media::{Codec, Frame, VideoParams};
+use media::fmp4::{self, AudioSample, Sample};
+use media::{AudioFrame, AudioParams, Codec, Frame, VideoParams};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Tuning of [`Segmenter`].
@@ -57,6 +66,8 @@ pub enum Action {
         run_id: i64,
         codec: &'static str,
         params: Arc<VideoParams>,
+        /// The audio track's parameters, if the segment has one.
+        audio: Option<Arc<AudioParams>>,
         init: Vec<u8>,
     },
     /// Append one fragment (normally one GOP) to the open segment.
@@ -74,6 +85,7 @@ pub struct FragmentOut {
     /// Starts with a key frame (a seek point for the index).
     pub key: bool,
     pub frames: u32,
+    pub audio_frames: u32,
     /// Wall-clock receive time of the frame that completed this fragment (90 kHz): the writer
     /// measures frame-arrival-to-disk lag from it.
     pub completed_recv_90k: i64,
@@ -94,6 +106,10 @@ pub struct SegmenterStats {
     pub build_errors: u64,
     /// The last anchoring error, ticks (see [`crate::anchor::Anchored::error_90k`]).
     pub anchor_error_90k: i64,
+    pub audio_frames: u64,
+    pub audio_written: u64,
+    /// Audio frames not recorded: outside a segment, or not matching the open segment's track.
+    pub audio_skipped: u64,
 }
 
 struct Buffered {
@@ -117,6 +133,18 @@ pub struct Segmenter {
     gop_bytes: usize,
     /// Parameters of the open segment.
     open: Option<Arc<VideoParams>>,
+    /// The camera session's audio (set by the writer from the channel).
+    audio: Option<Arc<AudioParams>>,
+    /// The open segment's audio track.
+    open_audio: Option<Arc<AudioParams>>,
+    /// Anchored audio frames not yet written.
+    audio_pending: VecDeque<(AudioFrame, i64)>,
+    /// The open segment's next audio decode time (audio timescale), once it has audio samples.
+    audio_next: Option<u64>,
+    /// Anchored time minus pts of the last video frame of the run.
+    offset: Option<i64>,
+    /// Start of the open segment.
+    open_start: i64,
     /// End of the open segment's last fragment.
     written_end: i64,
     sequence: u32,
@@ -137,6 +165,12 @@ impl Segmenter {
             gop: Vec::new(),
             gop_bytes: 0,
             open: None,
+            audio: None,
+            open_audio: None,
+            audio_pending: VecDeque::new(),
+            audio_next: None,
+            offset: None,
+            open_start: 0,
             written_end: 0,
             sequence: 0,
             stats: SegmenterStats::default(),
@@ -178,6 +212,7 @@ impl Segmenter {
         }
         self.last = Some((frame.pts, recv));
         let t = a.time_90k;
+        self.offset = Some(t.saturating_sub(frame.pts));
         if self.last_t > 0 && t > self.last_t {
             self.last_interval = t - self.last_t;
         }
@@ -190,6 +225,7 @@ impl Segmenter {
                     || p.sps != frame.params.sps
                     || p.pps != frame.params.pps
                     || p.vps != frame.params.vps
+                    || !same_audio(self.open_audio.as_deref(), self.audio.as_deref())
             });
         match decision {
             Decision::Skip => {
@@ -224,6 +260,34 @@ impl Segmenter {
         self.gop.push(Buffered { frame, t });
     }
 
+    /// The camera session's audio parameters (`None`: no recordable audio). Segments opened from
+    /// now on carry this audio track; a change starts a new segment at the next key frame.
+    pub fn set_audio(&mut self, params: Option<Arc<AudioParams>>) {
+        if !same_audio(self.audio.as_deref(), params.as_deref()) {
+            self.audio = params;
+        }
+    }
+
+    /// Feeds one audio frame (on the same session timeline as the video frames' pts).
+    pub fn push_audio(&mut self, frame: AudioFrame) {
+        self.stats.audio_frames += 1;
+        let (Some(offset), Some(open)) = (self.offset, &self.open_audio) else {
+            self.stats.audio_skipped += 1;
+            return;
+        };
+        if self.open.is_none() || !same_audio(Some(open), Some(&frame.params)) {
+            self.stats.audio_skipped += 1;
+            return;
+        }
+        let t = frame.pts.saturating_add(offset);
+        if t < self.open_start {
+            // Belongs before the open segment (arrived after its first key frame was cut).
+            self.stats.audio_skipped += 1;
+            return;
+        }
+        self.audio_pending.push_back((frame, t));
+    }
+
     /// Ends the run if nothing arrived for `max_gap` (wall clock `now`): the pending GOP is written
     /// and the segment closed, so a stalled camera's last GOP reaches the disk.
     pub fn tick(&mut self, now: std::time::SystemTime, out: &mut Vec<Action>) {
@@ -253,6 +317,8 @@ impl Segmenter {
         }
         self.close(out);
         self.rotator.end_run();
+        self.audio_pending.clear();
+        self.offset = None;
         self.last = None;
         self.last_t = 0;
         self.last_interval = 0;
@@ -265,12 +331,23 @@ impl Segmenter {
     }
 
     fn open_segment(&mut self, t: i64, params: &Arc<VideoParams>, out: &mut Vec<Action>) {
-        match fmp4::init_segment(params) {
+        let audio = self.audio.clone();
+        match fmp4::init_segment_av(params, audio.as_deref()) {
             Ok(init) => {
                 self.stats.segments += 1;
                 self.sequence = 0;
                 self.written_end = t;
                 self.open = Some(params.clone());
+                self.open_audio = audio.clone();
+                self.audio_next = None;
+                self.open_start = t;
+                // Audio of the previous segment's last GOP that arrived late, or audio of another
+                // track, is not carried into this segment.
+                let before = self.audio_pending.len();
+                self.audio_pending.retain(|(f, at)| {
+                    *at >= t && audio.as_deref().is_some_and(|a| *a == *f.params)
+                });
+                self.stats.audio_skipped += (before - self.audio_pending.len()) as u64;
                 out.push(Action::Open {
                     start_90k: t,
                     run_id: self.run_id,
@@ -279,6 +356,7 @@ impl Segmenter {
                         Codec::H265 => "h265",
                     },
                     params: params.clone(),
+                    audio,
                     init,
                 });
             }
@@ -291,6 +369,8 @@ impl Segmenter {
     }
 
     fn close(&mut self, out: &mut Vec<Action>) {
+        self.open_audio = None;
+        self.audio_next = None;
         if self.open.take().is_some() {
             out.push(Action::Close {
                 end_90k: self.written_end,
@@ -328,7 +408,20 @@ impl Segmenter {
             self.stats.build_errors += 1;
             return;
         };
-        match fmp4::fragment(self.sequence, base, &samples) {
+        let audio = self.take_audio(end);
+        let audio_samples: Vec<AudioSample> = audio.as_ref().map_or(Vec::new(), |(_, s)| {
+            s.iter()
+                .map(|(f, duration)| AudioSample {
+                    data: &f.data,
+                    duration: *duration,
+                })
+                .collect()
+        });
+        let audio_frames = audio_samples.len() as u32;
+        let audio_arg = audio
+            .as_ref()
+            .map(|(dt, _)| (*dt, audio_samples.as_slice()));
+        match fmp4::fragment_av(self.sequence, base, &samples, audio_arg) {
             Ok(bytes) => {
                 self.stats.fragments += 1;
                 let end = end.max(start);
@@ -339,12 +432,65 @@ impl Segmenter {
                     end_90k: end,
                     key: gop[0].frame.is_key,
                     frames: gop.len() as u32,
+                    audio_frames,
                     completed_recv_90k: completed_recv,
                 }));
             }
             Err(_) => self.stats.build_errors += 1,
         }
     }
+
+    /// The pending audio frames before `end` as the fragment's audio track: its base decode time
+    /// (audio timescale) and samples. Consecutive samples are contiguous; a hole of more than
+    /// half a frame lengthens the sample before it, and a drift of more than one frame from the
+    /// anchored time resets the base.
+    fn take_audio(&mut self, end: i64) -> Option<(u64, Vec<(AudioFrame, u32)>)> {
+        let params = self.open_audio.as_ref()?;
+        let n = self
+            .audio_pending
+            .iter()
+            .take_while(|(_, t)| *t < end)
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let rate = i128::from(params.sample_rate.max(1));
+        let to_rate = |t: i64| -> u64 {
+            let v = (i128::from(t.max(0)) * rate + 45_000) / i128::from(TICKS_PER_SEC);
+            u64::try_from(v).unwrap_or(u64::MAX)
+        };
+        let first = self.audio_pending.front().map_or(0, |(_, t)| to_rate(*t));
+        let frame_len = u64::from(self.audio_pending.front().map_or(1024, |(f, _)| f.duration));
+        let base = match self.audio_next {
+            Some(next) if next.abs_diff(first) <= frame_len => next,
+            _ => first,
+        };
+        let frames: Vec<(AudioFrame, i64)> = self.audio_pending.drain(..n).collect();
+        self.stats.audio_written += n as u64;
+        // Each sample's start on the audio timeline, then durations from the gaps.
+        let mut at = base;
+        let mut durations = Vec::with_capacity(n);
+        for (i, (f, _)) in frames.iter().enumerate() {
+            let mut d = u64::from(f.duration);
+            if let Some((_, t_next)) = frames.get(i + 1) {
+                let expected_next = to_rate(*t_next);
+                let hole = expected_next.saturating_sub(at + d);
+                if hole > d / 2 {
+                    d += hole;
+                }
+            }
+            durations.push(u32::try_from(d).unwrap_or(u32::MAX));
+            at = at.saturating_add(d);
+        }
+        self.audio_next = Some(at);
+        let samples = frames.into_iter().map(|(f, _)| f).zip(durations).collect();
+        Some((base, samples))
+    }
+}
+
+/// Whether two audio parameter sets describe the same track.
+fn same_audio(a: Option<&AudioParams>, b: Option<&AudioParams>) -> bool {
+    a == b
 }
 
 #[cfg(test)]
@@ -446,6 +592,119 @@ mod tests {
         for _ in 0..frames {
             seg.push(cam.next(), out);
         }
+    }
+
+    fn aac_16k() -> Arc<AudioParams> {
+        Arc::new(AudioParams {
+            codec: media::AudioCodec::Aac,
+            sample_rate: 16_000,
+            channels: 1,
+            rfc6381: "mp4a.40.2".into(),
+            config: bytes::Bytes::from_static(&[0x14, 0x08]),
+        })
+    }
+
+    /// Plays `frames` video frames of `cam` with 16 kHz AAC (1024 samples = 5760 ticks a frame)
+    /// from the same pts origin, each audio frame pushed before the first video frame at or after
+    /// it (as the writer drains audio first). Audio frames in `holes` are never sent.
+    fn run_av(
+        cam: &mut Cam,
+        seg: &mut Segmenter,
+        frames: usize,
+        holes: std::ops::Range<i64>,
+        out: &mut Vec<Action>,
+    ) -> i64 {
+        let params = aac_16k();
+        let mut a = 0i64;
+        let mut sent = 0;
+        for _ in 0..frames {
+            let vt = cam.pts0 + cam.n as i64 * 3600;
+            while cam.pts0 + a * 5760 <= vt {
+                if !holes.contains(&a) {
+                    seg.push_audio(AudioFrame {
+                        pts: cam.pts0 + a * 5760,
+                        received: cam.received(),
+                        duration: 1024,
+                        data: bytes::Bytes::from(vec![0x21, a as u8, 0x40, 0x07]),
+                        params: params.clone(),
+                    });
+                    sent += 1;
+                }
+                a += 1;
+            }
+            seg.push(cam.next(), out);
+        }
+        sent
+    }
+
+    #[test]
+    fn audio_is_written_with_its_gop_in_every_segment() {
+        let mut cam = Cam::new("h264_a.h264", Codec::H264);
+        let mut seg = Segmenter::new("cam-1", SegmenterConfig::default());
+        seg.set_audio(Some(aac_16k()));
+        let mut out = Vec::new();
+        // 150 s, with 1 s of audio missing after 100 s.
+        let sent = run_av(&mut cam, &mut seg, 25 * 150, 1600..1616, &mut out);
+        seg.finish(&mut out);
+        let segs = segments(&out);
+        assert!(segs.len() >= 3, "{} segments", segs.len());
+        let mut written = 0;
+        for s in &segs {
+            let mut file = s.init.clone();
+            for f in &s.frags {
+                file.extend_from_slice(&f.bytes);
+            }
+            let scan = scan_bytes(&file);
+            assert_eq!(scan.valid_len, file.len() as u64, "the whole segment scans");
+            assert_eq!(scan.audio.as_deref(), Some("aac"));
+            let in_scan: u32 = scan.fragments.iter().map(|f| f.audio_samples).sum();
+            let in_frags: u32 = s.frags.iter().map(|f| f.audio_frames).sum();
+            assert_eq!(in_scan, in_frags);
+            written += u64::from(in_scan);
+            // 15.625 audio frames a second of video, minus the hole if it is in this segment.
+            let secs = (s.end.unwrap() - s.start) as f64 / 90_000.0;
+            // The first segment starts at the first video frame, whose pts is the audio's origin.
+            let hole_t = segs[0].start + 1600 * 5760;
+            let hole = s.start <= hole_t && hole_t < s.end.unwrap();
+            let want = secs * 15.625 - if hole { 16.0 } else { 0.0 };
+            assert!(
+                (f64::from(in_scan) - want).abs() <= 2.0,
+                "segment of {secs} s has {in_scan} audio frames, want about {want}"
+            );
+            // Every fragment after the first of a segment carries the audio of its GOP.
+            for f in &s.frags[1..] {
+                assert!(
+                    f.audio_frames >= 30 || hole,
+                    "{} audio frames",
+                    f.audio_frames
+                );
+            }
+        }
+        let st = seg.stats();
+        assert_eq!(st.audio_frames, sent as u64);
+        assert_eq!(st.audio_written, written);
+        // Only the first audio frame (before the first video frame opened a segment) is lost.
+        assert_eq!(st.audio_written + st.audio_skipped, st.audio_frames);
+        assert!(st.audio_skipped <= 1, "{st:?}");
+    }
+
+    #[test]
+    fn audio_parameters_change_starts_a_segment_and_no_audio_means_no_track() {
+        let mut cam = Cam::new("h264_a.h264", Codec::H264);
+        let mut seg = Segmenter::new("cam-1", long_period());
+        let mut out = Vec::new();
+        run(&mut cam, &mut seg, 100, &mut out);
+        // The camera's session now has audio: the next key frame opens a segment with it.
+        seg.set_audio(Some(aac_16k()));
+        run_av(&mut cam, &mut seg, 100, 0..0, &mut out);
+        seg.finish(&mut out);
+        let segs = segments(&out);
+        assert_eq!(segs.len(), 2, "{segs:?}");
+        assert_eq!(scan_bytes(&segs[0].init).audio, None);
+        assert_eq!(scan_bytes(&segs[1].init).audio.as_deref(), Some("aac"));
+        let audio_in_first: u32 = segs[0].frags.iter().map(|f| f.audio_frames).sum();
+        assert_eq!(audio_in_first, 0);
+        assert!(segs[1].frags.iter().map(|f| f.audio_frames).sum::<u32>() > 50);
     }
 
     #[test]

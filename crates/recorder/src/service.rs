@@ -339,7 +339,7 @@ impl Recorder {
             let Some(ch) = hub.get(&w.camera_id) else {
                 continue;
             };
-            let sub = ch.subscribe();
+            let sub = ch.subscribe_av(Default::default());
             rec.insert(w.camera_id.clone(), (ch, w.retention_days));
             let _ = th.senders[thread_of(&w.camera_id, th.senders.len())]
                 .send(Command::Add(w.camera_id.clone(), sub));

@@ -185,6 +185,7 @@ struct Pending {
     run_id: i64,
     codec: &'static str,
     params: Arc<media::VideoParams>,
+    audio: Option<Arc<media::AudioParams>>,
     init: Vec<u8>,
 }
 
@@ -278,6 +279,12 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
         }
         let now = ctx.clocks.realtime();
         for c in &mut cams {
+            // Audio first: the audio of a GOP then is in the segmenter when the key frame that
+            // ends the GOP is pushed (see the segmenter's module documentation).
+            c.seg.set_audio(c.sub.channel().audio_params());
+            while let Some(f) = c.sub.try_recv_audio() {
+                c.seg.push_audio(f);
+            }
             while let Some(f) = c.sub.try_recv() {
                 c.seg.push(f, &mut actions);
             }
@@ -372,6 +379,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
                 run_id,
                 codec,
                 params,
+                audio,
                 init,
             } => {
                 close(c, closed);
@@ -379,6 +387,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
                     run_id,
                     codec,
                     params,
+                    audio,
                     init,
                 });
             }
@@ -523,7 +532,11 @@ fn create(ctx: &Ctx, c: &Camera, p: &Pending, start_90k: i64) -> Result<Open, Er
             path: rel_path.clone(),
             codec: p.codec.to_owned(),
             params_version: i64::from(p.params.version),
-            codec_string: p.params.rfc6381.clone(),
+            // RFC 6381 `codecs` list: the video's, then the audio's if recorded.
+            codec_string: match &p.audio {
+                Some(a) => format!("{},{}", p.params.rfc6381, a.rfc6381),
+                None => p.params.rfc6381.clone(),
+            },
             width: p.params.width,
             height: p.params.height,
         }) {

@@ -1,6 +1,8 @@
 //! A clip loaded from an Annex B elementary stream file, split into access units and packetized
-//! once, ready to be played in a loop by a mount.
+//! once, ready to be played in a loop by a mount, optionally with an AAC audio track
+//! ([`AudioClip`]).
 
+use crate::AudioClip;
 use base::{Error, ErrorKind, ResultExt, bail};
 use bytes::Bytes;
 use media::rtp::{DEFAULT_PAYLOAD_SIZE, RtpPayload, packetize};
@@ -22,13 +24,14 @@ pub struct ClipFrame {
 }
 
 /// A looping video clip: access units starting with a key frame, the stream's parameters and its
-/// frame rate.
+/// frame rate; optionally an audio track that loops with it (see [`ClipSource::with_audio`]).
 #[derive(Debug)]
 pub struct ClipSource {
     codec: Codec,
     fps: u32,
     params: VideoParams,
     frames: Vec<ClipFrame>,
+    audio: Option<AudioClip>,
 }
 
 impl ClipSource {
@@ -71,7 +74,23 @@ impl ClipSource {
             fps,
             params,
             frames,
+            audio: None,
         })
+    }
+
+    /// Adds (or replaces) the audio track. A mount serving this clip then describes a second
+    /// media section (`trackID=1`, `mpeg4-generic`) and plays the audio in step with the video:
+    /// audio timestamps advance by [`AudioClip::samples_per_frame`] per frame on the
+    /// `sample_rate` clock, and each audio frame sent is the one at the same position in the
+    /// video loop, so a 10 s audio clip stays in sync with a 10 s video clip on every loop.
+    pub fn with_audio(mut self, audio: AudioClip) -> ClipSource {
+        self.audio = Some(audio);
+        self
+    }
+
+    /// The audio track, if any.
+    pub fn audio(&self) -> Option<&AudioClip> {
+        self.audio.as_ref()
     }
 
     pub fn codec(&self) -> Codec {

@@ -1,7 +1,7 @@
 //! One RTSP connection: reads requests, answers them, owns its sessions. A session is bound to the
 //! connection that created it and ends with it.
 
-use crate::mount::{Mount, MountFrame, PAYLOAD_TYPE};
+use crate::mount::{Mount, MountFrame, Track};
 use crate::request::{Message, Request, parse_message};
 use crate::{Shared, shutdown_signal};
 use base::{Error, ErrorKind, ResultExt};
@@ -99,12 +99,25 @@ impl Sink {
     }
 }
 
+/// One SETUP'd track of a session.
+struct TrackSetup {
+    sink: Sink,
+    /// Sequence number of the first packet this session will send on the track.
+    next_seq: u16,
+}
+
 struct Session {
     mount: Arc<Mount>,
-    sink: Sink,
-    /// Sequence number of the first packet this session will send.
-    next_seq: u16,
-    playing: Option<AbortOnDrop>,
+    /// By [`Track::index`].
+    tracks: [Option<TrackSetup>; 2],
+    playing: Option<Playing>,
+}
+
+struct Playing {
+    /// One forwarder per track (started once the PLAY response is queued).
+    forwarders: Vec<AbortOnDrop>,
+    /// The `RTP-Info` header answered to the first PLAY, repeated to later ones.
+    rtp_info: String,
 }
 
 struct Response {
@@ -169,7 +182,13 @@ pub(crate) struct Conn {
     local: SocketAddr,
     tx: mpsc::Sender<Bytes>,
     sessions: HashMap<String, Session>,
+    /// Forwarders of the session that PLAY just started, with their receivers: spawned after
+    /// the PLAY response is queued, so no RTP packet precedes it on the connection.
+    pending: Option<(String, Vec<PendingForwarder>)>,
 }
+
+/// A forwarder not yet started, with its track's receiver.
+type PendingForwarder = (Forwarder, broadcast::Receiver<Arc<MountFrame>>);
 
 /// Serves one accepted TCP connection until the peer closes it, it misbehaves, or the server
 /// shuts down.
@@ -206,6 +225,7 @@ async fn serve_inner(
         local,
         tx,
         sessions: HashMap::new(),
+        pending: None,
     };
     let mut buf = BytesMut::with_capacity(4096);
     loop {
@@ -242,7 +262,8 @@ async fn serve_inner(
 
 /// Parsed client `Transport` choice.
 enum TransportReq {
-    Tcp(u8, u8),
+    /// Interleaved channels (RTP, RTCP), or `None` for the server to choose.
+    Tcp(Option<(u8, u8)>),
     Udp(u16, u16),
 }
 
@@ -270,13 +291,16 @@ fn parse_transport(value: &str) -> Option<TransportReq> {
         };
         match proto.as_str() {
             "RTP/AVP/TCP" => {
-                let (a, b) = pair("interleaved=").unwrap_or(Some((0, Some(1))))?;
+                let Some(channels) = pair("interleaved=") else {
+                    return Some(TransportReq::Tcp(None));
+                };
+                let (a, b) = channels?;
                 let a = u8::try_from(a).ok()?;
                 let b = match b {
                     Some(b) => u8::try_from(b).ok()?,
                     None => a.checked_add(1)?,
                 };
-                return Some(TransportReq::Tcp(a, b));
+                return Some(TransportReq::Tcp(Some((a, b))));
             }
             "RTP/AVP" | "RTP/AVP/UDP" => {
                 let Some(ports) = pair("client_port=") else {
@@ -391,7 +415,17 @@ impl Conn {
         if resp.status >= 400 {
             tracing::debug!(%peer, method = %req.method, uri = %req.uri, status = resp.status, "rtsp request refused");
         }
-        self.send(resp, cseq).await
+        self.send(resp, cseq).await?;
+        if let Some((id, fwds)) = self.pending.take()
+            && let Some(playing) = self.sessions.get_mut(&id).and_then(|s| s.playing.as_mut())
+        {
+            for (fwd, rx) in fwds {
+                playing
+                    .forwarders
+                    .push(AbortOnDrop(tokio::spawn(fwd.run(rx))));
+            }
+        }
+        Ok(())
     }
 
     fn describe(&self, req: &Request) -> Response {
@@ -416,39 +450,67 @@ impl Conn {
             return Response::new(400);
         };
         let path = path.trim_end_matches('/');
-        let mount_path = match path.rsplit_once('/') {
-            Some((base, last)) if last.starts_with("trackID=") => {
-                if last != "trackID=0" {
-                    return Response::new(404);
-                }
-                base
-            }
-            _ => path,
+        let (mount_path, track) = match path.rsplit_once('/') {
+            Some((base, last)) if last.starts_with("trackID=") => match Track::from_control(last) {
+                Some(t) => (base, t),
+                None => return Response::new(404),
+            },
+            _ => (path, Track::Video),
         };
-        let Some(mount) = self.find_mount(mount_path).filter(|m| m.enabled()) else {
+        let Some(mount) = self
+            .find_mount(mount_path)
+            .filter(|m| m.enabled() && m.has_track(track))
+        else {
             return Response::new(404);
         };
         let existing = session_id(req).map(str::to_owned);
+        // Interleaved channels the session's other track uses.
+        let mut taken: Option<(u8, u8)> = None;
         if let Some(id) = &existing {
-            match self.sessions.get(id) {
-                None => return Response::new(454),
-                // One track per mount: a second SETUP in the same session is not valid.
-                Some(_) => return Response::new(459),
+            let Some(sess) = self.sessions.get(id) else {
+                return Response::new(454);
+            };
+            // A session aggregates the tracks of one mount, each set up once.
+            if !Arc::ptr_eq(&sess.mount, &mount) || sess.tracks[track.index()].is_some() {
+                return Response::new(459);
             }
+            if sess.playing.is_some() {
+                return Response::new(455);
+            }
+            taken = sess.tracks.iter().flatten().find_map(|t| match t.sink {
+                Sink::Tcp {
+                    rtp_channel,
+                    rtcp_channel,
+                    ..
+                } => Some((rtp_channel, rtcp_channel)),
+                Sink::Udp { .. } => None,
+            });
         }
         let Some(treq) = req.header("Transport").and_then(parse_transport) else {
             return Response::new(461);
         };
-        let ssrc = mount.ssrc;
+        let ssrc = mount.track_ssrc(track);
         let (sink, transport) = match treq {
-            TransportReq::Tcp(a, b) => (
-                Sink::Tcp {
-                    tx: self.tx.clone(),
-                    rtp_channel: a,
-                    rtcp_channel: b,
-                },
-                format!("RTP/AVP/TCP;unicast;interleaved={a}-{b};ssrc={ssrc:08X}"),
-            ),
+            TransportReq::Tcp(channels) => {
+                let (a, b) = channels.unwrap_or_else(|| {
+                    let a = 2 * track.index() as u8;
+                    (a, a + 1)
+                });
+                if let Some((x, y)) = taken
+                    && [a, b].iter().any(|c| *c == x || *c == y)
+                {
+                    tracing::debug!(peer = %self.peer, "interleaved channels {a}-{b} already in use");
+                    return Response::new(400);
+                }
+                (
+                    Sink::Tcp {
+                        tx: self.tx.clone(),
+                        rtp_channel: a,
+                        rtcp_channel: b,
+                    },
+                    format!("RTP/AVP/TCP;unicast;interleaved={a}-{b};ssrc={ssrc:08X}"),
+                )
+            }
             TransportReq::Udp(a, b) => {
                 let (rtp, rtcp) = match bind_udp_pair(self.local.ip()).await {
                     Ok(p) => p,
@@ -474,18 +536,34 @@ impl Conn {
                 )
             }
         };
-        let id = format!("{:016X}", rand::random::<u64>());
-        let next_seq: u16 = rand::random::<u16>() & 0x7fff;
-        tracing::debug!(peer = %self.peer, path = %mount.path, %transport, "rtsp session set up");
-        self.sessions.insert(
-            id.clone(),
-            Session {
-                mount,
-                sink,
-                next_seq,
-                playing: None,
-            },
-        );
+        let setup = TrackSetup {
+            sink,
+            next_seq: rand::random::<u16>() & 0x7fff,
+        };
+        tracing::debug!(peer = %self.peer, path = %mount.path, track = track.control(), %transport,
+            "rtsp session set up");
+        let id = match existing {
+            Some(id) => {
+                if let Some(sess) = self.sessions.get_mut(&id) {
+                    sess.tracks[track.index()] = Some(setup);
+                }
+                id
+            }
+            None => {
+                let id = format!("{:016X}", rand::random::<u64>());
+                let mut tracks = [None, None];
+                tracks[track.index()] = Some(setup);
+                self.sessions.insert(
+                    id.clone(),
+                    Session {
+                        mount,
+                        tracks,
+                        playing: None,
+                    },
+                );
+                id
+            }
+        };
         Response::new(200)
             .header("Transport", transport)
             .header("Session", format!("{id};timeout={SESSION_TIMEOUT_SECS}"))
@@ -501,23 +579,50 @@ impl Conn {
         let Some(sess) = self.sessions.get_mut(id) else {
             return Response::new(454);
         };
-        let url = format!("rtsp://{local}{}/trackID=0", sess.mount.path);
         if sess.playing.is_none() {
-            let rx = sess.mount.subscribe(&shutdown);
-            let fwd = Forwarder {
-                mount_path: sess.mount.path.clone(),
-                peer,
-                sink: sess.sink.clone(),
-                ssrc: sess.mount.ssrc,
-                seq: sess.next_seq,
-            };
-            sess.playing = Some(AbortOnDrop(tokio::spawn(fwd.run(rx))));
-            tracing::info!(%peer, path = %sess.mount.path, "rtsp session playing");
+            let mount = &sess.mount;
+            let sub = mount.subscribe(
+                &shutdown,
+                sess.tracks[Track::Video.index()].is_some(),
+                sess.tracks[Track::Audio.index()].is_some(),
+            );
+            let mut fwds = Vec::new();
+            let mut rtp_info = Vec::new();
+            for (track, rx) in [(Track::Video, sub.video), (Track::Audio, sub.audio)] {
+                let (Some(setup), Some((rx, rtptime))) = (&sess.tracks[track.index()], rx) else {
+                    continue;
+                };
+                rtp_info.push(format!(
+                    "url=rtsp://{local}{}/{};seq={};rtptime={rtptime}",
+                    mount.path,
+                    track.control(),
+                    setup.next_seq
+                ));
+                let fwd = Forwarder {
+                    mount_path: mount.path.clone(),
+                    peer,
+                    sink: setup.sink.clone(),
+                    payload_type: track.payload_type(),
+                    clock_rate: mount.clock_rate(track),
+                    // Video starts at a key frame so the client can decode from its first frame.
+                    wait_for_key: track == Track::Video,
+                    ssrc: mount.track_ssrc(track),
+                    seq: setup.next_seq,
+                };
+                fwds.push((fwd, rx));
+            }
+            tracing::info!(%peer, path = %mount.path, tracks = fwds.len(), "rtsp session playing");
+            sess.playing = Some(Playing {
+                forwarders: Vec::new(),
+                rtp_info: rtp_info.join(","),
+            });
+            self.pending = Some((id.to_owned(), fwds));
         }
+        let rtp_info = sess.playing.as_ref().map_or("", |p| p.rtp_info.as_str());
         Response::new(200)
             .header("Session", format!("{id};timeout={SESSION_TIMEOUT_SECS}"))
             .header("Range", "npt=0.000-")
-            .header("RTP-Info", format!("url={url};seq={}", sess.next_seq))
+            .header("RTP-Info", rtp_info)
     }
 }
 
@@ -527,19 +632,22 @@ fn session_id(req: &Request) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Copies one mount's frames to one session, with its own sequence numbers.
+/// Copies one track of a mount to one session, with its own sequence numbers.
 struct Forwarder {
     mount_path: String,
     peer: SocketAddr,
     sink: Sink,
+    payload_type: u8,
+    clock_rate: u32,
+    /// Skip frames up to a key frame at the start and after lagging.
+    wait_for_key: bool,
     ssrc: u32,
     seq: u16,
 }
 
 impl Forwarder {
     async fn run(mut self, mut rx: broadcast::Receiver<Arc<MountFrame>>) {
-        // Start at a key frame so the client can decode from its first frame.
-        let mut wait_for_key = true;
+        let mut wait_for_key = self.wait_for_key;
         let mut packets: u32 = 0;
         let mut octets: u32 = 0;
         let mut last: Option<(u32, Instant)> = None;
@@ -554,7 +662,8 @@ impl Forwarder {
                 r = rx.recv() => r,
                 _ = sr_timer.tick() => {
                     if let Some((ts, at)) = last {
-                        let sr = sender_report(self.ssrc, ts, at, packets, octets);
+                        let sr =
+                            sender_report(self.ssrc, self.clock_rate, ts, at, packets, octets);
                         if !self.sink.send(true, &[sr]).await {
                             return;
                         }
@@ -566,8 +675,8 @@ impl Forwarder {
                 Ok(f) => f,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(peer = %self.peer, path = %self.mount_path, skipped = n,
-                        "rtsp session lagging; skipping to the next key frame");
-                    wait_for_key = true;
+                        pt = self.payload_type, "rtsp session lagging; skipping to the next key frame");
+                    wait_for_key = self.wait_for_key;
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -579,7 +688,7 @@ impl Forwarder {
             let mut pkts = Vec::with_capacity(frame.payloads.len());
             for p in frame.payloads.iter() {
                 pkts.push(rtp_packet(
-                    PAYLOAD_TYPE,
+                    self.payload_type,
                     p.marker,
                     self.seq,
                     frame.ts,
@@ -598,12 +707,19 @@ impl Forwarder {
     }
 }
 
-/// An RTCP sender report mapping "now" to the RTP timeline extrapolated from the last frame.
-fn sender_report(ssrc: u32, last_ts: u32, last_at: Instant, packets: u32, octets: u32) -> Bytes {
+/// An RTCP sender report mapping "now" to the RTP timeline (at `clock_rate` Hz) extrapolated from
+/// the last frame.
+fn sender_report(
+    ssrc: u32,
+    clock_rate: u32,
+    last_ts: u32,
+    last_at: Instant,
+    packets: u32,
+    octets: u32,
+) -> Bytes {
     let elapsed = last_at.elapsed();
-    let ts = last_ts.wrapping_add(
-        (elapsed.as_micros() * u128::from(media::VIDEO_CLOCK_RATE) / 1_000_000) as u32,
-    );
+    let ts =
+        last_ts.wrapping_add((elapsed.as_micros() * u128::from(clock_rate) / 1_000_000) as u32);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -630,7 +746,11 @@ mod tests {
     fn transports() {
         assert!(matches!(
             parse_transport("RTP/AVP/TCP;unicast;interleaved=2-3"),
-            Some(TransportReq::Tcp(2, 3))
+            Some(TransportReq::Tcp(Some((2, 3))))
+        ));
+        assert!(matches!(
+            parse_transport("RTP/AVP/TCP;unicast"),
+            Some(TransportReq::Tcp(None))
         ));
         assert!(matches!(
             parse_transport("RTP/AVP;unicast;client_port=5000-5001"),
@@ -649,7 +769,7 @@ mod tests {
 
     #[test]
     fn sender_report_layout() {
-        let sr = sender_report(7, 100, Instant::now(), 3, 4);
+        let sr = sender_report(7, 90_000, 100, Instant::now(), 3, 4);
         assert_eq!(sr.len(), 28);
         assert_eq!(&sr[..8], &[0x80, 200, 0, 6, 0, 0, 0, 7]);
     }

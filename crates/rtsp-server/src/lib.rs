@@ -4,11 +4,13 @@
 //! - **server** ([`RtspServer`]): the accept loop, the mount table, optional credentials;
 //! - **connection** (`conn`): one task per TCP connection, incremental request parsing
 //!   ([`request::parse_message`]), responses, and the sessions it created;
-//! - **session**: one SETUP'd track with its transport (TCP interleaved or UDP), forwarding frames
-//!   from its mount with its own RTP sequence numbers and sending RTCP sender reports;
+//! - **session**: the SETUP'd tracks of one mount (video, and audio when the clip has it), each
+//!   with its transport (TCP interleaved or UDP), forwarding frames from its mount with its own
+//!   RTP sequence numbers and sending RTCP sender reports;
 //! - **mount** (gortsplib "stream"): one path, one shared pacing task that plays a
-//!   [`ClipSource`] in a loop at its frame rate with continuously increasing 90 kHz timestamps and
-//!   broadcasts each access unit's RTP payloads to all playing sessions.
+//!   [`ClipSource`] in a loop at its frame rate with continuously increasing 90 kHz timestamps
+//!   (and its [`AudioClip`], if any, in step with it) and broadcasts each access unit's RTP
+//!   payloads to all playing sessions.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), base::Error> {
@@ -17,6 +19,10 @@
 //! let clip = Arc::new(ClipSource::from_file("fixtures/clips/h264_a.h264", media::Codec::H264)?);
 //! let server = RtspServer::bind("127.0.0.1:0").await?;
 //! server.add_clip_mount("/cam1", clip);
+//! // The same video with an AAC track (`trackID=1`).
+//! let audio = rtsp_server::AudioClip::from_adts_file("fixtures/clips/aac_16k_mono.adts")?;
+//! let video = ClipSource::from_file("fixtures/clips/h264_a.h264", media::Codec::H264)?;
+//! server.add_clip_mount("/cam2", Arc::new(video.with_audio(audio)));
 //! println!("play {}", server.url("/cam1"));
 //! server.shutdown().await; // closes the listener and every connection
 //! # Ok(()) }
@@ -26,16 +32,29 @@
 //! - `OPTIONS`, `DESCRIBE` (SDP with `a=rtpmap:96 H264/90000` or `H265/90000`, `a=fmtp` with
 //!   `profile-level-id`/`sprop-parameter-sets` or `sprop-vps/sps/pps`, `a=control:trackID=0`,
 //!   `Content-Base`), `SETUP` (`RTP/AVP/TCP;interleaved=a-b` or `RTP/AVP;client_port=a-b`; RTP is
-//!   sent from an even/odd server port pair), `PLAY` (with `RTP-Info: url=..;seq=..`), `TEARDOWN`,
+//!   sent from an even/odd server port pair), `PLAY` (with `RTP-Info: url=..;seq=..;rtptime=..`
+//!   for every set-up track, the `rtptime`s naming the same instant), `TEARDOWN`,
 //!   `GET_PARAMETER`/`SET_PARAMETER` (keepalive).
+//! - A clip with audio ([`ClipSource::with_audio`]) adds a second media section: `m=audio 0
+//!   RTP/AVP 97`, `a=rtpmap:97 mpeg4-generic/<rate>/<channels>`, `a=fmtp:97 streamtype=5;
+//!   profile-level-id=15;mode=AAC-hbr;config=<AudioSpecificConfig hex>;sizelength=13;
+//!   indexlength=3;indexdeltalength=3`, `a=control:trackID=1`. A second SETUP in the session
+//!   adds the other track (TCP channels default to 0-1 for video and 2-3 for audio); clients may
+//!   set up either track or both. Audio goes out as one AAC frame per RTP packet (RFC 3640
+//!   AAC-hbr, marker set), timestamps advancing by 1024 on the sample-rate clock, paced in real
+//!   time on the same timeline as the video; each frame sent is the audio clip's frame at the
+//!   same position in the video loop, so equally long clips stay in sync loop after loop.
 //! - Status codes: 400 malformed request or missing CSeq (malformed requests also close the
 //!   connection), 401 + `WWW-Authenticate: Basic` when credentials are set and missing or wrong,
-//!   404 unknown or disabled path or track, 405 PAUSE/ANNOUNCE/RECORD, 454 unknown session, 459 a
-//!   second SETUP in one session, 461 no supported transport (multicast, no client_port),
-//!   501 unknown method, 505 version other than RTSP/1.0.
+//!   404 unknown or disabled path or track, 405 PAUSE/ANNOUNCE/RECORD, 454 unknown session, 455 a
+//!   SETUP in a session already playing, 459 a SETUP in a session of another mount or of a track
+//!   already set up, 461 no supported transport (multicast, no client_port), 400 interleaved
+//!   channels another track of the session uses, 501 unknown method, 505 version other than
+//!   RTSP/1.0.
 //! - Sessions belong to the connection that set them up and end with it. A playing session starts
-//!   at the next key frame. A session that falls behind (slow TCP reader) drops frames up to the
-//!   next key frame instead of queueing.
+//!   its video at the next key frame and its audio at once; no RTP packet precedes the PLAY
+//!   response. A session that falls behind (slow TCP reader) drops video frames up to the next
+//!   key frame (audio frames up to the newest) instead of queueing.
 //! - [`RtspServer::set_mount_enabled`] with `false` makes the mount answer 404 and stops sending
 //!   packets to existing sessions (they stall, like a hung camera) until re-enabled.
 //! - [`RtspServer::add_garbage_mount`] answers DESCRIBE with a valid H.264 SDP, then after PLAY
@@ -47,11 +66,13 @@
 //! - Dropping the server or calling [`RtspServer::shutdown`] closes the listener and all
 //!   connections. The listener uses `SO_REUSEADDR`, so a new server can bind the same port at once.
 
+pub mod audio;
 pub mod clip;
 mod conn;
 mod mount;
 pub mod request;
 
+pub use audio::{AAC_SAMPLES_PER_FRAME, AudioClip};
 pub use clip::{ClipFrame, ClipSource};
 pub use conn::SESSION_TIMEOUT_SECS;
 

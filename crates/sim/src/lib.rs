@@ -21,7 +21,8 @@
 //!   /RecorderCommandService/RecorderCommandService.asmx` SOAP `SequencesGetTypes`,
 //!   `SequencesGet`, dispatched on the body element (SOAPAction is ignored).
 //! - **RTSP** ([`Simulator::rtsp_base_url`]): every camera at `/camera/{index}` (1-based) and
-//!   `/live/{guid}` (Open Network Bridge form).
+//!   `/live/{guid}` (Open Network Bridge form). H.264 cameras cycle through the four H.264
+//!   fixture clips; those on the first (cameras 1, 5, 9, …) also send AAC audio.
 //!
 //! Behaviours the reference marks [?] are switchable in [`Faults`] (`numbers_as_strings`,
 //! `honour_paging`). Where the reference is silent the choice is marked [I] in the code.
@@ -38,7 +39,7 @@ pub use seq::{MOTION, RECORDING, RECORDING_WITH_TRIGGER};
 use base::{Error, ErrorKind, ResultExt};
 use model::Estate;
 use parking_lot::Mutex;
-use rtsp_server::{ClipSource, RtspServer};
+use rtsp_server::{AudioClip, ClipSource, RtspServer};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -163,7 +164,19 @@ impl Clips {
             &include_bytes!("../../../fixtures/clips/h264_d.h264")[..],
         ]
         .iter()
-        .map(|b| ClipSource::from_annexb(Codec::H264, b, 25).map(Arc::new))
+        .enumerate()
+        .map(|(i, b)| {
+            let clip = ClipSource::from_annexb(Codec::H264, b, 25)?;
+            // Like a real site, some cameras have a microphone: every camera playing the first
+            // clip also sends AAC audio.
+            Ok(Arc::new(if i == 0 {
+                clip.with_audio(AudioClip::from_adts(include_bytes!(
+                    "../../../fixtures/clips/aac_16k_mono.adts"
+                ))?)
+            } else {
+                clip
+            }))
+        })
         .collect::<Result<Vec<_>, Error>>()?;
         let h265 = Arc::new(ClipSource::from_annexb(
             Codec::H265,

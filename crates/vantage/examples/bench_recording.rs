@@ -2,14 +2,15 @@
 //!
 //!   cargo run --release -p vantage --example bench_recording -- \
 //!       --cameras N --seconds S --bitrate-kbps K --dir PATH [--writer-threads T] \
-//!       [--warmup W] [--max-usage-gb G]
+//!       [--warmup W] [--max-usage-gb G] [--audio]
 //!
 //! N hub channels are fed by one feeder thread (`bench-feeder`) that ticks every 40 ms and
 //! publishes one frame per camera (25 fps, 2 s GOP, pts +3600 per frame, the four H.264 fixture
 //! clips looped, camera phases staggered so key frames are spread over the GOP). Each access unit
 //! gets an H.264 filler-data NAL unit (type 12) so the stream averages K kbit/s. The recorder
 //! (`recorder::service::Recorder`, real clocks, a byte budget so retention runs too) records all
-//! N cameras into PATH.
+//! N cameras into PATH. With `--audio` every camera also sends the AAC fixture (16 kHz mono,
+//! 15.6 frames/s, ~33 kbit/s), recorded as a second track.
 //!
 //! After W seconds of warm-up (default 10) it measures S seconds: CPU of the recorder's threads
 //! (`rec-writer-N`, `rec-syncer`, `rec-retention`) and of the feeder separately (from
@@ -43,12 +44,13 @@ struct Args {
     writer_threads: usize,
     warmup: u64,
     max_usage_gb: Option<f64>,
+    audio: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: bench_recording --cameras N --seconds S --bitrate-kbps K --dir PATH \
-         [--writer-threads T] [--warmup W] [--max-usage-gb G]"
+         [--writer-threads T] [--warmup W] [--max-usage-gb G] [--audio]"
     );
     std::process::exit(2);
 }
@@ -62,9 +64,14 @@ fn parse_args() -> Args {
         writer_threads: RecorderConfig::new("").writer_threads,
         warmup: 10,
         max_usage_gb: None,
+        audio: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--audio" {
+            a.audio = true;
+            continue;
+        }
         let v = it.next().unwrap_or_else(|| usage());
         match k.as_str() {
             "--cameras" => a.cameras = v.parse().unwrap_or_else(|_| usage()),
@@ -275,6 +282,20 @@ fn main() {
             retention_days: 90,
         })
         .collect();
+    // Audio: the channel announces it before the first frame, as an RTSP session does.
+    let audio: Option<Arc<rtsp_server::AudioClip>> = a.audio.then(|| {
+        let clip =
+            rtsp_server::AudioClip::from_adts_file(root.join("fixtures/clips/aac_16k_mono.adts"))
+                .unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                });
+        Arc::new(clip)
+    });
+    let audio_params = audio.as_ref().map(|c| Arc::new(c.params().clone()));
+    for c in &channels {
+        c.set_audio_params(audio_params.clone());
+    }
     recorder.apply(&hub, &specs);
 
     // Camera i plays clip i % 4 starting at frame offset[i]: key frames (every 50 frames) are
@@ -303,10 +324,13 @@ fn main() {
             late_max_us.clone(),
         );
         let (clips, channels, offsets) = (clips.clone(), channels.clone(), offsets.clone());
+        let (audio, audio_params) = (audio.clone(), audio_params.clone());
         std::thread::Builder::new()
             .name("bench-feeder".into())
             .spawn(move || {
                 let mut k: usize = 0;
+                // AAC frames sent so far (1024 samples at 16 kHz = 5760 ticks each).
+                let mut ka: usize = 0;
                 let mut next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     let now = Instant::now();
@@ -318,6 +342,21 @@ fn main() {
                     }
                     next += FRAME_INTERVAL;
                     let received = SystemTime::now();
+                    if let (Some(clip), Some(params)) = (&audio, &audio_params) {
+                        while ka as i64 * 5760 <= k as i64 * TICKS_PER_FRAME {
+                            let data = clip.frames()[ka % clip.frames().len()].clone();
+                            for ch in channels.iter() {
+                                ch.publish_audio(media::AudioFrame {
+                                    pts: ka as i64 * 5760,
+                                    received,
+                                    duration: 1024,
+                                    data: data.clone(),
+                                    params: params.clone(),
+                                });
+                            }
+                            ka += 1;
+                        }
+                    }
                     let mut nkeys = 0;
                     for (i, ch) in channels.iter().enumerate() {
                         let clip = &clips[i % clips.len()];
@@ -386,6 +425,7 @@ fn main() {
     let frames_in: u64 = channels.iter().map(|c| c.stats().frames_in).sum();
     let (mut seg_frames, mut skipped, mut dropped_fragments, mut fragments, mut runs) =
         (0, 0, 0, 0, 0);
+    let (mut audio_in, mut audio_written, mut audio_skipped) = (0, 0, 0);
     let mut cams_with_writer = 0;
     for c in &st2.cameras {
         if let Some(w) = &c.writer {
@@ -395,6 +435,9 @@ fn main() {
             fragments += w.segmenter.fragments;
             runs += w.segmenter.runs;
             dropped_fragments += w.dropped_fragments;
+            audio_in += w.segmenter.audio_frames;
+            audio_written += w.segmenter.audio_written;
+            audio_skipped += w.segmenter.audio_skipped;
         }
     }
     let t_shut = Instant::now();
@@ -461,7 +504,13 @@ fn main() {
     let gops = keys1 - keys0;
     let lag = lag_delta(&st0.lag, &st1.lag);
     let (mbusy, mtotal) = (m1.0 - m0.0, m1.1 - m0.1);
-    let out = json!({
+    let audio_json = json!({
+        "enabled": a.audio,
+        "into_segmenter": audio_in,
+        "written": audio_written,
+        "skipped": audio_skipped,
+    });
+    let mut out = json!({
         "bench": "recording",
         "cameras": n,
         "bitrate_kbps": a.bitrate_kbps,
@@ -539,5 +588,6 @@ fn main() {
         },
         "shutdown_ms": shutdown_ms,
     });
+    out["audio"] = audio_json;
     println!("{out}");
 }

@@ -1,9 +1,11 @@
 //! `vantage demo`: an RTSP server inside the process plays the committed fixture clips as eight
-//! cameras of four agencies, and a node serves them. Nothing needs to be installed.
+//! cameras of four agencies, and a node serves them. Nothing needs to be installed. The first
+//! clip (`/h264_a`) has an AAC audio track (an 880 Hz tone with a short beep every second), which
+//! the recorder records.
 
 use base::Error;
 use media::Codec;
-use rtsp_server::{ClipSource, RtspServer};
+use rtsp_server::{AudioClip, ClipSource, RtspServer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -27,6 +29,9 @@ pub const CLIPS: [(&str, &[u8]); 4] = [
     ),
 ];
 
+/// The audio of the first clip: 10 s of AAC-LC, 16 kHz mono, looped with the video.
+pub const AUDIO: &[u8] = include_bytes!("../../../fixtures/clips/aac_16k_mono.adts");
+
 /// Ports of the demo; 0 picks a free one.
 #[derive(Clone, Debug)]
 pub struct DemoPorts {
@@ -49,9 +54,13 @@ impl Default for DemoPorts {
 /// Starts the in-process RTSP server with one mount per clip.
 pub async fn start_cameras(addr: SocketAddr) -> Result<RtspServer, Error> {
     let server = RtspServer::bind(&addr.to_string()).await?;
-    for (name, data) in CLIPS {
-        let clip = ClipSource::from_annexb(Codec::H264, data, 25)
+    for (i, (name, data)) in CLIPS.into_iter().enumerate() {
+        let mut clip = ClipSource::from_annexb(Codec::H264, data, 25)
             .map_err(|e| e.context(format_args!("fixture clip {name}")))?;
+        if i == 0 {
+            let audio = AudioClip::from_adts(AUDIO).map_err(|e| e.context("fixture audio"))?;
+            clip = clip.with_audio(audio);
+        }
         server.add_clip_mount(&format!("/{name}"), Arc::new(clip));
     }
     Ok(server)

@@ -101,6 +101,43 @@ fn ffprobe(file: &Path) -> (u64, String, u64) {
     )
 }
 
+/// ffprobe's view of a file's audio stream: codec, sample rate, frames decoded, and the audio's
+/// start time minus the video's, seconds (E2E only).
+fn ffprobe_audio(file: &Path) -> (String, u64, u64, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=codec_type,codec_name,sample_rate,nb_read_frames,start_time",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe installed (VANTAGE_E2E=1)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe {}: {stderr}", file.display());
+    assert!(stderr.trim().is_empty(), "ffprobe: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let of = |t: &str| {
+        streams
+            .iter()
+            .find(|s| s["codec_type"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {t} stream in {}: {v}", file.display()))
+    };
+    let (a, vid) = (of("audio"), of("video"));
+    let num =
+        |s: &Value, k: &str| -> f64 { s[k].as_str().and_then(|n| n.parse().ok()).unwrap_or(-1.0) };
+    (
+        a["codec_name"].as_str().unwrap_or("").to_owned(),
+        num(&a, "sample_rate") as u64,
+        num(&a, "nb_read_frames") as u64,
+        num(&a, "start_time") - num(&vid, "start_time"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
     // Minutes with 60 s segments under E2E; a shorter run with 4 s segments otherwise.
@@ -115,7 +152,8 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
     .expect("h265 fixture");
     rtsp.add_clip_mount("/h265_a", std::sync::Arc::new(clip265));
     let a = rtsp.local_addr();
-    // Four H.264 cameras and one H.265 camera (recorded as hvc1).
+    // Four H.264 cameras and one H.265 camera (recorded as hvc1); cam-a's source has AAC audio
+    // (the demo's first clip), recorded as a second track.
     let ids = ["cam-a", "cam-b", "cam-c", "cam-d", "cam-265"];
     let codec_of = |id: &str| if id == "cam-265" { "h265" } else { "h264" };
     let cams: Vec<(&str, String, &str)> = ids
@@ -152,6 +190,17 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
         assert_eq!(c["recording"]["state"], "recording", "{c}");
         assert_eq!(c["recording"]["fragments_dropped"], 0);
         assert_eq!(c["recording"]["frames_dropped_behind"], 0);
+        let audio = &c["properties"]["audio"];
+        if id == "cam-a" {
+            assert_eq!(audio["codec"], "AAC", "{c}");
+            assert_eq!(audio["codec_string"], "mp4a.40.2");
+            assert_eq!(
+                (audio["sample_rate"].as_u64(), audio["channels"].as_u64()),
+                (Some(16_000), Some(1))
+            );
+        } else {
+            assert!(audio.is_null(), "{c}");
+        }
     }
     let (status, st) = api.get("/api/v1/storage").await;
     assert_eq!(status, 200);
@@ -180,7 +229,10 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
     );
     assert_eq!(runs[0]["codec"], "H.264");
     assert_eq!(runs[0]["resolution"], "640x360");
+    assert_eq!(runs[0]["has_audio"], true, "{tl}");
     assert_eq!(tl["gaps"].as_array().unwrap().len(), 0);
+    let (_, tl) = api.get("/api/v1/recordings/cam-b").await;
+    assert_eq!(tl["timeline"][0]["has_audio"], false, "{tl}");
     node.shutdown().await;
     let elapsed = t0.elapsed().unwrap().as_secs_f64();
 
@@ -229,6 +281,36 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
             assert_eq!(s.codec, codec_of(id));
             let kfs = ix.keyframes(s.id).unwrap();
             assert_eq!(kfs.len(), sc.fragments.len(), "a key frame per fragment");
+            // Audio: cam-a's segments have an AAC track with 15.625 frames (of 1024 samples at
+            // 16 kHz) per second of video; the others have none.
+            let audio: u64 = sc
+                .fragments
+                .iter()
+                .map(|f| u64::from(f.audio_samples))
+                .sum();
+            if id == "cam-a" {
+                assert_eq!(s.codec_string, "avc1.64001e,mp4a.40.2");
+                assert_eq!(sc.audio.as_deref(), Some("aac"));
+                let want = dur as f64 / 90_000.0 * 15.625;
+                assert!(
+                    (audio as f64 - want).abs() <= 4.0,
+                    "{}: {audio} audio frames for {want:.1}",
+                    s.path
+                );
+                if e2e() {
+                    let (codec, rate, frames, offset) = ffprobe_audio(&file);
+                    assert_eq!((codec.as_str(), rate), ("aac", 16_000));
+                    assert_eq!(frames, audio, "{}: every audio frame decodes", s.path);
+                    // In sync: the segment's audio starts within a frame of its video.
+                    assert!(
+                        (-0.07..0.15).contains(&offset),
+                        "{}: audio starts {offset} s after the video",
+                        s.path
+                    );
+                }
+            } else {
+                assert_eq!((sc.audio.as_deref(), audio), (None, 0), "{}", s.path);
+            }
             if e2e() {
                 let (frames, codec, width) = ffprobe(&file);
                 let samples: u64 = sc.fragments.iter().map(|f| u64::from(f.samples)).sum();
