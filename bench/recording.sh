@@ -3,7 +3,7 @@
 # 4 Mbit/s each (examples/bench_recording.rs): CPU of the recorder's threads and of the feeder,
 # writes/s vs GOPs/s, MB/s, frame-arrival-to-disk lag, frames skipped, index bytes per camera-day.
 # Usage: bench/recording.sh [out.jsonl]   (env: SECONDS_PER_RUN=60 WARMUP=10 KBPS=4000
-#        CAMERAS="100 500" WRITER_THREADS=2 BENCH_TMP=/var/tmp)
+#        CAMERAS="100 500" WRITER_THREADS=2 BENCH_TMP=/var/tmp AUDIO=1 to add AAC audio to every camera)
 # The recordings go to a temporary directory on a real disk (not tmpfs), deleted afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,8 @@ KBPS=${KBPS:-4000}
 CAMERAS=${CAMERAS:-"100 500"}
 THREADS=${WRITER_THREADS:-2}
 BASE=${BENCH_TMP:-/var/tmp}
+AUDIO_ARG=()
+if [ "${AUDIO:-0}" = 1 ]; then AUDIO_ARG=(--audio); fi
 mkdir -p "$(dirname "$OUT")"
 
 cargo build --release -p vantage --examples --bin vantage
@@ -40,7 +42,7 @@ for n in $CAMERAS; do
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "== $n cameras x ${KBPS} kbit/s, ${WARMUP} s warm-up + ${secs} s measured (load: $load)" >&2
   line=$(target/release/examples/bench_recording --cameras "$n" --seconds "$secs" \
-    --warmup "$WARMUP" --bitrate-kbps "$KBPS" --writer-threads "$THREADS" --dir "$TMP/rec-$n")
+    --warmup "$WARMUP" --bitrate-kbps "$KBPS" --writer-threads "$THREADS" --dir "$TMP/rec-$n" "${AUDIO_ARG[@]}")
   line="{\"date\":\"$(date -u +%FT%TZ)\",\"commit\":\"$commit\",\"disk_fs\":\"$(stat -f -c %T "$TMP")\",\"nproc\":$(nproc),\"loadavg_start\":\"$load\",${line#\{}"
   echo "$line" | tee -a "$OUT"
   python3 - "$line" <<'EOF' >&2
@@ -52,6 +54,9 @@ print(f"  recorder CPU {c['recorder']} % of one core (writers {c['rec_writers']}
 print(f"  writes/s {r['writes_per_s']} vs GOPs/s {r['gops_per_s']} (writes per GOP {r['writes_per_gop']}); "
       f"{r['mbyte_per_s']} MB/s; syncs/s {r['syncs_per_s']}")
 print(f"  lag p50 <= {l['p50_le']} ms, p95 <= {l['p95_le']} ms, p99 <= {l['p99_le']} ms, max {l['max_whole_run']} ms")
+a = r.get("audio", {})
+if a.get("enabled"):
+    print(f"  audio frames into segmenter {a['into_segmenter']}, written {a['written']}, skipped {a['skipped']}")
 print(f"  frames lost in hub queue {f['lost_in_hub_queue']}, skipped by segmenter {f['skipped_by_segmenter']}, "
       f"dropped fragments {f['dropped_fragments']}, write errors {r['write_errors']}")
 print(f"  index: {i['raw_bytes_per_camera_day_recorded']:.0f} B/camera-day raw (db+wal), "
