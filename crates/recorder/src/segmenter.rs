@@ -30,6 +30,10 @@ use media::{AudioFrame, AudioParams, Codec, Frame, VideoParams};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Audio frames held for the GOP being collected, at most: 1000 is over 20 s of 48 kHz AAC, far
+/// beyond any GOP.
+const MAX_PENDING_AUDIO: usize = 1000;
+
 /// Tuning of [`Segmenter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmenterConfig {
@@ -280,10 +284,16 @@ impl Segmenter {
             return;
         }
         let t = frame.pts.saturating_add(offset);
-        if t < self.open_start {
-            // Belongs before the open segment (arrived after its first key frame was cut).
+        if t < self.open_start || t > self.last_t.saturating_add(self.cfg.max_gap) {
+            // Before the open segment (arrived after its first key frame was cut), or so far
+            // ahead of the video that the camera's audio clock is not to be trusted.
             self.stats.audio_skipped += 1;
             return;
+        }
+        if self.audio_pending.len() >= MAX_PENDING_AUDIO {
+            // Bounded whatever the camera sends (the video stalled while audio kept coming).
+            self.audio_pending.pop_front();
+            self.stats.audio_skipped += 1;
         }
         self.audio_pending.push_back((frame, t));
     }
@@ -686,6 +696,38 @@ mod tests {
         // Only the first audio frame (before the first video frame opened a segment) is lost.
         assert_eq!(st.audio_written + st.audio_skipped, st.audio_frames);
         assert!(st.audio_skipped <= 1, "{st:?}");
+    }
+
+    #[test]
+    fn audio_far_ahead_of_the_video_or_in_excess_is_dropped_not_held() {
+        let mut cam = Cam::new("h264_a.h264", Codec::H264);
+        let mut seg = Segmenter::new("cam-1", long_period());
+        seg.set_audio(Some(aac_16k()));
+        let mut out = Vec::new();
+        run_av(&mut cam, &mut seg, 60, 0..0, &mut out);
+        let before = seg.stats();
+        // A camera whose audio clock jumped 1 h ahead: nothing is held for it.
+        let frame = |pts: i64| AudioFrame {
+            pts,
+            received: cam.received(),
+            duration: 1024,
+            data: bytes::Bytes::from_static(&[0x21, 0, 0x40, 0x07]),
+            params: aac_16k(),
+        };
+        for k in 0..5000 {
+            seg.push_audio(frame(cam.pts0 + 3600 * TICKS_PER_SEC + k * 5760));
+        }
+        let st = seg.stats();
+        assert_eq!(st.audio_skipped - before.audio_skipped, 5000);
+        assert!(seg.audio_pending.len() < 40, "{}", seg.audio_pending.len());
+        // A flood within the window (video stalled, audio kept coming): bounded.
+        let now = cam.pts0 + cam.n as i64 * 3600;
+        for _ in 0..5000 {
+            seg.push_audio(frame(now));
+        }
+        assert_eq!(seg.audio_pending.len(), MAX_PENDING_AUDIO);
+        seg.finish(&mut out);
+        assert!(seg.audio_pending.is_empty());
     }
 
     #[test]
