@@ -98,19 +98,24 @@ impl Channel {
     /// Subscribes with a shared waker: one task serving many subscribers (a WebRTC media loop) can
     /// wait on one `Notify` and then drain all of them with [`Subscriber::try_recv`].
     pub fn subscribe_with(self: &Arc<Self>, wake: Arc<Notify>) -> Subscriber {
-        let id = self.core.lock().subscribe(wake.clone());
-        self.demand.notify_waiters();
-        Subscriber {
-            channel: self.clone(),
-            id,
-            wake,
-        }
+        self.subscribe_inner(wake, false)
     }
 
     /// Subscribes to video and audio: [`Subscriber::try_recv_audio`] returns the audio frames
     /// (the recorder). Viewers use [`Channel::subscribe_with`] and never queue audio.
     pub fn subscribe_av(self: &Arc<Self>, wake: Arc<Notify>) -> Subscriber {
-        let id = self.core.lock().subscribe_av(wake.clone());
+        self.subscribe_inner(wake, true)
+    }
+
+    fn subscribe_inner(self: &Arc<Self>, wake: Arc<Notify>, audio: bool) -> Subscriber {
+        let id = {
+            let mut core = self.core.lock();
+            if audio {
+                core.subscribe_av(wake.clone())
+            } else {
+                core.subscribe(wake.clone())
+            }
+        };
         self.demand.notify_waiters();
         Subscriber {
             channel: self.clone(),

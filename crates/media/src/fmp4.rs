@@ -200,21 +200,7 @@ fn write_video_trak(
 ) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
-        let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
-        put_u32(out, 0); // creation_time
-        put_u32(out, 0); // modification_time
-        put_u32(out, TRACK_ID);
-        put_u32(out, 0); // reserved
-        put_u32(out, 0); // duration
-        out.extend_from_slice(&[0; 8]); // reserved
-        put_u16(out, 0); // layer
-        put_u16(out, 0); // alternate_group
-        put_u16(out, 0); // volume (video)
-        put_u16(out, 0); // reserved
-        put_matrix(out);
-        put_u32(out, u32::from(width) << 16);
-        put_u32(out, u32::from(height) << 16);
-        end(out, tkhd)?;
+        write_tkhd(out, TRACK_ID, 0, width, height)?; // no volume (video)
 
         let mdia = begin(out, b"mdia");
         {
@@ -246,25 +232,36 @@ fn write_video_trak(
     end(out, trak)
 }
 
+/// A `tkhd` (enabled, in movie) for track `id`; `volume` is 8.8 fixed point, the size in pixels.
+fn write_tkhd(
+    out: &mut Vec<u8>,
+    id: u32,
+    volume: u16,
+    width: u16,
+    height: u16,
+) -> Result<(), Error> {
+    let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
+    put_u32(out, 0); // creation_time
+    put_u32(out, 0); // modification_time
+    put_u32(out, id);
+    put_u32(out, 0); // reserved
+    put_u32(out, 0); // duration
+    out.extend_from_slice(&[0; 8]); // reserved
+    put_u16(out, 0); // layer
+    put_u16(out, 0); // alternate_group
+    put_u16(out, volume);
+    put_u16(out, 0); // reserved
+    put_matrix(out);
+    put_u32(out, u32::from(width) << 16);
+    put_u32(out, u32::from(height) << 16);
+    end(out, tkhd)
+}
+
 /// The audio `trak` (track [`AUDIO_TRACK_ID`]); `a` passed [`check_audio`].
 fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
-        let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
-        put_u32(out, 0); // creation_time
-        put_u32(out, 0); // modification_time
-        put_u32(out, AUDIO_TRACK_ID);
-        put_u32(out, 0); // reserved
-        put_u32(out, 0); // duration
-        out.extend_from_slice(&[0; 8]); // reserved
-        put_u16(out, 0); // layer
-        put_u16(out, 0); // alternate_group
-        put_u16(out, 0x0100); // volume 1.0
-        put_u16(out, 0); // reserved
-        put_matrix(out);
-        put_u32(out, 0); // width
-        put_u32(out, 0); // height
-        end(out, tkhd)?;
+        write_tkhd(out, AUDIO_TRACK_ID, 0x0100, 0, 0)?; // volume 1.0, no picture
 
         let mdia = begin(out, b"mdia");
         {

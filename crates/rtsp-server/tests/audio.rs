@@ -204,6 +204,22 @@ fn check(got: &Got) {
     assert!(skew.abs() < 0.05, "audio/video skew {skew:.3}s");
 }
 
+/// The value of header `name` in response `r` (the test fails if it is missing).
+fn header<'a>(r: &'a str, name: &str) -> &'a str {
+    r.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("no {name} in {r}"))
+}
+
+/// The session id of a SETUP response (without `;timeout=`).
+fn session_id(r: &str) -> String {
+    header(r, "Session")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
 #[tokio::test]
 async fn retina_plays_audio_and_video_over_tcp() {
     let server = RtspServer::bind("127.0.0.1:0").await.unwrap();
@@ -349,14 +365,7 @@ async fn raw_two_track_session() {
     .await;
     assert!(r.starts_with("RTSP/1.0 200"), "{r}");
     assert!(r.contains("interleaved=2-3"), "{r}");
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = session_id(&r);
     let setup = |cseq: u32, track: u32, channels: &str| {
         format!(
             "SETUP {base}/trackID={track} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {session}\r\n\
@@ -380,10 +389,7 @@ async fn raw_two_track_session() {
     )
     .await;
     assert!(r.starts_with("RTSP/1.0 200"), "{r}");
-    let info = r
-        .lines()
-        .find_map(|l| l.strip_prefix("RTP-Info: "))
-        .unwrap();
+    let info = header(&r, "RTP-Info");
     let parts: Vec<&str> = info.split(',').collect();
     assert_eq!(parts.len(), 2, "{info}");
     assert!(parts[0].starts_with(&format!("url={base}/trackID=0;seq=")));
@@ -399,14 +405,7 @@ async fn raw_two_track_session() {
     )
     .await;
     assert!(r.starts_with("RTSP/1.0 200"), "{r}");
-    let session2 = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session2 = session_id(&r);
     assert_ne!(session2, session);
     let r = ask(
         &mut s,
@@ -415,10 +414,7 @@ async fn raw_two_track_session() {
     )
     .await;
     assert!(r.starts_with("RTSP/1.0 200"), "{r}");
-    let info = r
-        .lines()
-        .find_map(|l| l.strip_prefix("RTP-Info: "))
-        .unwrap();
+    let info = header(&r, "RTP-Info");
     assert!(!info.contains(','), "{info}");
     let r = ask(
         &mut s,
