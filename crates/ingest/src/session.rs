@@ -16,7 +16,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// No frame for this long ends the session ("no frames for 5 s").
+/// No frame for this long ends the session ("no video frames for 5 s"); audio alone does not count.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Each of DESCRIBE, SETUP and PLAY must be answered within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -450,12 +450,14 @@ async fn session_inner(
     tracing::debug!(%codec, transport = ?source.transport, "playing");
 
     let mut builder = FrameBuilder::new(codec, clock_rate, prev);
+    // The stall deadline is the video's: audio alone does not keep a session alive.
+    let mut video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let item = match tokio::time::timeout_at(video_deadline, demuxed.next()).await {
             Err(_) => {
                 return Err(ctx.error(
                     ErrorKind::DeadlineExceeded,
-                    format_args!("no frames for {} s", STALL_TIMEOUT.as_secs()),
+                    format_args!("no video frames for {} s", STALL_TIMEOUT.as_secs()),
                 ));
             }
             Ok(None) => {
@@ -479,6 +481,7 @@ async fn session_inner(
         if f.stream_id() != stream_i {
             continue;
         }
+        video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
         // Retina's view of the parameters, looked up only when they are rebuilt.
         let retina_params = || match demuxed.streams().get(stream_i)?.parameters()? {
             ParametersRef::Video(v) => Some(v.clone()),
