@@ -170,12 +170,8 @@ impl Channel {
     /// also sees its audio parameters.
     pub fn set_audio_params(&self, params: Option<Arc<AudioParams>>) {
         let mut p = self.audio_params.lock();
-        let same = match (&*p, &params) {
-            (Some(a), Some(b)) => a == b,
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
+        // Equal parameters keep the existing `Arc`, so consumers compare pointers.
+        if *p != params {
             *p = params;
         }
     }

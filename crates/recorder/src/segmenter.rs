@@ -229,7 +229,7 @@ impl Segmenter {
                     || p.sps != frame.params.sps
                     || p.pps != frame.params.pps
                     || p.vps != frame.params.vps
-                    || !same_audio(self.open_audio.as_deref(), self.audio.as_deref())
+                    || self.open_audio != self.audio
             });
         match decision {
             Decision::Skip => {
@@ -267,7 +267,8 @@ impl Segmenter {
     /// The camera session's audio parameters (`None`: no recordable audio). Segments opened from
     /// now on carry this audio track; a change starts a new segment at the next key frame.
     pub fn set_audio(&mut self, params: Option<Arc<AudioParams>>) {
-        if !same_audio(self.audio.as_deref(), params.as_deref()) {
+        // Arc's equality compares pointers first: cheap for the same session's parameters.
+        if self.audio != params {
             self.audio = params;
         }
     }
@@ -279,7 +280,7 @@ impl Segmenter {
             self.stats.audio_skipped += 1;
             return;
         };
-        if self.open.is_none() || !same_audio(Some(open), Some(&frame.params)) {
+        if self.open.is_none() || *open != frame.params {
             self.stats.audio_skipped += 1;
             return;
         }
@@ -496,11 +497,6 @@ impl Segmenter {
         let samples = frames.into_iter().map(|(f, _)| f).zip(durations).collect();
         Some((base, samples))
     }
-}
-
-/// Whether two audio parameter sets describe the same track.
-fn same_audio(a: Option<&AudioParams>, b: Option<&AudioParams>) -> bool {
-    a == b
 }
 
 #[cfg(test)]
