@@ -333,6 +333,14 @@ mod tests {
         fn realtime(&self) -> SystemTime {
             SystemTime::now()
         }
+        fn sleep_until(&self, deadline: Instant) -> base::clock::Sleep {
+            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                deadline,
+            )))
+        }
+        fn sleep_blocking(&self, d: std::time::Duration) {
+            std::thread::sleep(d)
+        }
     }
 
     fn params() -> Arc<VideoParams> {
