@@ -1,0 +1,296 @@
+//! The bodies of Vantage's fuzz targets, one `pub fn <target>(data: &[u8])` each.
+//!
+//! Every body feeds untrusted bytes to a parser and asserts what must hold for any input: no panic,
+//! and the parser's invariants (bounds, order, round-trips where one exists). The same functions
+//! run in two places:
+//! - `fuzz/fuzz_targets/<target>.rs`: the libFuzzer targets (`cargo fuzz run <target>`, nightly);
+//! - `tests/replay.rs`: an ordinary `cargo test` on stable that replays the committed seed corpus
+//!   in `fuzz/seeds/<target>/` and a few thousand inputs derived from it by the deterministic
+//!   mutator in [`mutate`], so CI exercises every target without a nightly toolchain.
+//!
+//! A failing input found either way reproduces with `cargo test -p fuzzing --test replay` once it
+//! is added to `fuzz/seeds/<target>/`.
+
+pub mod mutate;
+pub mod replay;
+
+use media::Codec;
+use media::nal::annexb_nals;
+use media::rtp::{MIN_PAYLOAD_SIZE, packetize};
+use media::{ParameterSets, VideoParams};
+use rtsp_server::AudioClip;
+use rtsp_server::audio::parse_adts;
+use rtsp_server::request::{Message, parse_message, uri_path};
+
+/// A target's name and body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, by the name of its folder in `fuzz/seeds/` and its binary in `fuzz/`.
+pub const TARGETS: [Target; 9] = [
+    ("annexb_split", annexb_split),
+    ("sps_parse", sps_parse),
+    ("rtsp_request", rtsp_request),
+    ("sdp_offer", sdp_offer),
+    ("config_load", config_load),
+    ("vms_json", vms_json),
+    ("vms_soap", vms_soap),
+    ("fmp4_scan", fmp4_scan),
+    ("adts_parse", adts_parse),
+];
+
+/// Splitting arbitrary bytes into access units, then packetizing them, never panics and keeps the
+/// output well-formed: the access units hold the input's NAL units in order (a prefix of them:
+/// trailing NAL units without a picture are dropped), and the RTP payloads reassemble into the
+/// access unit's NAL units.
+///
+/// The first byte selects the codec (bit 0) and the payload size (`(byte >> 1) * 16`).
+pub fn annexb_split(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let codec = if sel & 1 == 0 {
+        Codec::H264
+    } else {
+        Codec::H265
+    };
+    let mtu = usize::from(sel >> 1) * 16;
+    let input_nals: Vec<&[u8]> = annexb_nals(rest).collect();
+    let mut next_nal = 0;
+    for au in media::split_access_units(codec, rest) {
+        assert!(au.data.starts_with(&[0, 0, 0, 1]));
+        let nals: Vec<&[u8]> = annexb_nals(&au.data).collect();
+        assert!(!nals.is_empty());
+        for nal in &nals {
+            assert_eq!(
+                Some(nal),
+                input_nals.get(next_nal),
+                "access unit NAL units are the input's, in order"
+            );
+            next_nal += 1;
+        }
+        let _ = ParameterSets::from_access_unit(codec, &au.data);
+        let payloads = packetize(codec, &au.data, mtu);
+        for (i, p) in payloads.iter().enumerate() {
+            assert!(p.data.len() <= mtu.max(MIN_PAYLOAD_SIZE));
+            assert_eq!(p.marker, i + 1 == payloads.len(), "marker on the last only");
+        }
+        if let Some(sent) = expected_rtp_nals(codec, &nals) {
+            assert_eq!(depacketize(codec, &payloads), sent, "RTP round-trip");
+        }
+    }
+}
+
+/// The NAL units `packetize` sends for an access unit (it drops AUDs, and H.265 NAL units shorter
+/// than their header), or `None` when one of them has a fragmentation-unit type of its own, which
+/// a receiver cannot tell from a real fragment (so no round-trip is defined).
+fn expected_rtp_nals<'a>(codec: Codec, nals: &[&'a [u8]]) -> Option<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
+    for &nal in nals {
+        let t = media::nal::nal_type(codec, nal);
+        let (skip, fu) = match codec {
+            Codec::H264 => (t == Some(9), t == Some(28)),
+            Codec::H265 => (nal.len() < 2 || t == Some(35), t == Some(49)),
+        };
+        if fu {
+            return None;
+        }
+        if !skip {
+            out.push(nal);
+        }
+    }
+    Some(out)
+}
+
+/// A minimal receiver: single NAL unit packets as they are, fragmentation units (H.264 FU-A,
+/// H.265 FU) joined back into their NAL unit.
+fn depacketize(codec: Codec, payloads: &[media::rtp::RtpPayload]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut open: Option<Vec<u8>> = None;
+    for p in payloads {
+        let d = &p.data[..];
+        let (is_fu, header_len) = match codec {
+            Codec::H264 => (d.first().is_some_and(|b| b & 0x1f == 28), 2),
+            Codec::H265 => (d.first().is_some_and(|b| (b >> 1) & 0x3f == 49), 3),
+        };
+        if !is_fu {
+            assert!(open.is_none(), "a fragmented NAL unit was not ended");
+            out.push(d.to_vec());
+            continue;
+        }
+        assert!(d.len() > header_len, "empty fragment");
+        let fu = d[header_len - 1];
+        let (start, end, typ) = (fu & 0x80 != 0, fu & 0x40 != 0, fu & 0x3f);
+        if start {
+            assert!(open.is_none(), "a fragmented NAL unit was not ended");
+            open = Some(match codec {
+                Codec::H264 => vec![(d[0] & 0xe0) | (typ & 0x1f)],
+                Codec::H265 => vec![(d[0] & 0x81) | (typ << 1), d[1]],
+            });
+        }
+        let nal = open.as_mut().expect("fragment without a start");
+        nal.extend_from_slice(&d[header_len..]);
+        if end {
+            out.extend(open.take());
+        }
+    }
+    assert!(open.is_none(), "a fragmented NAL unit was not ended");
+    out
+}
+
+/// SPS parsing and `VideoParams` construction never panic on arbitrary bytes.
+pub fn sps_parse(data: &[u8]) {
+    let _ = media::sps::parse_h264_sps(data);
+    if let Some(s) = media::sps::parse_h265_sps(data) {
+        let _ = s.rfc6381();
+    }
+    let mut r = media::bits::BitReader::new(data);
+    while r.read_ue().is_some() {}
+    for codec in [Codec::H264, Codec::H265] {
+        let ps = ParameterSets {
+            vps: Some(data.to_vec().into()),
+            sps: Some(data.to_vec().into()),
+            pps: Some(data.to_vec().into()),
+        };
+        if let Ok(p) = VideoParams::from_parameter_sets(codec, &ps, 0) {
+            assert_eq!(p.codec, codec);
+            let _ = p.sdp_fmtp();
+        }
+    }
+}
+
+/// The RTSP request parser never panics, never claims more bytes than it was given, and parses a
+/// stream of pipelined messages to the end or to an error. An interleaved frame is exactly its
+/// 4-byte header and the length it announces.
+pub fn rtsp_request(data: &[u8]) {
+    let mut rest = data;
+    while let Ok(Some((msg, used))) = parse_message(rest) {
+        assert!(used > 0 && used <= rest.len());
+        match msg {
+            Message::Request(r) => {
+                let _ = r.path();
+                let _ = r.header("CSeq");
+                assert!(r.body.len() < used);
+            }
+            Message::Interleaved { channel, data } => {
+                assert_eq!(rest[0], b'$');
+                assert_eq!(channel, rest[1]);
+                assert_eq!(used, 4 + data.len());
+                assert_eq!(&data[..], &rest[4..used]);
+            }
+        }
+        rest = &rest[used..];
+    }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Some(p) = uri_path(s)
+    {
+        assert!(p.starts_with('/'));
+        assert!(!p.contains(['?', '#']));
+    }
+}
+
+/// SDP offers arrive from any WHEP client: scanning their video formats and choosing a payload
+/// type must never panic.
+pub fn sdp_offer(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let formats = webrtc::sdp::video_formats(text);
+    let _ = webrtc::sdp::offered_codec_names(&formats);
+    let _ = webrtc::sdp::first_video_mid(text);
+}
+
+/// Configuration files and VANTAGE__* overrides come from administrators: every input gets a list
+/// of problems or a configuration, never a panic. The input is a YAML document, optionally
+/// followed by `\n--env\n` and `NAME=value` lines.
+pub fn config_load(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (doc, env) = text.split_once("\n--env\n").unwrap_or((text, ""));
+    let env = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    if let Err(problems) = settings::load_str(doc, env) {
+        assert!(!problems.is_empty(), "a rejected configuration says why");
+    }
+}
+
+/// XProtect REST/IDP JSON parsers: must never panic, whatever the gateway sends.
+pub fn vms_json(data: &[u8]) {
+    let _ = vms::parse_cameras(data);
+    let _ = vms::parse_hardware(data);
+    let _ = vms::parse_recording_servers(data);
+    let _ = vms::parse_camera_groups(data);
+    let _ = vms::parse_rest_error(data);
+    let _ = vms::parse_token_response(data);
+    let _ = vms::parse_well_known_uris(data);
+    let _ = vms::parse_openid_configuration(data);
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = vms::parse_timestamp(s);
+        let _ = vms::parse_gis_point(s);
+    }
+}
+
+/// XProtect SOAP answers (ServerCommandService Login, RecorderCommandService SequencesGet) and
+/// timestamps: must never panic.
+pub fn vms_soap(data: &[u8]) {
+    let s = String::from_utf8_lossy(data);
+    let _ = vms::parse_login_result(&s);
+    let _ = vms::parse_sequences(&s);
+    let _ = vms::parse_timestamp(&s);
+}
+
+/// Scanning arbitrary bytes as a recording segment never panics, and what it reports is
+/// consistent: fragments lie in order inside the valid prefix, which lies inside the input, and
+/// scanning the valid prefix again finds the same thing.
+pub fn fmp4_scan(data: &[u8]) {
+    let s = recorder::scan::scan_bytes(data);
+    assert_eq!(s.total_len, data.len() as u64);
+    assert!(s.valid_len <= data.len() as u64);
+    assert!(s.init_len <= s.valid_len);
+    if s.init_len == 0 {
+        assert!(s.fragments.is_empty());
+        assert_eq!(s.valid_len, 0);
+    }
+    let mut pos = s.init_len;
+    for f in &s.fragments {
+        assert!(f.offset >= pos);
+        assert!(f.samples > 0);
+        pos = f.offset + f.len;
+    }
+    assert_eq!(
+        s.fragments.last().map_or(s.init_len, |f| f.offset + f.len),
+        s.valid_len
+    );
+    let _ = (s.start_90k(), s.end_90k());
+    let again = recorder::scan::scan_bytes(&data[..s.valid_len as usize]);
+    assert_eq!(again.fragments, s.fragments);
+    assert_eq!(again.valid_len, s.valid_len);
+    assert_eq!(again.init_len, s.init_len);
+    assert_eq!(again.codec, s.codec);
+}
+
+/// The ADTS parser never panics, and what it accepts is consistent: whole frames covering the
+/// input, each a non-empty raw AAC frame that fits the 13-bit AU-header size, and a 2-byte
+/// AudioSpecificConfig that agrees with the reported parameters.
+pub fn adts_parse(data: &[u8]) {
+    let Ok((params, frames)) = parse_adts(data) else {
+        assert!(AudioClip::from_adts(data).is_err());
+        return;
+    };
+    assert!(!frames.is_empty());
+    let raw: usize = frames.iter().map(|f| f.len()).sum();
+    let headers = data.len() - raw;
+    // Each frame has a 7-byte header, or 9 with its CRC.
+    assert!(headers >= 7 * frames.len() && headers <= 9 * frames.len());
+    assert!(frames.iter().all(|f| !f.is_empty() && f.len() < 8192));
+    assert_eq!(params.config.len(), 2);
+    let object_type = params.config[0] >> 3;
+    assert_eq!(params.rfc6381, format!("mp4a.40.{object_type}"));
+    assert!(params.sample_rate >= 7350 && params.sample_rate <= 96_000);
+    assert!(params.channels >= 1 && params.channels <= 8);
+    let clip = AudioClip::from_adts(data).expect("parse_adts accepted it");
+    assert_eq!(clip.frames().len(), frames.len());
+    assert_eq!(clip.params(), &params);
+}

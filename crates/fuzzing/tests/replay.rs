@@ -1,0 +1,52 @@
+//! Every fuzz target's body on stable: its committed seeds (`fuzz/seeds/<target>/`) and a few
+//! thousand deterministic mutations of them. One test per target, so a failure names it.
+
+use fuzzing::replay::replay;
+
+macro_rules! targets {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let r = replay(stringify!($name), fuzzing::$name);
+                eprintln!("{}: {} seeds, {} generated inputs", stringify!($name), r.seeds, r.generated);
+            }
+        )*
+
+        /// The list above, `fuzzing::TARGETS` and `fuzz/fuzz_targets/` name the same targets, every
+        /// libFuzzer target calls its body here, and every target has seeds.
+        #[test]
+        fn every_target_is_replayed() {
+            let here = [$(stringify!($name)),*];
+            let lib: Vec<&str> = fuzzing::TARGETS.iter().map(|(n, _)| *n).collect();
+            assert_eq!(here.to_vec(), lib);
+            for name in here {
+                assert!(!fuzzing::replay::load_seeds(name).is_empty(), "{name} has no seeds");
+                // The libFuzzer target runs this same body.
+                let src = fuzzing::replay::seeds_dir().join(format!("../fuzz_targets/{name}.rs"));
+                let src = std::fs::read_to_string(&src).expect("fuzz target source");
+                assert!(src.contains(&format!("fuzzing::{name}(")), "{name}.rs: {src}");
+            }
+            let mut files: Vec<String> = std::fs::read_dir(fuzzing::replay::seeds_dir().join("../fuzz_targets"))
+                .expect("fuzz/fuzz_targets")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().trim_end_matches(".rs").to_owned())
+                .collect();
+            files.sort();
+            let mut sorted = here.to_vec();
+            sorted.sort();
+            assert_eq!(files, sorted, "a fuzz target without a replay test, or the reverse");
+        }
+    };
+}
+
+targets!(
+    annexb_split,
+    sps_parse,
+    rtsp_request,
+    sdp_offer,
+    config_load,
+    vms_json,
+    vms_soap,
+    fmp4_scan,
+    adts_parse,
+);
