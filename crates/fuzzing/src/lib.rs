@@ -189,7 +189,9 @@ pub fn rtsp_request(data: &[u8]) {
 }
 
 /// SDP offers arrive from any WHEP client: scanning their video formats and choosing a payload
-/// type must never panic.
+/// type must never panic, and the choice for an H.264 camera (High and Baseline) is an offered
+/// H.264 format with packetization-mode 1 (its RTX an offered `rtx` repairing it), or a refusal
+/// exactly when the offer has none.
 pub fn sdp_offer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -197,6 +199,51 @@ pub fn sdp_offer(data: &[u8]) {
     let formats = webrtc::sdp::video_formats(text);
     let _ = webrtc::sdp::offered_codec_names(&formats);
     let _ = webrtc::sdp::first_video_mid(text);
+    let usable = formats
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case("H264") && f.packetization_mode == 1);
+    for camera in h264_cameras() {
+        match webrtc::sdp::choose_h264(&formats, camera) {
+            Ok(c) => {
+                assert!(formats.iter().any(|f| f.pt == c.pt
+                    && f.name.eq_ignore_ascii_case("H264")
+                    && f.packetization_mode == 1));
+                if let Some(rtx) = c.rtx {
+                    assert!(formats.iter().any(|f| f.pt == rtx
+                        && f.name.eq_ignore_ascii_case("rtx")
+                        && f.apt == Some(c.pt)));
+                }
+            }
+            Err(_) => assert!(!usable, "refused an offer with H.264 packetization-mode 1"),
+        }
+    }
+}
+
+/// Two H.264 cameras (High and Baseline, from the fixture clips' parameter sets).
+fn h264_cameras() -> &'static [VideoParams] {
+    static CAMERAS: std::sync::OnceLock<Vec<VideoParams>> = std::sync::OnceLock::new();
+    CAMERAS.get_or_init(|| {
+        let high: &[&[u8]] = &[
+            include_bytes!("../../../fuzz/seeds/sps_parse/h264_high_nal7.bin"),
+            include_bytes!("../../../fuzz/seeds/sps_parse/h264_high_nal8.bin"),
+        ];
+        let baseline: &[&[u8]] = &[
+            include_bytes!("../../../fuzz/seeds/sps_parse/h264_baseline_nal7.bin"),
+            include_bytes!("../../../fuzz/seeds/sps_parse/h264_baseline_nal8.bin"),
+        ];
+        [high, baseline]
+            .iter()
+            .map(|ps| {
+                let sets = ParameterSets {
+                    vps: None,
+                    sps: Some(ps[0].to_vec().into()),
+                    pps: Some(ps[1].to_vec().into()),
+                };
+                VideoParams::from_parameter_sets(Codec::H264, &sets, 0)
+                    .expect("fixture parameter sets")
+            })
+            .collect()
+    })
 }
 
 /// Configuration files and VANTAGE__* overrides come from administrators: every input gets a list
