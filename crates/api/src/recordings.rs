@@ -5,14 +5,15 @@
 //! (`SequencesGet`) fill the time local recording does not cover (`source: "xprotect"`). Gaps are
 //! what neither covers (design 0005).
 
+use crate::extract::Query;
+use crate::model;
 use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use base::clock::{rfc3339_ms, unix_ms};
 use base::err;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,7 +90,7 @@ pub(crate) async fn timeline(
     State(st): State<Arc<AppState>>,
     Path(camera_id): Path<String>,
     Query(r): Query<Range>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<model::Timeline>, ApiError> {
     let cam = st
         .catalog
         .get(&camera_id)
@@ -178,42 +179,61 @@ pub(crate) async fn timeline(
         .as_ref()
         .and_then(|p| p.frame_rate)
         .map(|(n, d)| f64::from(n) / f64::from(d.max(1)));
-    let mut timeline = Vec::new();
-    let mut gaps = Vec::new();
-    let mut prev_end: Option<i64> = None;
-    for s in &spans {
-        if let Some(pe) = prev_end
-            && s.start > pe
-        {
-            gaps.push(json!({
-                "start_time": rfc3339_ms(pe), "end_time": rfc3339_ms(s.start),
-                "duration_seconds": ms_secs(s.start - pe),
-            }));
+    // Recording continues after the last recorded moment while the camera is being recorded:
+    // that tail is not a gap.
+    let recording_now = st.recorder.is_recording(&camera_id);
+    let timeline = spans
+        .iter()
+        .map(|s| model::TimelineEntry {
+            sequence_id: format!("{}-{}", s.source, s.start),
+            source: s.source.to_owned(),
+            start_time: rfc3339_ms(s.start),
+            end_time: rfc3339_ms(s.end),
+            duration_seconds: ms_secs(s.end - s.start),
+            has_video: true,
+            has_audio: s.has_audio,
+            codec: s
+                .codec
+                .as_deref()
+                .map(codec_name)
+                .or(live_codec)
+                .map(str::to_owned),
+            resolution: s.resolution.clone().or_else(|| resolution.clone()),
+            fps,
+            gaps: Vec::new(),
+        })
+        .collect();
+    Ok(Json(model::Timeline {
+        camera_id,
+        start: rfc3339_ms(start_ms),
+        end: rfc3339_ms(end_ms),
+        source: source.to_owned(),
+        timeline,
+        gaps: gaps(&spans, start_ms, end_ms, recording_now),
+    }))
+}
+
+/// What no span covers in `[start, end)` (`spans` sorted by start, clipped to the window): from
+/// the window's start to the first span, between spans, and after the last one unless
+/// `open_end` (the camera is recording: its recording goes on there).
+fn gaps(spans: &[Span], start: i64, end: i64, open_end: bool) -> Vec<model::Gap> {
+    let gap = |from: i64, to: i64| model::Gap {
+        start_time: rfc3339_ms(from),
+        end_time: rfc3339_ms(to),
+        duration_seconds: ms_secs(to - from),
+    };
+    let mut out = Vec::new();
+    let mut covered_to = start;
+    for s in spans {
+        if s.start > covered_to {
+            out.push(gap(covered_to, s.start));
         }
-        prev_end = Some(prev_end.map_or(s.end, |p| p.max(s.end)));
-        timeline.push(json!({
-            "sequence_id": format!("{}-{}", s.source, s.start),
-            "source": s.source,
-            "start_time": rfc3339_ms(s.start),
-            "end_time": rfc3339_ms(s.end),
-            "duration_seconds": ms_secs(s.end - s.start),
-            "has_video": true,
-            // null: XProtect's sequences do not say.
-            "has_audio": s.has_audio,
-            "codec": s.codec.as_deref().map(codec_name).or(live_codec),
-            "resolution": s.resolution.clone().or_else(|| resolution.clone()),
-            "fps": fps,
-            "gaps": [],
-        }));
+        covered_to = covered_to.max(s.end);
     }
-    Ok(Json(json!({
-        "camera_id": camera_id,
-        "start": rfc3339_ms(start_ms),
-        "end": rfc3339_ms(end_ms),
-        "source": source,
-        "timeline": timeline,
-        "gaps": gaps,
-    })))
+    if covered_to < end && (spans.is_empty() || !open_end) {
+        out.push(gap(covered_to, end));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -229,6 +249,30 @@ mod tests {
             resolution: None,
             has_audio: None,
         }
+    }
+
+    #[test]
+    fn gaps_cover_the_whole_window_from_its_start() {
+        let spans = [span(10, 20), span(30, 40)];
+        let got = |open_end| -> Vec<(String, String)> {
+            gaps(&spans, 0, 50, open_end)
+                .into_iter()
+                .map(|g| (g.start_time, g.end_time))
+                .collect()
+        };
+        let t = rfc3339_ms;
+        assert_eq!(
+            got(false),
+            vec![(t(0), t(10)), (t(20), t(30)), (t(40), t(50))]
+        );
+        // While the camera records, the time after its last recorded moment is not a gap.
+        assert_eq!(got(true), vec![(t(0), t(10)), (t(20), t(30))]);
+        // Nothing recorded: the whole window is one gap.
+        let all: Vec<f64> = gaps(&[], 0, 50, true)
+            .iter()
+            .map(|g| g.duration_seconds)
+            .collect();
+        assert_eq!(all, vec![0.05]);
     }
 
     #[test]

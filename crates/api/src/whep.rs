@@ -1,30 +1,85 @@
 //! WHEP signalling (RFC 9725): per reservation (`POST {whep_url}`) and per camera
 //! (`POST /whep/cameras/{id}`, one ephemeral reservation per session), and session teardown.
 
+use crate::extract::{has_content_type, unsupported_media_type};
 use crate::streams::admit;
 use crate::{ApiError, AppState, camera_unavailable, reservation_not_found};
 use admission::{EndReason, Quality, Reservation};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base::err;
 use hub::{Channel, State as ChannelState};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// WHEP offers must be `application/sdp`; None when it is.
-fn wrong_content_type(headers: &HeaderMap) -> Option<Response> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    (!ct.starts_with("application/sdp")).then(|| {
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "WHEP offers must be sent as application/sdp",
-        )
-            .into_response()
-    })
+/// WHEP offers must be `application/sdp`: 415 otherwise.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if has_content_type(headers, "application/sdp") {
+        Ok(())
+    } else {
+        Err(unsupported_media_type("application/sdp"))
+    }
+}
+
+/// The methods of WHEP resources.
+const WHEP_METHODS: &str = "OPTIONS, POST, PATCH, DELETE";
+
+/// `OPTIONS` on a WHEP resource (the WHEP spec's preflight and discovery): 204 with `Allow`
+/// and `Accept-Post`; [`cors`] adds the CORS headers for allowed origins.
+pub(crate) async fn options() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ALLOW, WHEP_METHODS),
+            (HeaderName::from_static("accept-post"), "application/sdp"),
+        ],
+    )
+        .into_response()
+}
+
+/// CORS for WHEP, so players served from another origin can use it: an answer to a request
+/// whose `Origin` is in `server.cors_origins` (or when it holds `*`) carries the CORS headers.
+/// Other requests and the rest of the API are untouched.
+pub(crate) async fn cors(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|_| req.uri().path().starts_with("/whep/"))
+        .cloned();
+    let mut resp = next.run(req).await;
+    let allowed = &st.cfg.server.cors_origins;
+    if let Some(origin) = origin
+        && let Ok(o) = origin.to_str()
+        && allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+    {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(WHEP_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type, authorization, if-match, x-vantage-user"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("location, link, etag, accept-post"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    resp
 }
 
 /// `POST {whep_url}` of a reservation.
@@ -34,9 +89,7 @@ pub(crate) async fn offer(
     headers: HeaderMap,
     offer: String,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = wrong_content_type(&headers) {
-        return Ok(r);
-    }
+    check_content_type(&headers)?;
     let r = st
         .admission
         .get(&rid)
@@ -53,9 +106,7 @@ pub(crate) async fn camera_offer(
     headers: HeaderMap,
     offer: String,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = wrong_content_type(&headers) {
-        return Ok(r);
-    }
+    check_content_type(&headers)?;
     let user = headers
         .get("x-vantage-user")
         .and_then(|v| v.to_str().ok())
@@ -112,7 +163,7 @@ async fn negotiate(st: &AppState, r: &Reservation, offer: &str) -> Result<Respon
     match st.admission.attach_session(rid, sid.as_str()) {
         Some(previous) => {
             if let Some(old) = previous {
-                close_session(st, &old);
+                st.close_session(&old);
             }
         }
         None => {
@@ -145,10 +196,10 @@ pub(crate) async fn delete(
         .admission
         .get(&rid)
         .is_some_and(|r| r.session.as_deref() == Some(sid.as_str()));
-    let closed = close_session(&st, &sid);
+    let closed = st.close_session(&sid);
     // Detaches the session and ends a per-session reservation; the janitor does the same when
     // the Ended event arrives, whichever comes first.
-    session_ended(&st, &sid);
+    st.session_ended(&sid);
     let known =
         webrtc::SessionId::parse(&sid).is_some_and(|id| st.whep.session_info(&id).is_some());
     if closed || attached || known {
@@ -163,35 +214,4 @@ pub(crate) async fn delete(
 /// Trickle ICE and ICE restarts are not supported (ICE-lite with host candidates only).
 pub(crate) async fn patch() -> StatusCode {
     StatusCode::METHOD_NOT_ALLOWED
-}
-
-/// Ends a WHEP session by its id as found in URLs and reservations.
-pub(crate) fn close_session(st: &AppState, sid: &str) -> bool {
-    webrtc::SessionId::parse(sid).is_some_and(|id| st.whep.close_session(&id))
-}
-
-fn session_ended(st: &AppState, sid: &str) {
-    if let Some(r) = st.admission.session_ended(sid) {
-        st.ended(&r, EndReason::SessionEnded);
-    }
-}
-
-/// Follows sessions the WHEP server ended on its own (peer gone, ICE/DTLS failure).
-pub fn spawn_session_janitor(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    let mut events = st.whep.subscribe_events();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(webrtc::SessionEvent::Ended { id, reason }) => {
-                    tracing::info!(session = %id, %reason, "whep session ended");
-                    session_ended(&st, id.as_str());
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "session events lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    })
 }
