@@ -5,55 +5,41 @@ use crate::model;
 use crate::{ApiError, AppState, camera_not_found};
 use axum::Json;
 use axum::extract::{Path, State};
-use hub::Channel;
-use node::recording::stored_settings;
-use recorder::index::RecordingSetting;
+use node::ports::CameraView;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::sync::Arc;
-use vms::catalog::CatalogCamera;
 
-fn camera(
-    st: &AppState,
-    c: &CatalogCamera,
-    ch: Option<&Arc<Channel>>,
-    stored: &HashMap<String, RecordingSetting>,
-) -> model::Camera {
-    let cam = &c.camera;
-    let vms = c.vms();
-    let status = ch.map(|c| c.status());
-    let params = ch.and_then(|c| c.params());
-    let audio = ch.and_then(|c| c.audio_params());
+fn camera(v: &CameraView) -> model::Camera {
+    let cam = &v.camera.camera;
+    let vms = v.camera.vms();
+    let params = v.params.as_ref();
     model::Camera {
         id: cam.id.clone(),
         name: cam.name.clone(),
         agency: cam.agency.clone(),
         location: cam.location.clone(),
         enabled: cam.enabled,
-        status: status
+        status: v
+            .status
             .as_ref()
             .map_or("idle", |s| s.state.as_str())
             .to_owned(),
-        status_since: status.as_ref().map(|s| base::clock::rfc3339(s.since)),
-        last_error: status.as_ref().and_then(|s| s.last_error.clone()),
-        // The recorder's subscription is not a viewer.
-        viewers: ch
-            .map_or(0, |c| c.subscriber_count())
-            .saturating_sub(usize::from(st.recorder.is_recording(&cam.id))),
-        recording: crate::storage::recording(st, cam, stored),
+        status_since: v.status.as_ref().map(|s| base::clock::rfc3339(s.since)),
+        last_error: v.status.as_ref().and_then(|s| s.last_error.clone()),
+        viewers: v.viewers,
+        recording: crate::storage::recording(&v.recording),
         recording_server: vms.and_then(|v| v.recorder_name.clone()),
         source: if vms.is_some() { "xprotect" } else { "config" }.to_owned(),
         groups: vms.map(|v| v.groups.clone()).unwrap_or_default(),
         properties: model::CameraProperties {
             manufacturer: cam.manufacturer.clone(),
             model: cam.model.clone(),
-            resolution: params.as_ref().map(|p| format!("{}x{}", p.width, p.height)),
+            resolution: params.map(|p| format!("{}x{}", p.width, p.height)),
             fps: params
-                .as_ref()
                 .and_then(|p| p.frame_rate)
                 .map(|(n, d)| f64::from(n) / f64::from(d.max(1))),
-            codec: params.as_ref().map(|p| p.codec.display_name().to_owned()),
-            audio: audio.as_ref().map(|a| model::Audio {
+            codec: params.map(|p| p.codec.display_name().to_owned()),
+            audio: v.audio.as_ref().map(|a| model::Audio {
                 codec: a.codec.display_name().to_owned(),
                 codec_string: a.rfc6381.clone(),
                 sample_rate: a.sample_rate,
@@ -103,13 +89,17 @@ pub(crate) async fn list_cameras(
     State(st): State<Arc<AppState>>,
     Query(f): Query<CameraFilter>,
 ) -> Json<model::CameraList> {
-    let all = st.catalog.all();
-    let stored = stored_settings(&st);
-    let cameras: Vec<model::Camera> = all
+    let cameras: Vec<model::Camera> = st
+        .cameras()
+        .await
         .iter()
-        .filter(|c| f.agency.as_ref().is_none_or(|a| *a == c.camera.agency))
-        .map(|c| camera(&st, c, st.hub.get(&c.camera.id).as_ref(), &stored))
-        .filter(|v| f.status.is_none_or(|s| v.status == s.as_str()))
+        .filter(|v| {
+            f.agency
+                .as_ref()
+                .is_none_or(|a| *a == v.camera.camera.agency)
+        })
+        .map(camera)
+        .filter(|c| f.status.is_none_or(|s| c.status == s.as_str()))
         .collect();
     Json(model::CameraList {
         total: cameras.len(),
@@ -121,28 +111,21 @@ pub(crate) async fn get_camera(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<model::Camera>, ApiError> {
-    let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(camera(
-        &st,
-        &cam,
-        st.hub.get(&id).as_ref(),
-        &stored_settings(&st),
-    )))
+    let v = st.camera(&id).await.ok_or_else(|| camera_not_found(&id))?;
+    Ok(Json(camera(&v)))
 }
 
 pub(crate) async fn list_agencies(State(st): State<Arc<AppState>>) -> Json<model::AgencyList> {
-    let stats = st.admission.stats();
     Json(model::AgencyList {
         agencies: st
-            .cfg
-            .agencies
-            .iter()
+            .agencies()
+            .into_iter()
             .map(|a| model::Agency {
-                id: a.id.clone(),
-                name: a.name.clone(),
-                name_ar: a.name_ar.clone(),
-                max_streams: a.max_streams,
-                active_streams: stats.current(&a.id),
+                id: a.agency.id,
+                name: a.agency.name,
+                name_ar: a.agency.name_ar,
+                max_streams: a.agency.max_streams,
+                active_streams: a.active_streams,
             })
             .collect(),
     })

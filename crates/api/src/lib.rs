@@ -21,21 +21,22 @@ use axum::routing::{delete, get, post};
 use base::err;
 use std::sync::Arc;
 
-/// What the handlers see: the node layer's services (reachable directly through `Deref`,
-/// `st.hub`). Handlers translate HTTP into calls on them and their results into the API's JSON.
+/// What the handlers see: the node layer's ports (`node::ports`), reachable directly through
+/// `Deref` (`st.reserve(...)`). Handlers translate HTTP into calls on them and their results
+/// into the API's JSON contract ([`model`]); they reach nothing else.
 pub struct AppState {
-    node: Arc<node::Services>,
+    node: Arc<dyn node::ports::Node>,
 }
 
 impl std::ops::Deref for AppState {
-    type Target = node::Services;
-    fn deref(&self) -> &node::Services {
-        &self.node
+    type Target = dyn node::ports::Node;
+    fn deref(&self) -> &Self::Target {
+        &*self.node
     }
 }
 
 impl AppState {
-    pub fn new(node: Arc<node::Services>) -> Self {
+    pub fn new(node: Arc<dyn node::ports::Node>) -> Self {
         AppState { node }
     }
 }
@@ -116,13 +117,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 async fn vms_status(
     axum::extract::State(st): axum::extract::State<Arc<AppState>>,
 ) -> Result<axum::Json<model::VmsStatus>, ApiError> {
-    let Some(v) = &st.vms else {
+    let Some(s) = st.vms_status() else {
         return Err(ApiError::from(
             err!(NotFound, "no VMS is configured (milestone: section)")
                 .with_code("VMS_NOT_CONFIGURED"),
         ));
     };
-    let s = v.status();
     let t = |x: Option<std::time::SystemTime>| x.map(base::clock::rfc3339);
     Ok(axum::Json(model::VmsStatus {
         server_url: s.server_url,

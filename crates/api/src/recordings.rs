@@ -1,9 +1,5 @@
-//! `GET /api/v1/recordings/{camera_id}?start=&end=`: the recording timeline of a camera.
-//!
-//! Vantage's own segments (from the media index) are merged into runs of contiguous recording and
-//! listed with `source: "local"`. For XProtect cameras the recording server's sequences
-//! (`SequencesGet`) fill the time local recording does not cover (`source: "xprotect"`). Gaps are
-//! what neither covers (design 0005).
+//! `GET /api/v1/recordings/{camera_id}?start=&end=`: the recording timeline of a camera (the
+//! node layer merges local segments and XProtect's sequences; design 0005).
 
 use crate::extract::Query;
 use crate::model;
@@ -11,8 +7,7 @@ use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, State};
-use base::clock::{rfc3339_ms, unix_ms};
-use base::err;
+use base::clock::rfc3339_ms;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,66 +31,12 @@ fn codec_name(c: &str) -> &str {
     }
 }
 
-fn resolution_of(s: &recorder::index::Segment) -> Option<String> {
-    (s.width > 0 && s.height > 0).then(|| format!("{}x{}", s.width, s.height))
-}
-
-/// A stretch of recorded time, ms since the epoch, `[start, end)`.
-#[derive(Clone, Debug, PartialEq)]
-struct Span {
-    start: i64,
-    end: i64,
-    source: &'static str,
-    /// Known for local recordings.
-    codec: Option<String>,
-    resolution: Option<String>,
-    /// Local recordings: whether the segments have an audio track; unknown for XProtect's.
-    has_audio: Option<bool>,
-}
-
-/// The parts of `v` that none of `cover` (sorted, disjoint) overlaps.
-fn subtract(v: &Span, cover: &[Span]) -> Vec<Span> {
-    let mut out = Vec::new();
-    let mut from = v.start;
-    for c in cover {
-        if c.end <= from || c.start >= v.end {
-            continue;
-        }
-        if c.start > from {
-            out.push(Span {
-                start: from,
-                end: c.start,
-                ..v.clone()
-            });
-        }
-        from = from.max(c.end);
-    }
-    if from < v.end {
-        out.push(Span {
-            start: from,
-            ..v.clone()
-        });
-    }
-    out
-}
-
-/// A segment has audio when its RFC 6381 codecs list names an audio codec (AAC: `mp4a`).
-fn has_audio(seg: &recorder::index::Segment) -> bool {
-    seg.codec_string
-        .split(',')
-        .any(|c| c.trim().starts_with("mp4a"))
-}
-
 pub(crate) async fn timeline(
     State(st): State<Arc<AppState>>,
     Path(camera_id): Path<String>,
     Query(r): Query<Range>,
 ) -> Result<Json<model::Timeline>, ApiError> {
-    let cam = st
-        .catalog
-        .get(&camera_id)
-        .ok_or_else(|| camera_not_found(&camera_id))?;
-    let now = st.clocks.realtime();
+    let now = st.now();
     let end = match &r.end {
         Some(e) => parse_time("end", e)?,
         None => now,
@@ -107,82 +48,21 @@ pub(crate) async fn timeline(
     if start >= end {
         return Err(invalid("start", "must be before end"));
     }
-    let (start_ms, end_ms) = (unix_ms(start), unix_ms(end));
-
-    // Vantage's own segments, merged into runs: segments of one run follow each other exactly
-    // (allow 1 ms of rounding).
-    let mut local: Vec<Span> = Vec::new();
-    for seg in st.recorder.index().segments(&camera_id, start_ms, end_ms)? {
-        let e = seg.end_wall_ms.max(seg.start_wall_ms);
-        match local.last_mut() {
-            Some(l)
-                if seg.start_wall_ms <= l.end + 1
-                    && l.codec.as_ref() == Some(&seg.codec)
-                    && l.resolution == resolution_of(&seg)
-                    && l.has_audio == Some(has_audio(&seg)) =>
-            {
-                l.end = l.end.max(e);
-            }
-            _ => local.push(Span {
-                start: seg.start_wall_ms,
-                end: e,
-                source: "local",
-                resolution: resolution_of(&seg),
-                has_audio: Some(has_audio(&seg)),
-                codec: Some(seg.codec),
-            }),
-        }
-    }
-    let vms_spans: Vec<Span> = match (&st.vms, cam.vms()) {
-        (Some(v), Some(_)) => v
-            .sequences(&cam, start, end)
-            .await?
-            .iter()
-            .map(|s| Span {
-                start: unix_ms(s.begin),
-                end: unix_ms(s.end),
-                source: "xprotect",
-                codec: None,
-                resolution: None,
-                has_audio: None,
-            })
-            .collect(),
-        (None, Some(_)) if local.is_empty() => {
-            return Err(ApiError::from(err!(
-                Unavailable,
-                "camera `{camera_id}` is an XProtect camera but no VMS is configured"
-            )));
-        }
-        _ => Vec::new(),
-    };
-    let source = match (local.is_empty(), cam.vms().is_some()) {
-        (false, true) => "local+xprotect",
-        (false, false) => "local",
-        (true, true) => "xprotect",
-        (true, false) => "none",
-    };
-    let mut spans = local.clone();
-    for v in &vms_spans {
-        spans.extend(subtract(v, &local));
-    }
-    for s in &mut spans {
-        s.start = s.start.max(start_ms);
-        s.end = s.end.min(end_ms);
-    }
-    spans.retain(|s| s.end > s.start);
-    spans.sort_by_key(|s| (s.start, s.end));
-
-    let params = st.hub.get(&camera_id).and_then(|c| c.params());
-    let live_codec = params.as_ref().map(|p| p.codec.display_name());
-    let resolution = params.as_ref().map(|p| format!("{}x{}", p.width, p.height));
-    let fps = params
-        .as_ref()
+    let t = st
+        .timeline(&camera_id, start, end)
+        .await
+        .map_err(|e| match e.kind() {
+            base::ErrorKind::NotFound => camera_not_found(&camera_id),
+            _ => ApiError::from(e),
+        })?;
+    let live = t.live.as_ref();
+    let live_codec = live.map(|p| p.codec.display_name());
+    let resolution = live.map(|p| format!("{}x{}", p.width, p.height));
+    let fps = live
         .and_then(|p| p.frame_rate)
         .map(|(n, d)| f64::from(n) / f64::from(d.max(1)));
-    // Recording continues after the last recorded moment while the camera is being recorded:
-    // that tail is not a gap.
-    let recording_now = st.recorder.is_recording(&camera_id);
-    let timeline = spans
+    let timeline = t
+        .spans
         .iter()
         .map(|s| model::TimelineEntry {
             sequence_id: format!("{}-{}", s.source, s.start),
@@ -204,90 +84,19 @@ pub(crate) async fn timeline(
         })
         .collect();
     Ok(Json(model::Timeline {
+        start: rfc3339_ms(base::clock::unix_ms(start)),
+        end: rfc3339_ms(base::clock::unix_ms(end)),
         camera_id,
-        start: rfc3339_ms(start_ms),
-        end: rfc3339_ms(end_ms),
-        source: source.to_owned(),
+        source: t.source.to_owned(),
         timeline,
-        gaps: gaps(&spans, start_ms, end_ms, recording_now),
+        gaps: t
+            .gaps
+            .iter()
+            .map(|&(from, to)| model::Gap {
+                start_time: rfc3339_ms(from),
+                end_time: rfc3339_ms(to),
+                duration_seconds: ms_secs(to - from),
+            })
+            .collect(),
     }))
-}
-
-/// What no span covers in `[start, end)` (`spans` sorted by start, clipped to the window): from
-/// the window's start to the first span, between spans, and after the last one unless
-/// `open_end` (the camera is recording: its recording goes on there).
-fn gaps(spans: &[Span], start: i64, end: i64, open_end: bool) -> Vec<model::Gap> {
-    let gap = |from: i64, to: i64| model::Gap {
-        start_time: rfc3339_ms(from),
-        end_time: rfc3339_ms(to),
-        duration_seconds: ms_secs(to - from),
-    };
-    let mut out = Vec::new();
-    let mut covered_to = start;
-    for s in spans {
-        if s.start > covered_to {
-            out.push(gap(covered_to, s.start));
-        }
-        covered_to = covered_to.max(s.end);
-    }
-    if covered_to < end && (spans.is_empty() || !open_end) {
-        out.push(gap(covered_to, end));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn span(start: i64, end: i64) -> Span {
-        Span {
-            start,
-            end,
-            source: "xprotect",
-            codec: None,
-            resolution: None,
-            has_audio: None,
-        }
-    }
-
-    #[test]
-    fn gaps_cover_the_whole_window_from_its_start() {
-        let spans = [span(10, 20), span(30, 40)];
-        let got = |open_end| -> Vec<(String, String)> {
-            gaps(&spans, 0, 50, open_end)
-                .into_iter()
-                .map(|g| (g.start_time, g.end_time))
-                .collect()
-        };
-        let t = rfc3339_ms;
-        assert_eq!(
-            got(false),
-            vec![(t(0), t(10)), (t(20), t(30)), (t(40), t(50))]
-        );
-        // While the camera records, the time after its last recorded moment is not a gap.
-        assert_eq!(got(true), vec![(t(0), t(10)), (t(20), t(30))]);
-        // Nothing recorded: the whole window is one gap.
-        let all: Vec<f64> = gaps(&[], 0, 50, true)
-            .iter()
-            .map(|g| g.duration_seconds)
-            .collect();
-        assert_eq!(all, vec![0.05]);
-    }
-
-    #[test]
-    fn xprotect_fills_only_what_local_recording_does_not_cover() {
-        let local = [span(10, 20), span(30, 40)];
-        let got: Vec<(i64, i64)> = subtract(&span(0, 50), &local)
-            .iter()
-            .map(|s| (s.start, s.end))
-            .collect();
-        assert_eq!(got, vec![(0, 10), (20, 30), (40, 50)]);
-        assert!(subtract(&span(12, 18), &local).is_empty());
-        let got: Vec<(i64, i64)> = subtract(&span(15, 35), &local)
-            .iter()
-            .map(|s| (s.start, s.end))
-            .collect();
-        assert_eq!(got, vec![(20, 30)]);
-    }
 }

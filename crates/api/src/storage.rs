@@ -15,13 +15,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use base::clock::{rfc3339_ms, unix_ms};
 use base::err;
-use recorder::index::{EvidenceLock, NewLock, RecordingSetting};
+use node::ports::{RecordingState, Recordings};
+use recorder::index::{EvidenceLock, NewLock};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
-use store::{AuditAction, AuditEvent};
 
 pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -29,33 +28,27 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
         .map_err(|_| invalid(field, "must be an RFC 3339 time like 2026-11-21T08:00:00Z"))
 }
 
-/// The `recording` object of a camera (`stored`: [`node::recording::stored_settings`]).
-pub(crate) fn recording(
-    st: &AppState,
-    cam: &settings::Camera,
-    stored: &HashMap<String, RecordingSetting>,
-) -> model::Recording {
-    let e = node::recording::effective(cam, stored.get(&cam.id));
-    let w = st.recorder.camera(&cam.id);
-    let active = st.recorder.is_recording(&cam.id);
+/// The `recording` object of a camera.
+pub(crate) fn recording(r: &RecordingState) -> model::Recording {
+    let (e, w) = (&r.effective, r.writer.as_ref());
     model::Recording {
         mode: if e.continuous { "continuous" } else { "off" }.to_owned(),
         retention_days: e.retention_days,
         set_by: if e.from_api { "api" } else { "config" }.to_owned(),
-        active,
-        state: match (&w, active) {
+        active: r.active,
+        state: match (w, r.active) {
             (_, false) => "off",
             (Some(w), true) if w.last_error.is_some() => "error",
             (Some(w), true) if w.in_segment => "recording",
             _ => "waiting",
         }
         .to_owned(),
-        last_error: w.as_ref().and_then(|w| w.last_error.clone()),
-        open_segment_since: w.as_ref().and_then(|w| w.open_since_ms).map(rfc3339_ms),
-        last_write: w.as_ref().and_then(|w| w.last_write_ms).map(rfc3339_ms),
-        frames_skipped: w.as_ref().map_or(0, |w| w.segmenter.skipped),
-        fragments_dropped: w.as_ref().map_or(0, |w| w.dropped_fragments),
-        frames_dropped_behind: w.as_ref().map_or(0, |w| w.queue_dropped_frames),
+        last_error: w.and_then(|w| w.last_error.clone()),
+        open_segment_since: w.and_then(|w| w.open_since_ms).map(rfc3339_ms),
+        last_write: w.and_then(|w| w.last_write_ms).map(rfc3339_ms),
+        frames_skipped: w.map_or(0, |w| w.segmenter.skipped),
+        fragments_dropped: w.map_or(0, |w| w.dropped_fragments),
+        frames_dropped_behind: w.map_or(0, |w| w.queue_dropped_frames),
     }
 }
 
@@ -63,12 +56,11 @@ pub(crate) async fn get_recording(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<model::Recording>, ApiError> {
-    let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
-    Ok(Json(recording(
-        &st,
-        &cam.camera,
-        &node::recording::stored_settings(&st),
-    )))
+    let r = st
+        .recording(&id)
+        .await?
+        .ok_or_else(|| camera_not_found(&id))?;
+    Ok(Json(recording(&r)))
 }
 
 pub(crate) async fn put_recording(
@@ -76,7 +68,6 @@ pub(crate) async fn put_recording(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<model::RecordingRequest>,
 ) -> Result<Json<model::Recording>, ApiError> {
-    let cam = st.catalog.get(&id).ok_or_else(|| camera_not_found(&id))?;
     let continuous = match text_field(b.mode, "mode")?.as_str() {
         "continuous" => true,
         "off" => false,
@@ -94,19 +85,11 @@ pub(crate) async fn put_recording(
             }
         },
     };
-    node::recording::set(
-        &st,
-        &RecordingSetting {
-            camera_id: id.clone(),
-            continuous,
-            retention_days,
-        },
-    )?;
-    Ok(Json(recording(
-        &st,
-        &cam.camera,
-        &node::recording::stored_settings(&st),
-    )))
+    let r = st
+        .set_recording(&id, continuous, retention_days)
+        .await?
+        .ok_or_else(|| camera_not_found(&id))?;
+    Ok(Json(recording(&r)))
 }
 
 fn lock(l: &EvidenceLock, now_ms: i64) -> model::EvidenceLock {
@@ -139,31 +122,6 @@ fn actor(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Evidence locks are audited like reservations: who, which camera, which range, why.
-fn audit_lock(st: &AppState, action: AuditAction, user: String, l: &EvidenceLock) {
-    st.audit.record(AuditEvent {
-        at: st.clocks.realtime(),
-        action,
-        reservation_id: None,
-        user_id: user,
-        agency: st
-            .catalog
-            .get(&l.camera_id)
-            .map(|c| c.camera.agency.clone()),
-        camera_id: l.camera_id.clone(),
-        quality: None,
-        reason: Some(l.reason.clone()),
-        detail: Some(format!(
-            "evidence lock {} [{}, {}) expires {}",
-            l.id,
-            rfc3339_ms(l.start_ms),
-            rfc3339_ms(l.end_ms),
-            l.expires_at_ms
-                .map_or_else(|| "never".to_owned(), rfc3339_ms)
-        )),
-    });
-}
-
 pub(crate) async fn create_lock(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -183,7 +141,7 @@ pub(crate) async fn create_lock(
         None | Some(Value::Null) => return Err(invalid("reason", "is required")),
         Some(_) => return Err(invalid("reason", "must be a string")),
     };
-    let now_ms = unix_ms(st.clocks.realtime());
+    let now_ms = unix_ms(st.now());
     let expires_at_ms = match b.expires_at {
         None | Some(Value::Null) => None,
         v => Some(time_field(v, "expires_at")?),
@@ -194,43 +152,25 @@ pub(crate) async fn create_lock(
     if expires_at_ms.is_some_and(|e| e <= now_ms) {
         return Err(invalid("expires_at", "must be in the future"));
     }
-    // A camera that left the catalog may still have recordings worth locking.
-    let has_recordings = st
-        .recorder
-        .index()
-        .latest_segment(&camera_id)
-        .ok()
-        .flatten()
-        .is_some();
-    if st.catalog.get(&camera_id).is_none() && !has_recordings {
-        return Err(camera_not_found(&camera_id));
-    }
-    let l = NewLock {
-        camera_id,
-        start_ms,
-        end_ms,
-        reason,
-        expires_at_ms,
-    };
-    let id = st.recorder.index().create_lock(&l, now_ms)?;
-    tracing::info!(lock = id, camera = %l.camera_id, start_ms, end_ms, reason = %l.reason, "evidence lock created");
-    let lock = EvidenceLock {
-        id,
-        camera_id: l.camera_id,
-        start_ms,
-        end_ms,
-        reason: l.reason,
-        expires_at_ms,
-        created_at_ms: now_ms,
-    };
-    audit_lock(&st, AuditAction::Lock, actor(&headers), &lock);
-    let segs = st
-        .recorder
-        .index()
-        .segments(&lock.camera_id, start_ms, end_ms)?;
-    let mut v = self::lock(&lock, now_ms);
-    v.segments = Some(segs.len());
-    v.bytes = Some(segs.iter().map(|s| s.bytes).sum::<u64>());
+    let created = st
+        .create_lock(
+            NewLock {
+                camera_id: camera_id.clone(),
+                start_ms,
+                end_ms,
+                reason,
+                expires_at_ms,
+            },
+            &actor(&headers),
+        )
+        .await
+        .map_err(|e| match e.kind() {
+            base::ErrorKind::NotFound => camera_not_found(&camera_id),
+            _ => ApiError::from(e),
+        })?;
+    let mut v = lock(&created.lock, now_ms);
+    v.segments = Some(created.segments);
+    v.bytes = Some(created.bytes);
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -243,8 +183,8 @@ pub(crate) async fn list_locks(
     State(st): State<Arc<AppState>>,
     Query(f): Query<LockFilter>,
 ) -> Result<Json<model::EvidenceLockList>, ApiError> {
-    let now_ms = unix_ms(st.clocks.realtime());
-    let locks = st.recorder.index().locks(f.camera_id.as_deref())?;
+    let now_ms = unix_ms(st.now());
+    let locks = st.locks(f.camera_id).await?;
     let evidence_locks: Vec<model::EvidenceLock> = locks.iter().map(|l| lock(l, now_ms)).collect();
     Ok(Json(model::EvidenceLockList {
         total: evidence_locks.len(),
@@ -269,12 +209,8 @@ pub(crate) async fn get_lock(
     Path(id): Path<String>,
 ) -> Result<Json<model::EvidenceLock>, ApiError> {
     let n = lock_id(&id)?;
-    let now_ms = unix_ms(st.clocks.realtime());
-    let l = st
-        .recorder
-        .index()
-        .lock(n)?
-        .ok_or_else(|| lock_not_found(&id))?;
+    let now_ms = unix_ms(st.now());
+    let l = st.lock(n).await?.ok_or_else(|| lock_not_found(&id))?;
     Ok(Json(lock(&l, now_ms)))
 }
 
@@ -284,21 +220,16 @@ pub(crate) async fn delete_lock(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = lock_id(&id)?;
-    let Some(lock) = st.recorder.index().lock(n)? else {
-        return Err(lock_not_found(&id));
-    };
-    if !st.recorder.index().delete_lock(n)? {
+    if !st.delete_lock(n, &actor(&headers)).await? {
         return Err(lock_not_found(&id));
     }
-    audit_lock(&st, AuditAction::Unlock, actor(&headers), &lock);
-    tracing::info!(lock = n, "evidence lock deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn storage(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<model::Storage>, ApiError> {
-    let s = st.recorder.status()?;
+    let s = Recordings::storage(&**st).await?;
     let total = s.volume.total_bytes;
     let cameras = s
         .cameras

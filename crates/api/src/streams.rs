@@ -6,12 +6,13 @@ use crate::{
     ApiError, AppState, camera_disabled, camera_not_found, camera_unavailable, invalid,
     reservation, reservation_not_found,
 };
-use admission::{Admitted, Denied, EndReason, Quality};
+use admission::{Admitted, Denied, Quality};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use node::ports::Release;
 use node::reservations::AdmitError;
 use serde::Deserialize;
 use serde_json::Value;
@@ -76,20 +77,14 @@ fn denied(d: &Denied, agency: &str) -> ApiError {
     e
 }
 
-/// Admission for one camera, its refusals as the API reports them.
-pub(crate) fn admit(
-    st: &AppState,
-    camera_id: &str,
-    user_id: &str,
-    quality: Quality,
-    ephemeral: bool,
-) -> Result<Admitted, ApiError> {
-    node::reservations::admit(st, camera_id, user_id, quality, ephemeral).map_err(|e| match e {
+/// An admission refusal as the API reports it.
+pub(crate) fn admit_error(e: AdmitError, camera_id: &str) -> ApiError {
+    match e {
         AdmitError::CameraNotFound => camera_not_found(camera_id),
         AdmitError::CameraDisabled => camera_disabled(camera_id),
         AdmitError::CameraUnavailable(why) => camera_unavailable(camera_id, &why),
         AdmitError::Denied { denied: d, agency } => denied(&d, &agency),
-    })
+    }
 }
 
 pub(crate) async fn reserve(
@@ -104,7 +99,9 @@ pub(crate) async fn reserve(
             .ok_or_else(|| invalid("quality", "must be one of low, medium, high, auto"))?,
         Some(_) => return Err(invalid("quality", "must be one of low, medium, high, auto")),
     };
-    let a = admit(&st, &camera_id, &user_id, quality, false)?;
+    let a = st
+        .reserve(&camera_id, &user_id, quality)
+        .map_err(|e| admit_error(e, &camera_id))?;
     let status = match a {
         Admitted::Created(_) => StatusCode::CREATED,
         Admitted::Existing(_) => StatusCode::OK,
@@ -117,8 +114,7 @@ pub(crate) async fn heartbeat(
     Path(id): Path<String>,
 ) -> Result<Json<model::Heartbeat>, ApiError> {
     let r = st
-        .admission
-        .heartbeat(&id, st.clocks.realtime())
+        .heartbeat(&id)
         .ok_or_else(|| reservation_not_found(&id))?;
     Ok(Json(model::Heartbeat {
         reservation_id: r.id,
@@ -132,13 +128,9 @@ pub(crate) async fn release(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match st.admission.release(&id) {
-        Some(r) => {
-            st.ended(&r, EndReason::Released);
-            Ok(StatusCode::NO_CONTENT)
-        }
-        None if st.recently_ended(&id).is_some() => Ok(StatusCode::NO_CONTENT),
-        None => Err(reservation_not_found(&id)),
+    match st.release(&id) {
+        Release::Released | Release::AlreadyEnded => Ok(StatusCode::NO_CONTENT),
+        Release::Unknown => Err(reservation_not_found(&id)),
     }
 }
 
@@ -153,19 +145,21 @@ pub(crate) async fn list_reservations(
     Query(f): Query<ReservationFilter>,
 ) -> Json<model::ReservationList> {
     let reservations: Vec<model::ReservationListItem> = st
-        .admission
-        .list()
+        .reservations()
         .iter()
-        .filter(|r| f.user_id.as_ref().is_none_or(|u| *u == r.user_id))
-        .filter(|r| f.camera_id.as_ref().is_none_or(|c| *c == r.camera_id))
-        .map(|r| model::ReservationListItem {
-            reservation: reservation(r),
-            session_state: r
-                .session
-                .as_deref()
-                .and_then(webrtc::SessionId::parse)
-                .and_then(|id| st.whep.session_info(&id))
-                .map(|i| i.state.as_str().to_owned()),
+        .filter(|v| {
+            f.user_id
+                .as_ref()
+                .is_none_or(|u| *u == v.reservation.user_id)
+        })
+        .filter(|v| {
+            f.camera_id
+                .as_ref()
+                .is_none_or(|c| *c == v.reservation.camera_id)
+        })
+        .map(|v| model::ReservationListItem {
+            reservation: reservation(&v.reservation),
+            session_state: v.session_state.map(str::to_owned),
         })
         .collect();
     Json(model::ReservationList {
@@ -175,18 +169,17 @@ pub(crate) async fn list_reservations(
 }
 
 fn stats_of(st: &AppState) -> model::StreamStats {
-    let s = st.admission.stats();
+    let s = st.stats();
     model::StreamStats {
         active_streams: s.active_streams,
         max_streams: s.max_streams,
-        per_agency: st
-            .cfg
-            .agencies
-            .iter()
-            .map(|a| model::AgencyCount {
-                agency: a.id.clone(),
-                current: s.current(&a.id),
-                limit: a.max_streams,
+        per_agency: s
+            .per_agency
+            .into_iter()
+            .map(|(agency, current, limit)| model::AgencyCount {
+                agency,
+                current,
+                limit,
             })
             .collect(),
     }
@@ -206,7 +199,7 @@ pub(crate) async fn stats_ws(State(st): State<Arc<AppState>>, ws: WebSocketUpgra
 }
 
 async fn push_stats(st: Arc<AppState>, mut socket: WebSocket) {
-    let mut changes = st.admission.changes();
+    let mut changes = st.stats_changes();
     let min_gap = Duration::from_secs(1) / WS_MAX_RATE;
     loop {
         changes.borrow_and_update();
@@ -215,7 +208,7 @@ async fn push_stats(st: Arc<AppState>, mut socket: WebSocket) {
             return;
         }
         // Coalesce: whatever changes during the gap goes out in the next message.
-        let gap = st.clocks.sleep(min_gap);
+        let gap = tokio::time::sleep(min_gap);
         tokio::pin!(gap);
         loop {
             tokio::select! {
@@ -256,10 +249,8 @@ pub(crate) async fn audit(
     State(st): State<Arc<AppState>>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<model::AuditList>, ApiError> {
-    st.audit.flush().await;
     let rows = st
-        .audit
-        .query(store::AuditFilter {
+        .audit(store::AuditFilter {
             camera_id: q.camera_id,
             user_id: q.user_id,
             reservation_id: q.reservation_id,
@@ -290,6 +281,6 @@ pub(crate) async fn audit(
     // Events the writer could not keep up with are counted, never silently lost.
     Ok(Json(model::AuditList {
         events,
-        dropped: st.audit.dropped(),
+        dropped: st.audit_dropped(),
     }))
 }

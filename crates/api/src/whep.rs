@@ -2,16 +2,14 @@
 //! (`POST /whep/cameras/{id}`, one ephemeral reservation per session), and session teardown.
 
 use crate::extract::{has_content_type, unsupported_media_type};
-use crate::streams::admit;
+use crate::streams::admit_error;
 use crate::{ApiError, AppState, camera_unavailable, reservation_not_found};
-use admission::{EndReason, Quality, Reservation};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base::err;
-use hub::{Channel, State as ChannelState};
+use node::ports::{OfferError, OfferTarget};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// WHEP offers must be `application/sdp`: 415 otherwise.
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -52,7 +50,7 @@ pub(crate) async fn cors(
         .filter(|_| req.uri().path().starts_with("/whep/"))
         .cloned();
     let mut resp = next.run(req).await;
-    let allowed = &st.cfg.server.cors_origins;
+    let allowed = &st.config().server.cors_origins;
     if let Some(origin) = origin
         && let Ok(o) = origin.to_str()
         && allowed
@@ -87,14 +85,10 @@ pub(crate) async fn offer(
     State(st): State<Arc<AppState>>,
     Path(rid): Path<String>,
     headers: HeaderMap,
-    offer: String,
+    sdp: String,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
-    let r = st
-        .admission
-        .get(&rid)
-        .ok_or_else(|| reservation_not_found(&rid))?;
-    negotiate(&st, &r, &offer).await
+    answer(&st, OfferTarget::Reservation(&rid), &rid, &sdp).await
 }
 
 /// `POST /whep/cameras/{camera_id}`: a WHEP endpoint per camera, as players and video walls
@@ -104,7 +98,7 @@ pub(crate) async fn camera_offer(
     State(st): State<Arc<AppState>>,
     Path(camera_id): Path<String>,
     headers: HeaderMap,
-    offer: String,
+    sdp: String,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
     let user = headers
@@ -112,69 +106,30 @@ pub(crate) async fn camera_offer(
         .and_then(|v| v.to_str().ok())
         .filter(|u| !u.is_empty() && u.len() <= 256)
         .unwrap_or("anonymous");
-    let a = admit(&st, &camera_id, user, Quality::Auto, true)?;
-    let r = a.reservation();
-    let res = negotiate(&st, r, &offer).await;
-    if res.is_err()
-        && let Some(r) = st.admission.release(&r.id)
-    {
-        st.ended(&r, EndReason::SessionEnded);
-    }
-    res
+    let target = OfferTarget::Camera {
+        camera_id: &camera_id,
+        user,
+    };
+    answer(&st, target, &camera_id, &sdp).await
 }
 
-/// Waits until the channel has parameters (its first frame arrived), or fails early if the
-/// upstream reports a failure.
-async fn wait_for_params(
-    ch: &Channel,
-    camera_id: &str,
-    timeout: Duration,
-) -> Result<Arc<media::VideoParams>, ApiError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(p) = ch.params() {
-            return Ok(p);
-        }
-        let s = ch.status();
-        let failed = matches!(s.state, ChannelState::Offline | ChannelState::Error);
-        if failed || tokio::time::Instant::now() >= deadline {
-            let why = s
-                .last_error
-                .unwrap_or_else(|| format!("no video within {} s", timeout.as_secs()));
-            return Err(camera_unavailable(camera_id, &why));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Creates the WHEP session of reservation `r` and answers 201 with the SDP and `Location`.
-async fn negotiate(st: &AppState, r: &Reservation, offer: &str) -> Result<Response, ApiError> {
-    let rid = &r.id;
-    let ch = st
-        .hub
-        .get(&st.channel_id(&r.camera_id, r.quality))
-        .ok_or_else(|| crate::camera_not_found(&r.camera_id))?;
-    // Holding a subscription creates demand: a cold channel starts its upstream now. The WHEP
-    // session subscribes on its own once the offer is accepted.
-    let demand = ch.subscribe();
-    let params = wait_for_params(&ch, &r.camera_id, st.cfg.live.first_frame_timeout).await?;
-    let (sid, answer) = st.whep.create_session(offer, &ch, params).await?;
-    drop(demand);
-    match st.admission.attach_session(rid, sid.as_str()) {
-        Some(previous) => {
-            if let Some(old) = previous {
-                st.close_session(&old);
-            }
-        }
-        None => {
-            // Released or expired while we negotiated.
-            st.whep.close_session(&sid);
-            return Err(reservation_not_found(rid));
-        }
-    }
-    tracing::info!(reservation = %rid, session = %sid, camera = %r.camera_id, "whep session created");
-    let location = format!("/whep/{rid}/{sid}");
-    let mut resp = (StatusCode::CREATED, answer).into_response();
+/// Answers an offer: 201 with the SDP answer and `Location`, or the error of what refused it
+/// (`what`: the reservation or camera id the request named).
+async fn answer(
+    st: &AppState,
+    target: OfferTarget<'_>,
+    what: &str,
+    sdp: &str,
+) -> Result<Response, ApiError> {
+    let s = st.offer(target, sdp).await.map_err(|e| match e {
+        OfferError::Admit(e) => admit_error(e, what),
+        OfferError::ReservationNotFound => reservation_not_found(what),
+        OfferError::CameraNotFound => crate::camera_not_found(what),
+        OfferError::CameraUnavailable(why) => camera_unavailable(what, &why),
+        OfferError::Session(e) => ApiError::from(e),
+    })?;
+    let location = format!("/whep/{}/{}", s.reservation_id, s.session_id);
+    let mut resp = (StatusCode::CREATED, s.answer).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -192,17 +147,7 @@ pub(crate) async fn delete(
     State(st): State<Arc<AppState>>,
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let attached = st
-        .admission
-        .get(&rid)
-        .is_some_and(|r| r.session.as_deref() == Some(sid.as_str()));
-    let closed = st.close_session(&sid);
-    // Detaches the session and ends a per-session reservation; the janitor does the same when
-    // the Ended event arrives, whichever comes first.
-    st.session_ended(&sid);
-    let known =
-        webrtc::SessionId::parse(&sid).is_some_and(|id| st.whep.session_info(&id).is_some());
-    if closed || attached || known {
+    if st.close_session(&rid, &sid) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::from(

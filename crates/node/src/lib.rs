@@ -8,13 +8,20 @@
 //! - the recording policy ([`recording`]): a camera's effective mode (the API's stored setting,
 //!   else the configuration's) applied to the recorder;
 //! - the reconciler ([`upstreams`]): upstream supervisors and recording kept in line with the
-//!   catalog as VMS syncs change it.
+//!   catalog as VMS syncs change it;
+//! - the ports ([`ports`]): the narrow interfaces the HTTP API drives the node through (cameras,
+//!   live viewing and WHEP sessions, recordings and the timeline, audit, the VMS), implemented
+//!   on `Arc<Services>`; media-index work runs on blocking threads, off the async runtime.
 
 pub mod janitor;
 pub mod lease;
+mod live;
+pub mod ports;
 pub mod recording;
 pub mod reservations;
+mod timeline;
 pub mod upstreams;
+mod views;
 
 use admission::{Admission, EndReason, Reservation};
 use base::Clocks;

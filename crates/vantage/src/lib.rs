@@ -99,7 +99,7 @@ impl Node {
             vms: vms.clone(),
             recorder,
         }));
-        let state = Arc::new(AppState::new(services.clone()));
+        let state = Arc::new(AppState::new(Arc::new(services.clone())));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
             .err_kind(
