@@ -7,4 +7,7 @@ pub mod redact;
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
 pub use error::{Error, ErrorKind, ResultExt};
-pub use redact::{redact_secret_in, redact_url};
+pub use redact::{
+    is_credential_query_key, is_secret_query_key, query_credential_keys, query_secrets,
+    redact_secret_in, redact_url,
+};

@@ -112,10 +112,11 @@ impl Ctx<'_> {
             self.url,
             detail.join("; ")
         );
-        let msg = match &self.source.password {
-            Some(pw) => redact_secret_in(&msg, pw),
-            None => msg,
-        };
+        let msg = self
+            .source
+            .secrets()
+            .iter()
+            .fold(msg, |m, secret| redact_secret_in(&m, secret));
         Error::new(kind, msg)
     }
 

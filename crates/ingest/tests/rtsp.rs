@@ -504,3 +504,34 @@ async fn ingest_audio_tcp() {
 async fn ingest_audio_udp() {
     ingest_with_audio(Transport::Udp).await;
 }
+
+/// A camera whose URL carries credentials in its query string (as some cameras document it):
+/// neither the status' `last_error` (shown over the API) nor the URL in it holds them.
+#[tokio::test]
+async fn query_string_secrets_never_reach_last_error() {
+    const SECRET: &str = "s3cret-Qu3ry";
+    let server = RtspServer::bind("127.0.0.1:0").await.expect("bind");
+    let ch = channel("cam-query");
+    let _sub = ch.subscribe();
+    let url = format!(
+        "{}?user=admin&password={SECRET}&token=tk-{SECRET}&channel=1",
+        server.url("/nothing")
+    );
+    let sup = spawn_supervisor(
+        ch.clone(),
+        source("cam-query", &url, Transport::Tcp),
+        fast_policy(),
+        clocks(),
+    );
+    let (st, _) = wait_state(&ch, State::Error, Duration::from_secs(5)).await;
+    let e = st.last_error.expect("last_error");
+    eprintln!("404 with query credentials: {e}");
+    assert!(e.contains("404"), "{e}");
+    assert!(!e.contains(SECRET) && !e.contains("admin"), "{e}");
+    assert!(
+        e.contains("/nothing?user=***&password=***&token=***&channel=1"),
+        "{e}"
+    );
+    sup.shutdown().await;
+    server.shutdown().await;
+}
