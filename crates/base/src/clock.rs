@@ -137,18 +137,14 @@ pub fn from_unix_ms(ms: i64) -> SystemTime {
 }
 
 /// Formats a wall-clock time as RFC 3339 UTC with millisecond precision (`2026-11-21T14:02:11.123Z`).
+/// The same as [`crate::time::rfc3339::format`], kept here for its callers.
 pub fn rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    dt.format(&fmt)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+    crate::time::rfc3339::format(t)
 }
 
 /// [`rfc3339`] of a time in ms since the Unix epoch (the unit SQLite rows store).
 pub fn rfc3339_ms(ms: i64) -> String {
-    rfc3339(from_unix_ms(ms))
+    crate::time::rfc3339::format_ms(ms)
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Shared foundations: one error type with gRPC-like kinds (mapped to HTTP statuses), the [`Clocks`]
-//! abstraction with a simulated implementation for deterministic tests, and credential redaction.
+//! abstraction with a simulated implementation for deterministic tests, 90 kHz media time and RFC 3339
+//! text ([`time`]), and credential redaction.
 
 pub mod clock;
 pub mod error;
 pub mod redact;
+pub mod time;
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
 pub use error::{Error, ErrorKind, ResultExt};
