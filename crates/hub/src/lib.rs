@@ -216,6 +216,18 @@ impl Channel {
         self.core.lock().stats()
     }
 
+    /// The upstream had to rewrite the pts of `n` frames (non-monotonic camera clock); counted in
+    /// [`ChannelStats::pts_rewritten`].
+    pub fn note_pts_rewritten(&self, n: u64) {
+        self.core.lock().note_pts_rewritten(n);
+    }
+
+    /// Frames whose pts the upstream rewrote since the channel was created:
+    /// `stats().pts_rewritten`.
+    pub fn pts_rewritten(&self) -> u64 {
+        self.core.lock().stats().pts_rewritten
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.core.lock().subscriber_count()
     }

@@ -38,6 +38,9 @@ pub trait Sink: Send {
     fn audio_params(&mut self, _params: Option<Arc<AudioParams>>) {}
     /// One audio frame.
     fn audio(&mut self, _frame: AudioFrame) {}
+    /// The next video frame's pts had to be rewritten (`camera_pts` as the camera sent it, not
+    /// after the previous frame's; `pts` as delivered) to keep the timeline monotonic.
+    fn pts_rewritten(&mut self, _camera_pts: i64, _pts: i64) {}
 }
 
 /// A way to obtain frames for a camera. [`RtspConnector`] is the real one; tests and other
@@ -278,10 +281,20 @@ async fn until_unwanted(channel: &Channel, clocks: &dyn Clocks) {
 }
 
 /// Publishes a session's frames to the camera's channel; the first frame makes it `Online`.
-struct ChannelSink<'a> {
+pub(crate) struct ChannelSink<'a> {
     channel: &'a Channel,
     clocks: &'a dyn Clocks,
     online_at: Option<Instant>,
+}
+
+impl<'a> ChannelSink<'a> {
+    pub(crate) fn new(channel: &'a Channel, clocks: &'a dyn Clocks) -> Self {
+        ChannelSink {
+            channel,
+            clocks,
+            online_at: None,
+        }
+    }
 }
 
 impl Sink for ChannelSink<'_> {
@@ -306,6 +319,10 @@ impl Sink for ChannelSink<'_> {
 
     fn audio(&mut self, f: AudioFrame) {
         self.channel.publish_audio(f);
+    }
+
+    fn pts_rewritten(&mut self, _camera_pts: i64, _pts: i64) {
+        self.channel.note_pts_rewritten(1);
     }
 }
 
