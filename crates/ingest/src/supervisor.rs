@@ -207,11 +207,7 @@ impl Supervisor {
             if !matches!(self.channel.status().state, State::Offline | State::Error) {
                 self.set(State::Connecting, None);
             }
-            let mut sink = ChannelSink {
-                channel: &self.channel,
-                clocks: &*self.clocks,
-                online_at: None,
-            };
+            let mut sink = ChannelSink::new(&self.channel, &*self.clocks);
             let outcome = {
                 let channel = &self.channel;
                 let clocks = &*self.clocks;
