@@ -55,6 +55,30 @@ impl Clocks for RealClocks {
     }
 }
 
+/// Real wall-clock time, with monotonic time and waits on tokio's clock: the same as
+/// [`RealClocks`] in a running process, but a test that pauses tokio's time
+/// (`tokio::time::pause`, `start_paused`) moves `monotonic` and the waits together. The hub's
+/// channels use it unless given other clocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClocks;
+
+impl Clocks for TokioClocks {
+    fn monotonic(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn realtime(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )))
+    }
+    fn sleep_blocking(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
 /// Clocks that move only when told to: by [`SimulatedClocks::advance`], or by a blocking
 /// [`Clocks::sleep_blocking`], which advances them by the time slept. Async waits end when the
 /// clock is advanced past their deadline. Cloning shares the same time.

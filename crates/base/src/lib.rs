@@ -7,7 +7,7 @@ pub mod error;
 pub mod redact;
 pub mod time;
 
-pub use clock::{Clocks, RealClocks, SimulatedClocks};
+pub use clock::{Clocks, RealClocks, SimulatedClocks, TokioClocks};
 pub use error::{Error, ErrorKind, ResultExt};
 pub use redact::{
     is_credential_query_key, is_secret_query_key, query_credential_keys, query_secrets,
