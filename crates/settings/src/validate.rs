@@ -890,6 +890,53 @@ milestone:
     }
 
     #[test]
+    fn problems_with_values_from_the_environment_name_the_variable() {
+        let env = [
+            ("VANTAGE__LIVE__IDLE_GRACE", "soon"),
+            ("VANTAGE__CAMERAS__0__TRANSPORT", "quic"),
+            ("VANTAGE__LIVE__IDLE_GRCE", "5s"),
+            ("VANTAGE__WEBRTC__UDP_PORT", "9999"),
+            ("MILESTONE_SERVER_URL", "ftp://10.0.0.5"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let text = format!("{GOOD}milestone: {{ username: svc, method: mip_sdk }}\n");
+        let problems = load_str(&text, env).unwrap_err();
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for want in [
+            "live.idle_grace: `soon` is not a duration like 500ms, 10s, 5m, 2h or 90d (set by the \
+             environment variable VANTAGE__LIVE__IDLE_GRACE, not the file)",
+            "cameras[0].transport: `quic` is not tcp or udp (set by the environment variable \
+             VANTAGE__CAMERAS__0__TRANSPORT, not the file)",
+            "(set by the environment variable VANTAGE__LIVE__IDLE_GRCE, not the file)",
+            "milestone.server_url: scheme must be http or https, not `ftp` (set by the \
+             environment variable MILESTONE_SERVER_URL, not the file)",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert!(all.contains("live.idle_grce: unknown key"), "{all}");
+        assert_eq!(problems.len(), 4, "{all}");
+        // A problem in the file itself does not blame the environment.
+        let problems = load_str(
+            "live: { idle_grace: soon }",
+            [(
+                "VANTAGE__LIVE__FIRST_FRAME_TIMEOUT".to_owned(),
+                "5s".to_owned(),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            !problems[0].message.contains("VANTAGE__"),
+            "{:?}",
+            problems[0]
+        );
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for text in [
             "[1,2]",
