@@ -66,11 +66,12 @@ async fn ingest_clip(file: &str, codec: Codec, transport: Transport) {
     let (_, took) = wait_state(&ch, State::Online, Duration::from_secs(5)).await;
     eprintln!("{file} {transport:?}: online after {took:?}");
 
-    // Collect 2 s of frames.
+    // Collect 2 s of the clip (50 frames at 25 fps): a count, so a busy machine only takes
+    // longer. The rate is asserted on the 90 kHz timeline, not on arrival times.
     let mut frames = Vec::new();
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(2) {
-        frames.push(recv_timeout(&sub, Duration::from_secs(2)).await);
+    while frames.len() < 51 {
+        frames.push(recv_timeout(&sub, Duration::from_secs(5)).await);
     }
     let wall = t0.elapsed().as_secs_f64();
     rec_stop.store(1, Ordering::Relaxed);
@@ -94,10 +95,6 @@ async fn ingest_clip(file: &str, codec: Codec, transport: Transport) {
     eprintln!(
         "{file} {transport:?}: {} frames, {fps_wall:.1} fps by arrival, {fps_pts:.2} fps by pts",
         frames.len()
-    );
-    assert!(
-        (20.0..=30.0).contains(&fps_wall),
-        "fps by arrival {fps_wall}"
     );
     assert!((24.5..=25.5).contains(&fps_pts), "fps by pts {fps_pts}");
     for w in frames.windows(2) {
@@ -221,8 +218,11 @@ async fn credentials_right_and_wrong() {
     let e = st.last_error.expect("last_error");
     eprintln!("no credentials: {e}");
     assert!(!e.contains(SECRET), "{e}");
-    // Still failing after retries, and still online.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still failing after retries (counted, whatever time they take), and still online.
+    until("the wrong password is retried", || {
+        bad_ch.status().failed_attempts >= 2
+    })
+    .await;
     assert_eq!(bad_ch.status().state, State::Error);
     assert!(bad_ch.status().failed_attempts >= 2);
     assert_eq!(good_ch.status().state, State::Online);
@@ -490,19 +490,19 @@ async fn ingest_with_audio(transport: Transport) {
         (16_000, 1, "mp4a.40.2", &[0x14, 0x08][..])
     );
 
-    // 3 s of both.
+    // About 3 s of both, counted in frames (75 video frames at 25 fps), not in wall time.
     let (mut video, mut audio) = (Vec::new(), Vec::new());
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(3) {
-        video.push(recv_timeout(&rec, Duration::from_secs(2)).await);
+    while video.len() < 75 {
+        video.push(recv_timeout(&rec, Duration::from_secs(5)).await);
         while let Some(a) = rec.try_recv_audio() {
             audio.push(a);
         }
     }
     assert!(viewer.try_recv_audio().is_none(), "viewers get no audio");
-    // 15.625 AAC frames a second, 1024 samples = 5760 ticks apart.
+    // 15.625 AAC frames a second, 1024 samples = 5760 ticks apart: as many as the video's 3 s
+    // hold (the two streams are delivered together).
     let n = audio.len();
-    assert!((40..=52).contains(&n), "{n} audio frames in 3 s");
+    assert!((40..=52).contains(&n), "{n} audio frames with 3 s of video");
     for w in audio.windows(2) {
         assert_eq!(w[1].pts - w[0].pts, 5760, "AAC frames 1024 samples apart");
         assert_eq!(w[1].duration, 1024);
