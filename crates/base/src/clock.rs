@@ -55,6 +55,30 @@ impl Clocks for RealClocks {
     }
 }
 
+/// Real wall-clock time, with monotonic time and waits on tokio's clock: the same as
+/// [`RealClocks`] in a running process, but a test that pauses tokio's time
+/// (`tokio::time::pause`, `start_paused`) moves `monotonic` and the waits together. The hub's
+/// channels use it unless given other clocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClocks;
+
+impl Clocks for TokioClocks {
+    fn monotonic(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+    fn realtime(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+            deadline,
+        )))
+    }
+    fn sleep_blocking(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+}
+
 /// Clocks that move only when told to: by [`SimulatedClocks::advance`], or by a blocking
 /// [`Clocks::sleep_blocking`], which advances them by the time slept. Async waits end when the
 /// clock is advanced past their deadline. Cloning shares the same time.
@@ -137,18 +161,14 @@ pub fn from_unix_ms(ms: i64) -> SystemTime {
 }
 
 /// Formats a wall-clock time as RFC 3339 UTC with millisecond precision (`2026-11-21T14:02:11.123Z`).
+/// The same as [`crate::time::rfc3339::format`], kept here for its callers.
 pub fn rfc3339(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    dt.format(&fmt)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
+    crate::time::rfc3339::format(t)
 }
 
 /// [`rfc3339`] of a time in ms since the Unix epoch (the unit SQLite rows store).
 pub fn rfc3339_ms(ms: i64) -> String {
-    rfc3339(from_unix_ms(ms))
+    crate::time::rfc3339::format_ms(ms)
 }
 
 #[cfg(test)]

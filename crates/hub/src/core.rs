@@ -67,6 +67,10 @@ pub struct ChannelStats {
     pub audio_frames_in: u64,
     /// Times the GOP cache outgrew its limit and was dropped.
     pub gop_cache_overflows: u64,
+    /// Video frames whose pts the upstream had to rewrite because the camera's clock did not
+    /// advance (a timestamp equal to or before the previous one): their timing is not the
+    /// camera's.
+    pub pts_rewritten: u64,
 }
 
 /// The state of one channel. Not thread-safe by itself; the shell wraps it in a mutex.
@@ -310,6 +314,11 @@ impl ChannelCore {
 
     pub fn stats(&self) -> ChannelStats {
         self.stats
+    }
+
+    /// The upstream rewrote the pts of `n` frames (see [`ChannelStats::pts_rewritten`]).
+    pub fn note_pts_rewritten(&mut self, n: u64) {
+        self.stats.pts_rewritten = self.stats.pts_rewritten.saturating_add(n);
     }
 
     /// Frames and bytes in the GOP cache.

@@ -11,11 +11,13 @@ pub mod core;
 pub use crate::core::{ChannelConfig, ChannelStats, SubscriberStats};
 
 use crate::core::ChannelCore;
+use base::Clocks;
 use media::{AudioFrame, AudioParams, Frame, VideoParams};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+
 use tokio::sync::Notify;
 
 /// The state of a camera's upstream as shown to operators.
@@ -67,12 +69,35 @@ pub struct Channel {
     /// The audio of the current session, when the upstream has audio Vantage can record.
     audio_params: Mutex<Option<Arc<AudioParams>>>,
     demand: Notify,
+    /// Where demand times (a subscriber leaving, the idle grace) are read and waited on.
+    clocks: Arc<dyn Clocks>,
 }
 
 impl Channel {
+    /// A channel on tokio's clock ([`base::TokioClocks`]); its status starts `Idle` at `now`.
     pub fn new(id: impl Into<String>, cfg: ChannelConfig, now: SystemTime) -> Arc<Self> {
+        Self::build(id.into(), cfg, now, Arc::new(base::TokioClocks))
+    }
+
+    /// A channel whose demand (idle grace) runs on `clocks`: pass the supervisor's, so that a
+    /// test on [`base::SimulatedClocks`] decides when the grace ends.
+    pub fn with_clocks(
+        id: impl Into<String>,
+        cfg: ChannelConfig,
+        clocks: Arc<dyn Clocks>,
+    ) -> Arc<Self> {
+        let now = clocks.realtime();
+        Self::build(id.into(), cfg, now, clocks)
+    }
+
+    fn build(
+        id: String,
+        cfg: ChannelConfig,
+        now: SystemTime,
+        clocks: Arc<dyn Clocks>,
+    ) -> Arc<Self> {
         Arc::new(Channel {
-            id: id.into(),
+            id,
             core: Mutex::new(ChannelCore::new(cfg)),
             status: Mutex::new(Status {
                 state: State::Idle,
@@ -83,7 +108,13 @@ impl Channel {
             params: Mutex::new(None),
             audio_params: Mutex::new(None),
             demand: Notify::new(),
+            clocks,
         })
+    }
+
+    /// The clocks demand is measured on.
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
     }
 
     pub fn id(&self) -> &str {
@@ -141,6 +172,43 @@ impl Channel {
     /// When the upstream stops being wanted if nothing changes.
     pub fn idle_deadline(&self) -> Option<Instant> {
         self.core.lock().idle_deadline()
+    }
+
+    /// Resolves once the upstream is no longer wanted: on a demand change that leaves it
+    /// unwanted, or when the idle grace runs out on the channel's clocks (a wait through
+    /// [`Clocks::sleep_until`], so simulated clocks decide when).
+    pub async fn until_unwanted(&self) {
+        loop {
+            let notified = self.demand_changed();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = self.clocks.monotonic();
+            if !self.wanted(now) {
+                return;
+            }
+            match self.idle_deadline() {
+                Some(deadline) => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = self.clocks.sleep_until(deadline) => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Resolves once the upstream is wanted.
+    pub async fn until_wanted(&self) {
+        loop {
+            let notified = self.demand_changed();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.wanted(self.clocks.monotonic()) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves when subscribers or pins come or go. Create the future before checking
@@ -216,6 +284,18 @@ impl Channel {
         self.core.lock().stats()
     }
 
+    /// The upstream had to rewrite the pts of `n` frames (non-monotonic camera clock); counted in
+    /// [`ChannelStats::pts_rewritten`].
+    pub fn note_pts_rewritten(&self, n: u64) {
+        self.core.lock().note_pts_rewritten(n);
+    }
+
+    /// Frames whose pts the upstream rewrote since the channel was created:
+    /// `stats().pts_rewritten`.
+    pub fn pts_rewritten(&self) -> u64 {
+        self.core.lock().stats().pts_rewritten
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.core.lock().subscriber_count()
     }
@@ -278,7 +358,8 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        self.channel.core.lock().unsubscribe(self.id, now());
+        let now = self.channel.clocks.monotonic();
+        self.channel.core.lock().unsubscribe(self.id, now);
         self.channel.demand.notify_waiters();
     }
 }
@@ -290,7 +371,8 @@ pub struct Pin {
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        self.channel.core.lock().unpin(now());
+        let now = self.channel.clocks.monotonic();
+        self.channel.core.lock().unpin(now);
         self.channel.demand.notify_waiters();
     }
 }
@@ -327,10 +409,4 @@ impl Hub {
     pub fn all(&self) -> Vec<Arc<Channel>> {
         self.channels.read().values().cloned().collect()
     }
-}
-
-/// Monotonic now from tokio's clock, so that tests running with paused (simulated) tokio time see
-/// subscriber departures on the same timeline as the supervisors' timers.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }

@@ -53,6 +53,17 @@ impl SourceConfig {
     pub fn redacted_url(&self) -> String {
         base::redact_url(self.url.as_str())
     }
+
+    /// Everything that must not appear in a log line or an error: the password and the values of
+    /// secret-looking query parameters of the URL (`?password=...`, `?token=...`), longest first.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut s = base::query_secrets(&self.url);
+        if let Some(pw) = self.password.as_ref().filter(|p| !p.is_empty()) {
+            s.push(pw.clone());
+        }
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+        s
+    }
 }
 
 /// Hides the password.

@@ -112,10 +112,11 @@ impl Ctx<'_> {
             self.url,
             detail.join("; ")
         );
-        let msg = match &self.source.password {
-            Some(pw) => redact_secret_in(&msg, pw),
-            None => msg,
-        };
+        let msg = self
+            .source
+            .secrets()
+            .iter()
+            .fold(msg, |m, secret| redact_secret_in(&m, secret));
         Error::new(kind, msg)
     }
 
@@ -180,6 +181,58 @@ fn build_params(
     }
 }
 
+/// Reports pts rewrites: each one to the sink (a counter on the channel), and to the log with
+/// the camera id, the first at once and then at most one line per [`REWRITE_LOG_INTERVAL`]
+/// with the number of rewrites since the previous line.
+struct RewriteLog {
+    /// Rewrites not yet logged, and when the last line was written.
+    unlogged: u64,
+    last_line: Option<std::time::Instant>,
+}
+
+/// At most one log line about rewritten pts per camera in this interval.
+pub const REWRITE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl RewriteLog {
+    fn new() -> Self {
+        RewriteLog {
+            unlogged: 0,
+            last_line: None,
+        }
+    }
+
+    /// One rewritten frame: `camera_pts` as the camera sent it, `pts` as published. Returns
+    /// whether a log line was written.
+    fn note(
+        &mut self,
+        camera_id: &str,
+        (camera_pts, pts): (i64, i64),
+        now: std::time::Instant,
+        sink: &mut dyn Sink,
+    ) -> bool {
+        sink.pts_rewritten(camera_pts, pts);
+        self.unlogged += 1;
+        if self
+            .last_line
+            .is_some_and(|t| now.saturating_duration_since(t) < REWRITE_LOG_INTERVAL)
+        {
+            return false;
+        }
+        tracing::warn!(
+            camera = camera_id,
+            camera_pts,
+            pts,
+            rewritten = self.unlogged,
+            "camera clock did not advance: pts rewritten to keep the timeline monotonic \
+             ({} frame(s) since the last report)",
+            self.unlogged
+        );
+        self.unlogged = 0;
+        self.last_line = Some(now);
+        true
+    }
+}
+
 fn same_sets(a: &VideoParams, ps: &ParameterSets) -> bool {
     ps.sps.as_ref() == Some(&a.sps) && ps.pps.as_ref() == Some(&a.pps) && ps.vps == a.vps
 }
@@ -198,6 +251,8 @@ struct FrameBuilder {
     last_pts: Option<i64>,
     /// Frames dropped before the first key frame (undecodable without parameters).
     dropped_before_key: u64,
+    /// The last built frame's pts was rewritten: (the camera's pts, the pts published).
+    rewrite: Option<(i64, i64)>,
 }
 
 impl FrameBuilder {
@@ -210,7 +265,13 @@ impl FrameBuilder {
             pending_new: false,
             last_pts: None,
             dropped_before_key: 0,
+            rewrite: None,
         }
+    }
+
+    /// Whether the last frame built had its pts rewritten: (the camera's pts, the new pts).
+    fn take_rewrite(&mut self) -> Option<(i64, i64)> {
+        self.rewrite.take()
     }
 
     fn next_version(&self) -> u32 {
@@ -277,12 +338,16 @@ impl FrameBuilder {
             (i128::from(ts) * i128::from(media::VIDEO_CLOCK_RATE) / i128::from(self.clock_rate))
                 as i64
         };
+        self.rewrite = None;
         if let Some(last) = self.last_pts
             && pts <= last
         {
             // Keep the timeline strictly monotonic; a camera that goes backwards in time
-            // would otherwise confuse every consumer.
+            // would otherwise confuse every consumer. Counted and logged by the caller
+            // (`take_rewrite`): nothing is changed silently.
+            let camera_pts = pts;
             pts = last.saturating_add(1);
+            self.rewrite = Some((camera_pts, pts));
         }
         self.last_pts = Some(pts);
         Ok(Some(Frame {
@@ -450,6 +515,7 @@ async fn session_inner(
     tracing::debug!(%codec, transport = ?source.transport, "playing");
 
     let mut builder = FrameBuilder::new(codec, clock_rate, prev);
+    let mut rewrites = RewriteLog::new();
     // The stall deadline is the video's: audio alone does not keep a session alive.
     let mut video_deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     loop {
@@ -495,7 +561,14 @@ async fn session_inner(
             retina_params,
             clocks.realtime(),
         ) {
-            Ok(Some(frame)) => sink.video(frame),
+            Ok(Some(frame)) => deliver(
+                &mut builder,
+                &mut rewrites,
+                &source.camera_id,
+                frame,
+                clocks,
+                sink,
+            ),
             Ok(None) => {}
             Err(why) => {
                 return Err(ctx.error(
@@ -505,6 +578,21 @@ async fn session_inner(
             }
         }
     }
+}
+
+/// Hands a built frame to the sink, reporting a rewritten pts first.
+fn deliver(
+    builder: &mut FrameBuilder,
+    rewrites: &mut RewriteLog,
+    camera_id: &str,
+    frame: Frame,
+    clocks: &dyn Clocks,
+    sink: &mut dyn Sink,
+) {
+    if let Some(r) = builder.take_rewrite() {
+        rewrites.note(camera_id, r, clocks.monotonic(), sink);
+    }
+    sink.video(frame);
 }
 
 /// Our view of retina's AAC parameters; `None` without an AudioSpecificConfig or a clock rate.
@@ -654,6 +742,80 @@ mod tests {
             .expect("ok")
             .expect("frame");
         assert_eq!(g.params.version, 2);
+    }
+
+    /// A sink that keeps what it is handed.
+    #[derive(Default)]
+    struct Collect {
+        frames: Vec<Frame>,
+        rewrites: Vec<(i64, i64)>,
+    }
+
+    impl Sink for Collect {
+        fn video(&mut self, frame: Frame) {
+            self.frames.push(frame);
+        }
+        fn pts_rewritten(&mut self, camera_pts: i64, pts: i64) {
+            self.rewrites.push((camera_pts, pts));
+        }
+    }
+
+    #[test]
+    fn rewritten_pts_are_counted_on_the_channel_and_logged_rate_limited() {
+        let boot = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clocks = base::SimulatedClocks::new(boot);
+        let (key, delta) = fixture("h264_a.h264", Codec::H264);
+        let ch = hub::Channel::new("cam-jumpy", hub::ChannelConfig::default(), boot);
+        let sub = ch.subscribe();
+        let mut sink = crate::supervisor::ChannelSink::new(&ch, &clocks);
+        let mut b = FrameBuilder::new(Codec::H264, 90_000, None);
+        let mut log = RewriteLog::new();
+        let mut logged = Vec::new();
+        // Returns whether the frame's rewrite (if any) was logged.
+        let mut feed = |ts: i64, data: &[u8], sink: &mut dyn Sink| {
+            let f = b
+                .build(ts, data.to_vec(), false, none, clocks.realtime())
+                .expect("ok")
+                .expect("frame");
+            let line = b
+                .take_rewrite()
+                .map(|r| log.note("cam-jumpy", r, clocks.monotonic(), &mut *sink));
+            sink.video(f);
+            line
+        };
+        // A camera clock that repeats a timestamp, steps back, then recovers.
+        for ts in [0, 3600, 3600, 100, 10_800] {
+            logged.extend(feed(ts, if ts == 0 { &key } else { &delta }, &mut sink));
+        }
+        assert_eq!(ch.stats().pts_rewritten, 2);
+        assert_eq!(ch.pts_rewritten(), 2);
+        // The first rewrite is logged at once, the second (same second) only counted.
+        assert_eq!(logged, vec![true, false]);
+        // After the interval the next one is logged again.
+        clocks.advance(REWRITE_LOG_INTERVAL);
+        logged.extend(feed(10_800, &delta, &mut sink));
+        assert_eq!(logged, vec![true, false, true]);
+        assert_eq!(ch.pts_rewritten(), 3);
+        // What subscribers get is strictly monotonic.
+        let pts: Vec<i64> = std::iter::from_fn(|| sub.try_recv())
+            .map(|f| f.pts)
+            .collect();
+        assert_eq!(pts, vec![0, 3600, 3601, 3602, 10_800, 10_801]);
+
+        // Through `deliver` (the session's path), with the camera's and the new pts reported.
+        let mut c = Collect::default();
+        let mut b = FrameBuilder::new(Codec::H264, 90_000, None);
+        let mut log = RewriteLog::new();
+        for ts in [7200, 3600] {
+            let data = if ts == 7200 { &key } else { &delta };
+            let f = b
+                .build(ts, data.clone(), false, none, boot)
+                .expect("ok")
+                .expect("frame");
+            deliver(&mut b, &mut log, "cam-x", f, &clocks, &mut c);
+        }
+        assert_eq!(c.rewrites, vec![(3600, 7201)]);
+        assert_eq!(c.frames.len(), 2);
     }
 
     #[test]

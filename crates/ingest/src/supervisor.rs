@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 use hub::{Channel, State};
 use media::{AudioFrame, AudioParams, Frame, VideoParams};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -38,6 +38,9 @@ pub trait Sink: Send {
     fn audio_params(&mut self, _params: Option<Arc<AudioParams>>) {}
     /// One audio frame.
     fn audio(&mut self, _frame: AudioFrame) {}
+    /// The next video frame's pts had to be rewritten (`camera_pts` as the camera sent it, not
+    /// after the previous frame's; `pts` as delivered) to keep the timeline monotonic.
+    fn pts_rewritten(&mut self, _camera_pts: i64, _pts: i64) {}
 }
 
 /// A way to obtain frames for a camera. [`RtspConnector`] is the real one; tests and other
@@ -184,17 +187,9 @@ impl Supervisor {
 
     /// Waits until the upstream is wanted; false when told to stop.
     async fn wait_for_demand(&mut self) -> bool {
-        loop {
-            let notified = self.channel.demand_changed();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.channel.wanted(self.clocks.monotonic()) {
-                return true;
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = stopped(&mut self.stop) => return false,
-            }
+        tokio::select! {
+            _ = self.channel.until_wanted() => true,
+            _ = stopped(&mut self.stop) => false,
         }
     }
 
@@ -204,11 +199,7 @@ impl Supervisor {
             if !matches!(self.channel.status().state, State::Offline | State::Error) {
                 self.set(State::Connecting, None);
             }
-            let mut sink = ChannelSink {
-                channel: &self.channel,
-                clocks: &*self.clocks,
-                online_at: None,
-            };
+            let mut sink = ChannelSink::new(&self.channel, &*self.clocks);
             let outcome = {
                 let channel = &self.channel;
                 let clocks = &*self.clocks;
@@ -216,7 +207,7 @@ impl Supervisor {
                 let session = self.connector.run(&self.source, prev, clocks, &mut sink);
                 tokio::select! {
                     e = session => Ok(e),
-                    _ = until_unwanted(channel, clocks) => Err(Exit::Unwanted),
+                    _ = channel.until_unwanted() => Err(Exit::Unwanted),
                     _ = stopped(&mut self.stop) => Err(Exit::Stop),
                 }
             };
@@ -241,47 +232,31 @@ impl Supervisor {
                 "upstream failed: {err}"
             );
             self.set(state, Some(err.message().to_owned()));
+            // The backoff wait is on the supervisor's clocks (simulated in tests).
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = until_unwanted(&self.channel, &*self.clocks) => return Exit::Unwanted,
+                _ = self.clocks.sleep(delay) => {}
+                _ = self.channel.until_unwanted() => return Exit::Unwanted,
                 _ = stopped(&mut self.stop) => return Exit::Stop,
             }
         }
     }
 }
 
-/// Resolves when the channel no longer wants its upstream: on a demand change or when the idle
-/// grace runs out, whichever comes first.
-async fn until_unwanted(channel: &Channel, clocks: &dyn Clocks) {
-    loop {
-        let notified = channel.demand_changed();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let now = clocks.monotonic();
-        if !channel.wanted(now) {
-            return;
-        }
-        match channel.idle_deadline() {
-            Some(deadline) => {
-                // At least a few ms, so that clocks disagreeing by a hair cannot spin this loop.
-                let wait = deadline
-                    .saturating_duration_since(now)
-                    .max(Duration::from_millis(5));
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-            None => notified.await,
-        }
-    }
-}
-
 /// Publishes a session's frames to the camera's channel; the first frame makes it `Online`.
-struct ChannelSink<'a> {
+pub(crate) struct ChannelSink<'a> {
     channel: &'a Channel,
     clocks: &'a dyn Clocks,
     online_at: Option<Instant>,
+}
+
+impl<'a> ChannelSink<'a> {
+    pub(crate) fn new(channel: &'a Channel, clocks: &'a dyn Clocks) -> Self {
+        ChannelSink {
+            channel,
+            clocks,
+            online_at: None,
+        }
+    }
 }
 
 impl Sink for ChannelSink<'_> {
@@ -307,6 +282,10 @@ impl Sink for ChannelSink<'_> {
     fn audio(&mut self, f: AudioFrame) {
         self.channel.publish_audio(f);
     }
+
+    fn pts_rewritten(&mut self, _camera_pts: i64, _pts: i64) {
+        self.channel.note_pts_rewritten(1);
+    }
 }
 
 /// Resolves when the handle asks the supervisor to stop (or is gone).
@@ -322,26 +301,11 @@ mod tests {
     use hub::ChannelConfig;
     use media::Codec;
     use parking_lot::Mutex;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
-    /// Monotonic time from tokio's clock, so `tokio::time::pause` drives the hub's deadlines too.
-    struct TokioClocks;
-    impl Clocks for TokioClocks {
-        fn monotonic(&self) -> Instant {
-            tokio::time::Instant::now().into_std()
-        }
-        fn realtime(&self) -> SystemTime {
-            SystemTime::now()
-        }
-        fn sleep_until(&self, deadline: Instant) -> base::clock::Sleep {
-            Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-                deadline,
-            )))
-        }
-        fn sleep_blocking(&self, d: std::time::Duration) {
-            std::thread::sleep(d)
-        }
-    }
+    /// Monotonic time and waits on tokio's clock, so `tokio::time::pause` drives the hub's
+    /// deadlines, the backoff and the supervisor together.
+    use base::TokioClocks;
 
     fn params() -> Arc<VideoParams> {
         Arc::new(VideoParams {

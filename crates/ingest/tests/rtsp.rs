@@ -66,11 +66,12 @@ async fn ingest_clip(file: &str, codec: Codec, transport: Transport) {
     let (_, took) = wait_state(&ch, State::Online, Duration::from_secs(5)).await;
     eprintln!("{file} {transport:?}: online after {took:?}");
 
-    // Collect 2 s of frames.
+    // Collect 2 s of the clip (50 frames at 25 fps): a count, so a busy machine only takes
+    // longer. The rate is asserted on the 90 kHz timeline, not on arrival times.
     let mut frames = Vec::new();
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(2) {
-        frames.push(recv_timeout(&sub, Duration::from_secs(2)).await);
+    while frames.len() < 51 {
+        frames.push(recv_timeout(&sub, Duration::from_secs(5)).await);
     }
     let wall = t0.elapsed().as_secs_f64();
     rec_stop.store(1, Ordering::Relaxed);
@@ -94,10 +95,6 @@ async fn ingest_clip(file: &str, codec: Codec, transport: Transport) {
     eprintln!(
         "{file} {transport:?}: {} frames, {fps_wall:.1} fps by arrival, {fps_pts:.2} fps by pts",
         frames.len()
-    );
-    assert!(
-        (20.0..=30.0).contains(&fps_wall),
-        "fps by arrival {fps_wall}"
     );
     assert!((24.5..=25.5).contains(&fps_pts), "fps by pts {fps_pts}");
     for w in frames.windows(2) {
@@ -221,8 +218,11 @@ async fn credentials_right_and_wrong() {
     let e = st.last_error.expect("last_error");
     eprintln!("no credentials: {e}");
     assert!(!e.contains(SECRET), "{e}");
-    // Still failing after retries, and still online.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still failing after retries (counted, whatever time they take), and still online.
+    until("the wrong password is retried", || {
+        bad_ch.status().failed_attempts >= 2
+    })
+    .await;
     assert_eq!(bad_ch.status().state, State::Error);
     assert!(bad_ch.status().failed_attempts >= 2);
     assert_eq!(good_ch.status().state, State::Online);
@@ -260,13 +260,13 @@ async fn garbage_mount_is_error_and_neighbour_unaffected() {
     assert!(e.contains("cam-garbage") && e.contains("/garbage"), "{e}");
 
     wait_state(&good_ch, State::Online, Duration::from_secs(5)).await;
+    // The good camera keeps streaming next to the failing one (a count, not a rate: a busy
+    // machine may take longer, but the frames must come).
     let before = good_ch.stats().frames_in;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = good_ch.stats().frames_in;
-    assert!(
-        after - before >= 20,
-        "good camera kept streaming: {before} -> {after}"
-    );
+    until("the good camera keeps streaming", || {
+        good_ch.stats().frames_in >= before + 20
+    })
+    .await;
     assert_eq!(good_ch.status().state, State::Online);
     assert!(good_ch.status().last_error.is_none());
     recv_timeout(&good_sub, Duration::from_secs(1)).await;
@@ -359,66 +359,98 @@ async fn server_restart_goes_offline_then_online() {
     server.shutdown().await;
 }
 
+/// Waits (bounded, generously) until `cond` holds; the bound is a hang guard, not a window.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Demand on simulated time: the idle grace (300 ms) passes only when the test advances the
+/// clocks shared by the channel and the supervisor, so what is asserted is the order of events
+/// and the number of upstream connections, never how long something took on this machine.
 #[tokio::test]
 async fn demand_starts_and_stops_upstream() {
     let server = RtspServer::bind("127.0.0.1:0").await.expect("bind");
     server.add_clip_mount("/cam", clip("h264_a.h264", Codec::H264));
     let proxy = CountingProxy::start(server.local_addr()).await;
-    let ch = channel("cam-demand"); // idle_grace 300 ms
+    let sim = base::SimulatedClocks::new(std::time::SystemTime::now());
+    let clocks: Arc<dyn base::Clocks> = Arc::new(sim.clone());
+    let cfg = hub::ChannelConfig {
+        idle_grace: Duration::from_millis(300),
+        ..hub::ChannelConfig::default()
+    };
+    let ch = hub::Channel::with_clocks("cam-demand", cfg, clocks.clone());
     let sup = spawn_supervisor(
         ch.clone(),
         source("cam-demand", &proxy.url("/cam"), Transport::Tcp),
         fast_policy(),
-        clocks(),
+        clocks,
     );
-    // No subscriber: idle, no connection.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(ch.status().state, State::Idle);
-    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 0);
+    let accepted = || proxy.accepted.load(Ordering::SeqCst);
+    let open = || proxy.open.load(Ordering::SeqCst);
+    let frames_in = || ch.stats().frames_in;
 
-    let sub = ch.subscribe();
-    let (_, took) = wait_state(&ch, State::Online, Duration::from_secs(5)).await;
-    eprintln!("online {took:?} after subscribe");
-    recv_timeout(&sub, Duration::from_secs(1)).await;
-    assert_eq!(proxy.open.load(Ordering::SeqCst), 1);
-
-    // Drop the subscriber: still running within the grace, idle and closed just after it.
-    let t0 = Instant::now();
-    drop(sub);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(ch.status().state, State::Online);
-    let (_, _) = wait_state(&ch, State::Idle, Duration::from_secs(2)).await;
-    let idle_after = t0.elapsed();
-    eprintln!("idle {idle_after:?} after the last subscriber left (grace 300 ms)");
-    assert!(
-        idle_after >= Duration::from_millis(300) && idle_after < Duration::from_millis(500),
-        "{idle_after:?}"
-    );
-    while proxy.open.load(Ordering::SeqCst) != 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "connection still open"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    eprintln!(
-        "connection closed {:?} after the last subscriber left",
-        t0.elapsed()
-    );
-    let frames = ch.stats().frames_in;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ch.stats().frames_in, frames, "no frames once idle");
-    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 1);
-
-    // Subscribing again within the grace keeps the session (no reconnect).
-    let sub = ch.subscribe();
-    wait_state(&ch, State::Online, Duration::from_secs(5)).await;
-    drop(sub);
+    // No subscriber: idle and no connection, however much time passes.
+    sim.advance(Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ch.status().state, State::Idle);
+    assert_eq!(accepted(), 0);
+
+    // The first subscriber starts the upstream; a second one shares it.
     let sub = ch.subscribe();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_state(&ch, State::Online, Duration::from_secs(10)).await;
+    recv_timeout(&sub, Duration::from_secs(5)).await;
+    let sub2 = ch.subscribe();
+    assert!(recv_timeout(&sub2, Duration::from_secs(5)).await.is_key);
+    assert_eq!(
+        (accepted(), open()),
+        (1, 1),
+        "one upstream for two subscribers"
+    );
+    drop(sub2);
+
+    // The last subscriber leaves: the upstream keeps streaming through the grace, for as long
+    // as the (simulated) grace has not run out, whatever the real time.
+    drop(sub);
+    sim.advance(Duration::from_millis(299));
+    let f0 = frames_in();
+    until("frames keep arriving within the grace", || {
+        frames_in() >= f0 + 10
+    })
+    .await;
     assert_eq!(ch.status().state, State::Online);
-    assert_eq!(proxy.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!((accepted(), open()), (1, 1));
+
+    // The grace runs out: idle, and the connection closes.
+    sim.advance(Duration::from_millis(1));
+    wait_state(&ch, State::Idle, Duration::from_secs(10)).await;
+    until("the upstream connection closes", || open() == 0).await;
+    let frames = frames_in();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(frames_in(), frames, "no frames once idle");
+    assert_eq!(accepted(), 1);
+
+    // A new subscriber starts a second upstream session.
+    let sub = ch.subscribe();
+    wait_state(&ch, State::Online, Duration::from_secs(10)).await;
+    assert_eq!(accepted(), 2);
+    // Leaving and coming back within the grace keeps the session (no reconnect), even when
+    // the clock then moves far past the grace.
+    drop(sub);
+    sim.advance(Duration::from_millis(100));
+    let sub = ch.subscribe();
+    sim.advance(Duration::from_secs(10));
+    let f0 = frames_in();
+    until("the same session keeps streaming", || {
+        frames_in() >= f0 + 10
+    })
+    .await;
+    recv_timeout(&sub, Duration::from_secs(5)).await;
+    assert_eq!(ch.status().state, State::Online);
+    assert_eq!((accepted(), open()), (2, 1));
     drop(sub);
     sup.shutdown().await;
     server.shutdown().await;
@@ -458,19 +490,19 @@ async fn ingest_with_audio(transport: Transport) {
         (16_000, 1, "mp4a.40.2", &[0x14, 0x08][..])
     );
 
-    // 3 s of both.
+    // About 3 s of both, counted in frames (75 video frames at 25 fps), not in wall time.
     let (mut video, mut audio) = (Vec::new(), Vec::new());
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(3) {
-        video.push(recv_timeout(&rec, Duration::from_secs(2)).await);
+    while video.len() < 75 {
+        video.push(recv_timeout(&rec, Duration::from_secs(5)).await);
         while let Some(a) = rec.try_recv_audio() {
             audio.push(a);
         }
     }
     assert!(viewer.try_recv_audio().is_none(), "viewers get no audio");
-    // 15.625 AAC frames a second, 1024 samples = 5760 ticks apart.
+    // 15.625 AAC frames a second, 1024 samples = 5760 ticks apart: as many as the video's 3 s
+    // hold (the two streams are delivered together).
     let n = audio.len();
-    assert!((40..=52).contains(&n), "{n} audio frames in 3 s");
+    assert!((40..=52).contains(&n), "{n} audio frames with 3 s of video");
     for w in audio.windows(2) {
         assert_eq!(w[1].pts - w[0].pts, 5760, "AAC frames 1024 samples apart");
         assert_eq!(w[1].duration, 1024);
@@ -503,4 +535,35 @@ async fn ingest_audio_tcp() {
 #[tokio::test]
 async fn ingest_audio_udp() {
     ingest_with_audio(Transport::Udp).await;
+}
+
+/// A camera whose URL carries credentials in its query string (as some cameras document it):
+/// neither the status' `last_error` (shown over the API) nor the URL in it holds them.
+#[tokio::test]
+async fn query_string_secrets_never_reach_last_error() {
+    const SECRET: &str = "s3cret-Qu3ry";
+    let server = RtspServer::bind("127.0.0.1:0").await.expect("bind");
+    let ch = channel("cam-query");
+    let _sub = ch.subscribe();
+    let url = format!(
+        "{}?user=admin&password={SECRET}&token=tk-{SECRET}&channel=1",
+        server.url("/nothing")
+    );
+    let sup = spawn_supervisor(
+        ch.clone(),
+        source("cam-query", &url, Transport::Tcp),
+        fast_policy(),
+        clocks(),
+    );
+    let (st, _) = wait_state(&ch, State::Error, Duration::from_secs(5)).await;
+    let e = st.last_error.expect("last_error");
+    eprintln!("404 with query credentials: {e}");
+    assert!(e.contains("404"), "{e}");
+    assert!(!e.contains(SECRET) && !e.contains("admin"), "{e}");
+    assert!(
+        e.contains("/nothing?user=***&password=***&token=***&channel=1"),
+        "{e}"
+    );
+    sup.shutdown().await;
+    server.shutdown().await;
 }

@@ -90,6 +90,9 @@ pub struct Milestone {
 pub struct ServerConfig {
     /// HTTP API, UI and WHEP. Default `0.0.0.0:8088`.
     pub listen: SocketAddr,
+    /// Origins allowed to call WHEP from a page served elsewhere (CORS): `https://wall.example`
+    /// or `*`. Default: none.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -196,7 +199,9 @@ impl Camera {
 /// One thing wrong with a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    /// Where: `cameras[2].rtsp_url`, or `VANTAGE__LIVE__IDLE_GRACE` for an override.
+    /// Where: `cameras[2].rtsp_url`, or `VANTAGE__LIVE__IDLE_GRACE` for an override that could not
+    /// be applied. A problem with a value an environment variable set keeps the key path and
+    /// names the variable in its message.
     pub path: String,
     pub message: String,
 }
@@ -235,9 +240,12 @@ pub fn load_str(
     })?;
     let mut problems = Vec::new();
     let env: Vec<(String, String)> = env.into_iter().collect();
-    parse::apply_milestone_env(&mut doc, &env, &mut problems);
-    parse::apply_env_overrides(&mut doc, env, &mut problems);
+    let mut origins = parse::Origins::default();
+    parse::apply_milestone_env(&mut doc, &env, &mut problems, &mut origins);
+    parse::apply_env_overrides(&mut doc, env, &mut problems, &mut origins);
     let cfg = validate::validate(&doc, &mut problems);
+    // A value from the environment is reported with its variable's name.
+    origins.attribute(&mut problems);
     if problems.is_empty() {
         Ok(cfg)
     } else {

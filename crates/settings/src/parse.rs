@@ -18,10 +18,60 @@ pub(crate) fn yaml_to_json(text: &str) -> Result<Value, String> {
 
 /// Applies `VANTAGE__A__B=value` as `a.b = value` (keys lower-cased; the value read as a YAML
 /// scalar). A path through a list uses the index: `VANTAGE__CAMERAS__0__ENABLED=false`.
+/// Which environment variable set which key path (`limits.max_streams`, `cameras[0].enabled`),
+/// so that a problem with a value from the environment names the variable, not the file.
+#[derive(Debug, Default)]
+pub(crate) struct Origins(Vec<(String, String)>);
+
+impl Origins {
+    fn set(&mut self, keys: &[String], var: &str) {
+        let mut path = String::new();
+        for k in keys {
+            if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) {
+                path.push_str(&format!("[{k}]"));
+            } else {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+        }
+        self.0.retain(|(p, _)| *p != path);
+        self.0.push((path, var.to_owned()));
+    }
+
+    /// The variable that set `path` or a section containing it, the most specific first.
+    pub(crate) fn var_for(&self, path: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|(p, _)| {
+                path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            })
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds the variable's name to every problem about a value it set.
+    pub(crate) fn attribute(&self, problems: &mut [Problem]) {
+        for p in problems {
+            if let Some(var) = self.var_for(&p.path) {
+                p.message = format!(
+                    "{} (set by the environment variable {var}, not the file)",
+                    p.message
+                );
+            }
+        }
+    }
+}
+
 pub(crate) fn apply_env_overrides(
     doc: &mut Value,
     env: impl IntoIterator<Item = (String, String)>,
     problems: &mut Vec<Problem>,
+    origins: &mut Origins,
 ) {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
@@ -44,11 +94,12 @@ pub(crate) fn apply_env_overrides(
             Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
             _ => Value::String(raw),
         };
-        if let Err(m) = set_path(doc, &keys, value) {
-            problems.push(Problem {
+        match set_path(doc, &keys, value) {
+            Ok(()) => origins.set(&keys, &name),
+            Err(m) => problems.push(Problem {
                 path: name,
                 message: m,
-            });
+            }),
         }
     }
 }
@@ -95,20 +146,23 @@ fn set_path(doc: &mut Value, keys: &[String], value: Value) -> Result<(), String
 /// The integration guide's variables: `MILESTONE_SERVER_URL`, `MILESTONE_RTSP_URL`,
 /// `MILESTONE_USERNAME`, `MILESTONE_PASSWORD`, `MILESTONE_API_PORT` (the port of `server_url`) and
 /// `MILESTONE_RECORDING_PORT` (the port of `recording_server`). Applied before `VANTAGE__*`.
-pub(crate) fn apply_milestone_env(doc: &mut Value, env: &[(String, String)], p: &mut Vec<Problem>) {
+pub(crate) fn apply_milestone_env(
+    doc: &mut Value,
+    env: &[(String, String)],
+    p: &mut Vec<Problem>,
+    origins: &mut Origins,
+) {
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    fn set(doc: &mut Value, key: &str, v: String, var: &str, p: &mut Vec<Problem>) {
-        if let Err(m) = set_path(
-            doc,
-            &["milestone".to_owned(), key.to_owned()],
-            Value::String(v),
-        ) {
-            p.push(Problem {
+    let mut set = |doc: &mut Value, key: &str, v: String, var: &str, p: &mut Vec<Problem>| {
+        let keys = ["milestone".to_owned(), key.to_owned()];
+        match set_path(doc, &keys, Value::String(v)) {
+            Ok(()) => origins.set(&keys, var),
+            Err(m) => p.push(Problem {
                 path: var.to_owned(),
                 message: m,
-            });
+            }),
         }
-    }
+    };
     for (var, key) in [
         ("MILESTONE_SERVER_URL", "server_url"),
         ("MILESTONE_RTSP_URL", "rtsp_base_url"),

@@ -162,6 +162,26 @@ fn list<'a>(v: Option<&'a Value>, path: &str, p: &mut Vec<Problem>) -> &'a [Valu
     }
 }
 
+/// `*`, or `http(s)://host[:port]` with nothing after it (an origin as browsers send it).
+fn is_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    match url::Url::parse(o) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && !o.trim_end_matches('/').ends_with(':')
+        }
+        Err(_) => false,
+    }
+}
+
 /// Ids appear in URLs and logs: keep them to a safe alphabet.
 fn check_id(id: &str, path: String, p: &mut Vec<Problem>) {
     if !id.is_empty()
@@ -187,6 +207,20 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
             "an address like 0.0.0.0:8088",
             p,
         ),
+        cors_origins: list(s.raw("cors_origins"), "server.cors_origins", p)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o.as_str().map(str::trim) {
+                Some(o) if is_origin(o) => Some(o.trim_end_matches('/').to_owned()),
+                _ => {
+                    p.push(problem(
+                        format!("server.cors_origins[{i}]"),
+                        "must be `*` or an origin like https://wall.example.org:8443",
+                    ));
+                    None
+                }
+            })
+            .collect(),
     };
     s.finish(p);
 
@@ -327,6 +361,22 @@ fn plain_url(raw: &str, schemes: &[&str], path: &str, p: &mut Vec<Problem>) -> O
             ));
             None
         }
+        Ok(u) if !base::query_credential_keys(&u).is_empty() => {
+            // Name the parameters, never their values.
+            let keys: Vec<String> = base::query_credential_keys(&u)
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect();
+            p.push(problem(
+                path,
+                format!(
+                    "credentials must not be in the URL's query string ({}); use username and \
+                     password",
+                    keys.join(", ")
+                ),
+            ));
+            None
+        }
         Ok(u) if u.host_str().is_none_or(str::is_empty) => {
             p.push(problem(path, "has no host"));
             None
@@ -350,10 +400,10 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
     } else {
         plain_url(&server_url, &["http", "https"], "milestone.server_url", p)
     };
-    let rtsp_base_url = s
-        .string("rtsp_base_url", p)
-        .filter(|u| !u.is_empty())
-        .and_then(|u| plain_url(&u, &["rtsp", "rtsps"], "milestone.rtsp_base_url", p));
+    let rtsp_base_url_given = s.string("rtsp_base_url", p).filter(|u| !u.is_empty());
+    let rtsp_base_url = rtsp_base_url_given
+        .as_deref()
+        .and_then(|u| plain_url(u, &["rtsp", "rtsps"], "milestone.rtsp_base_url", p));
     let recording_server = s.string("recording_server", p).filter(|r| !r.is_empty());
     if let Some(r) = &recording_server
         && r.rsplit_once(':')
@@ -413,7 +463,8 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
         }
         u
     });
-    if rtsp_base_url.is_none() && matches!(method, LiveMethod::RtspDirect | LiveMethod::OnvifBridge)
+    if rtsp_base_url_given.is_none()
+        && matches!(method, LiveMethod::RtspDirect | LiveMethod::OnvifBridge)
     {
         p.push(problem(
             "milestone.rtsp_base_url",
@@ -647,7 +698,7 @@ mod tests {
     use crate::*;
 
     const GOOD: &str = r#"
-server: { listen: "127.0.0.1:9000" }
+server: { listen: "127.0.0.1:9000", cors_origins: ["https://wall.example.org:8443", "*"] }
 live: { idle_grace: 3s }
 agencies:
   - { id: DUBAI_POLICE, name: "Dubai Police", name_ar: "شرطة دبي", max_streams: 50 }
@@ -671,6 +722,10 @@ cameras:
     fn good_file_loads_with_defaults() {
         let c = load_str(GOOD, no_env()).unwrap();
         assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(
+            c.server.cors_origins,
+            vec!["https://wall.example.org:8443".to_owned(), "*".to_owned()]
+        );
         assert_eq!(c.live.idle_grace, Duration::from_secs(3));
         assert_eq!(c.limits.max_streams, 500);
         assert_eq!(c.limits.lease, Duration::from_secs(60));
@@ -835,6 +890,88 @@ milestone:
             "{all}"
         );
         assert!(!all.contains("pw@"), "{all}");
+    }
+
+    #[test]
+    fn credentials_in_a_query_string_are_refused_by_key_path() {
+        let bad = r#"
+agencies: [{ id: METRO, max_streams: 3 }]
+cameras:
+  - { id: a, agency: METRO, rtsp_url: "rtsp://10.0.0.1/stream1?user=admin&password=hunter2" }
+  - { id: b, agency: METRO, rtsp_url: "rtsp://10.0.0.2/x?channel=1", substreams: { low: "rtsp://10.0.0.2/y?PWD=hunter3" } }
+  - { id: c, agency: METRO, rtsp_url: "rtsp://10.0.0.3/x?channel=1&subtype=0" }
+milestone:
+  server_url: "http://10.0.0.9/?username=svc"
+  rtsp_base_url: "rtsp://10.0.0.9:554/?pass=hunter4"
+  username: svc
+  default_agency: METRO
+"#;
+        let problems = load_str(bad, no_env()).unwrap_err();
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for want in [
+            "cameras[0].rtsp_url: credentials must not be in the URL's query string (`user`, \
+             `password`)",
+            "cameras[1].substreams.low: credentials must not be in the URL's query string (`PWD`)",
+            "milestone.server_url: credentials must not be in the URL's query string (`username`)",
+            "milestone.rtsp_base_url: credentials must not be in the URL's query string (`pass`)",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert_eq!(problems.len(), 4, "{all}");
+        for secret in ["hunter", "admin"] {
+            assert!(!all.contains(secret), "a secret leaked:\n{all}");
+        }
+    }
+
+    #[test]
+    fn problems_with_values_from_the_environment_name_the_variable() {
+        let env = [
+            ("VANTAGE__LIVE__IDLE_GRACE", "soon"),
+            ("VANTAGE__CAMERAS__0__TRANSPORT", "quic"),
+            ("VANTAGE__LIVE__IDLE_GRCE", "5s"),
+            ("VANTAGE__WEBRTC__UDP_PORT", "9999"),
+            ("MILESTONE_SERVER_URL", "ftp://10.0.0.5"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let text = format!("{GOOD}milestone: {{ username: svc, method: mip_sdk }}\n");
+        let problems = load_str(&text, env).unwrap_err();
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for want in [
+            "live.idle_grace: `soon` is not a duration like 500ms, 10s, 5m, 2h or 90d (set by the \
+             environment variable VANTAGE__LIVE__IDLE_GRACE, not the file)",
+            "cameras[0].transport: `quic` is not tcp or udp (set by the environment variable \
+             VANTAGE__CAMERAS__0__TRANSPORT, not the file)",
+            "(set by the environment variable VANTAGE__LIVE__IDLE_GRCE, not the file)",
+            "milestone.server_url: scheme must be http or https, not `ftp` (set by the \
+             environment variable MILESTONE_SERVER_URL, not the file)",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert!(all.contains("live.idle_grce: unknown key"), "{all}");
+        assert_eq!(problems.len(), 4, "{all}");
+        // A problem in the file itself does not blame the environment.
+        let problems = load_str(
+            "live: { idle_grace: soon }",
+            [(
+                "VANTAGE__LIVE__FIRST_FRAME_TIMEOUT".to_owned(),
+                "5s".to_owned(),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            !problems[0].message.contains("VANTAGE__"),
+            "{:?}",
+            problems[0]
+        );
     }
 
     #[test]

@@ -315,6 +315,31 @@ impl Simulator {
         &self.shared.cfg
     }
 
+    /// A complete, working `milestone:` block for a node's configuration: the URLs, the
+    /// recording server, the credentials and `method: onvif_bridge`, since live video is served
+    /// at the Open Network Bridge's `/live/{camera_guid}` (the default `rtsp_direct` template
+    /// `/camera/{camera_id}` would name the GUID where the simulator expects an index, and every
+    /// camera would answer 404). Cameras no agency rule matches go to `OTHER`, which the
+    /// configuration's `agencies:` must define. Values are quoted as YAML (JSON) strings.
+    pub fn milestone_yaml(&self) -> String {
+        let q = |s: &str| serde_json::Value::from(s).to_string();
+        let cfg = &self.shared.cfg;
+        format!(
+            "milestone:\n  server_url: {}\n  rtsp_base_url: {}\n  recording_server: {}\n  \
+             username: {}\n  password: {}\n  domain: \"\"\n  \
+             method: onvif_bridge   # the simulator serves /live/{{camera_guid}}\n  \
+             default_agency: OTHER  # define OTHER in agencies:\n",
+            q(&self.server_url()),
+            q(&self.rtsp_base_url()),
+            q(&format!(
+                "{}:{}",
+                self.shared.recorder_host, self.shared.recorder_port
+            )),
+            q(&cfg.username),
+            q(&cfg.password),
+        )
+    }
+
     pub fn set_faults(&self, f: Faults) {
         *self.shared.faults.lock() = f;
     }

@@ -47,19 +47,14 @@ pub fn offset7(t: SystemTime, hours: i8) -> String {
 }
 
 /// Parses the timestamps clients send in SOAP (`2023-07-20T00:00:00Z`, with any number of
-/// fractional digits, with an offset, or without a zone meaning UTC).
+/// fractional digits, with an offset, or without a zone meaning UTC) with the one parser of the
+/// XProtect dialect, [`base::time::rfc3339::parse_xprotect`]. Times before the Unix epoch (and
+/// .NET's `DateTime.MinValue`) are the epoch.
 pub fn parse(s: &str) -> Option<SystemTime> {
-    let s = s.trim();
-    let fmt = time::format_description::well_known::Rfc3339;
-    let odt = OffsetDateTime::parse(s, &fmt)
-        .or_else(|_| OffsetDateTime::parse(&format!("{s}Z"), &fmt))
-        .ok()?;
-    let nanos = odt.unix_timestamp_nanos();
-    if nanos < 0 {
-        return Some(UNIX_EPOCH);
-    }
-    let nanos = u64::try_from(nanos).ok()?;
-    Some(UNIX_EPOCH + Duration::from_nanos(nanos))
+    let t = base::time::rfc3339::parse_xprotect(s)
+        .ok()?
+        .unwrap_or(UNIX_EPOCH);
+    Some(t.max(UNIX_EPOCH))
 }
 
 #[cfg(test)]
@@ -75,5 +70,7 @@ mod tests {
         assert_eq!(parse("2025-10-27T10:03:52.807-05:00"), Some(t));
         assert_eq!(parse("2025-10-27T15:03:52.807"), Some(t));
         assert_eq!(parse("garbage"), None);
+        assert_eq!(parse(DOTNET_MIN), Some(UNIX_EPOCH));
+        assert_eq!(parse("1969-12-31T23:59:59Z"), Some(UNIX_EPOCH));
     }
 }

@@ -100,47 +100,6 @@ impl fmt::Display for AuditAction {
     }
 }
 
-/// Why a reservation ended: the usual values of [`AuditEvent::reason`]. The column is free text so
-/// that new reasons need no migration; these are the names to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EndReason {
-    /// The user released it (`DELETE /api/v1/stream/release/{id}`).
-    UserRelease,
-    /// No heartbeat before the lease ran out.
-    LeaseExpired,
-    /// The reservation's WHEP session ended (browser `DELETE`, ICE failure).
-    WhepEnded,
-    /// An administrator ended it.
-    Admin,
-    /// The node shut down.
-    Shutdown,
-}
-
-impl EndReason {
-    /// `released_by_user`, `lease_expired`, `whep_session_ended`, `admin`, `shutdown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::UserRelease => "released_by_user",
-            EndReason::LeaseExpired => "lease_expired",
-            EndReason::WhepEnded => "whep_session_ended",
-            EndReason::Admin => "admin",
-            EndReason::Shutdown => "shutdown",
-        }
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<EndReason> for String {
-    fn from(r: EndReason) -> String {
-        r.as_str().to_owned()
-    }
-}
-
 /// One thing that happened to a reservation, as handed to [`AuditLog::record`].
 ///
 /// `at` is stored with millisecond precision (sub-millisecond parts are truncated).
@@ -154,7 +113,11 @@ pub struct AuditEvent {
     pub camera_id: String,
     pub agency: Option<String>,
     pub quality: Option<String>,
-    /// Why it ended, for releases and expiries: see [`EndReason`].
+    /// Why: free text, so new reasons need no migration. As the node writes it today: for
+    /// `release` and `expire` how the reservation ended (`released`, `expired`,
+    /// `session_ended`, `shutdown`: `admission::EndReason::as_str`); for `deny` the API error
+    /// code (`AGENCY_LIMIT_REACHED`, `GLOBAL_LIMIT_REACHED`, `USER_LIMIT_REACHED`, ...); for
+    /// `lock` and `unlock` the evidence lock's reason as its author gave it; none otherwise.
     pub reason: Option<String>,
     /// Free-form detail, e.g. `AGENCY_LIMIT_REACHED METRO 30/30`.
     pub detail: Option<String>,
@@ -712,6 +675,5 @@ mod tests {
         }
         assert_eq!(AuditAction::parse("RESERVE"), None);
         assert_eq!(AuditAction::Reserve.to_string(), "reserve");
-        assert_eq!(String::from(EndReason::WhepEnded), "whep_session_ended");
     }
 }

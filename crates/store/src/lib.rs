@@ -5,16 +5,18 @@
 //! # Audit log
 //! Every reserve, idempotent repeat, denied reserve, (optional) heartbeat, release and expiry is one
 //! [`AuditEvent`]: when, what ([`AuditAction`]), the reservation id, user, camera, agency, quality,
-//! why it ended (see [`EndReason`]) and a free-form detail (`AGENCY_LIMIT_REACHED METRO 30/30`).
+//! why (see [`AuditEvent::reason`]: `released`, `expired`, `session_ended`, `shutdown`, or a denial's
+//! error code) and a free-form detail (`AGENCY_LIMIT_REACHED METRO 30/30`). Evidence locks are
+//! audited too (`lock`, `unlock`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), base::Error> {
-//! use store::{AuditAction, AuditEvent, AuditFilter, AuditLog, EndReason};
+//! use store::{AuditAction, AuditEvent, AuditFilter, AuditLog};
 //! use std::time::SystemTime;
 //! let log = AuditLog::open(std::path::Path::new("/var/lib/vantage/vantage.db"))?;
 //! log.record(AuditEvent {
 //!     reservation_id: Some("r-1".into()),
-//!     reason: Some(EndReason::UserRelease.into()),
+//!     reason: Some("released".into()),
 //!     ..AuditEvent::new(SystemTime::now(), AuditAction::Release, "u-7", "cam-001")
 //! });
 //! log.flush().await;
@@ -53,7 +55,7 @@ pub mod snapshot;
 pub use snapshot::Snapshots;
 
 pub use audit::{
-    AuditAction, AuditEvent, AuditFilter, AuditLog, AuditRecord, DEFAULT_QUERY_LIMIT, EndReason,
+    AuditAction, AuditEvent, AuditFilter, AuditLog, AuditRecord, DEFAULT_QUERY_LIMIT,
     MAX_QUERY_LIMIT, QUEUE_CAPACITY,
 };
 pub use schema::SCHEMA_VERSION;

@@ -50,6 +50,18 @@ impl Snapshots {
         Ok(())
     }
 
+    /// Removes every snapshot; returns how many there were. For a node whose stored knowledge
+    /// belongs to a VMS that no longer exists (the demo's simulator of a previous run).
+    pub fn clear(&self) -> Result<usize, Error> {
+        self.conn
+            .lock()
+            .execute("DELETE FROM snapshot", [])
+            .err_kind(
+                ErrorKind::Internal,
+                format_args!("{}: clearing snapshots", self.label),
+            )
+    }
+
     /// The snapshot `key` and when it was saved.
     pub fn get(&self, key: &str) -> Result<Option<(SystemTime, String)>, Error> {
         let row: Option<(i64, String)> = self
@@ -95,6 +107,10 @@ mod tests {
         let (at, body) = s.get("catalog").unwrap().unwrap();
         assert_eq!(at, t + Duration::from_secs(5));
         assert_eq!(body, "{\"a\":2} شرطة");
+        s.put("other", "x", t).unwrap();
+        assert_eq!(s.clear().unwrap(), 2);
+        assert_eq!(s.get("catalog").unwrap(), None);
+        assert_eq!(s.clear().unwrap(), 0);
         // The audit log opens the same file with the same migrations.
         drop(crate::AuditLog::open(&path).unwrap());
         let _ = std::fs::remove_dir_all(&dir);

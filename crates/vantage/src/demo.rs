@@ -70,9 +70,9 @@ pub async fn start_cameras(addr: SocketAddr) -> Result<RtspServer, Error> {
 const RULES: &str = "  agency_rules:\n    - { group: \"Dubai Police\", agency: DUBAI_POLICE }\n    \
                      - { group: \"Metro\", agency: METRO }\n    - { group: \"Bus\", agency: BUS }\n";
 
-/// The demo's configuration: no camera of its own, everything from the XProtect simulator.
+/// The demo's configuration: no camera of its own, everything from the XProtect simulator,
+/// through the `milestone:` block the simulator prints for `vantage sim xprotect`.
 pub fn config(ports: &DemoPorts, sim: &sim::Simulator) -> Result<settings::Config, Error> {
-    let cfg = sim.config();
     let yaml = format!(
         "server: {{ listen: \"{}\" }}\nwebrtc: {{ udp_port: {}, advertise: [\"127.0.0.1\"] }}\n\
          storage: {{ data_dir: \"{}\", max_usage: 2GB }}\n\
@@ -81,16 +81,11 @@ pub fn config(ports: &DemoPorts, sim: &sim::Simulator) -> Result<settings::Confi
          \x20 - {{ id: METRO, name: \"Metro\", name_ar: \"المترو\", max_streams: 30 }}\n\
          \x20 - {{ id: BUS, name: \"Bus\", name_ar: \"الحافلات\", max_streams: 20 }}\n\
          \x20 - {{ id: OTHER, name: \"Other agencies\", name_ar: \"جهات أخرى\", max_streams: 400 }}\n\
-         milestone:\n  server_url: \"{}\"\n  rtsp_base_url: \"{}\"\n  username: \"{}\"\n  \
-         password: \"{}\"\n  domain: \"\"\n  method: onvif_bridge\n  sync_interval: 1m\n  \
-         recording: continuous\n  retention_days: 7\n{RULES}",
+         {}  sync_interval: 1m\n  recording: continuous\n  retention_days: 7\n{RULES}",
         ports.http,
         ports.udp_port,
         ports.data_dir.display(),
-        sim.server_url(),
-        sim.rtsp_base_url(),
-        cfg.username,
-        cfg.password,
+        sim.milestone_yaml(),
     );
     settings::load_str(&yaml, std::env::vars()).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -104,6 +99,25 @@ pub struct Demo {
     pub node: crate::Node,
 }
 
+/// Forgets what a previous demo run stored about its simulator: the last known XProtect catalog
+/// (a snapshot in `data_dir/vantage.db`) names that run's RTSP port, which is gone, so a node
+/// starting from it would try every camera there (one warning per camera) until its first sync.
+/// Each demo run has a new simulator; its first sync brings the catalog. Returns how many
+/// snapshots were dropped.
+pub fn forget_previous_simulator(data_dir: &std::path::Path) -> Result<usize, Error> {
+    let db = data_dir.join("vantage.db");
+    if !db.exists() {
+        return Ok(0);
+    }
+    let n = store::Snapshots::open(&db)?.clear()?;
+    if n > 0 {
+        tracing::info!(
+            "demo: dropped the catalog of the previous run's simulator; the new one is synced"
+        );
+    }
+    Ok(n)
+}
+
 /// Starts the XProtect simulator (8 H.264 cameras in nested agency groups) and a node that
 /// discovers them through the XProtect integration, as a real deployment would.
 pub async fn start(ports: DemoPorts) -> Result<Demo, Error> {
@@ -114,6 +128,7 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Error> {
     })
     .await?;
     let cfg = config(&ports, &sim)?;
+    forget_previous_simulator(&ports.data_dir).map_err(|e| e.context("demo data"))?;
     let node = crate::Node::start(cfg)
         .await
         .map_err(|e| e.context("demo node"))?;

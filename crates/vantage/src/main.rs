@@ -77,10 +77,18 @@ enum SimCmd {
     },
 }
 
+/// Log lines go to standard output, in colour only when it is a terminal (and `NO_COLOR` is not
+/// set): a log redirected to a file or a pipe holds no ANSI escape codes.
 fn init_logging() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .init();
 }
 
 fn load(path: &std::path::Path) -> Result<settings::Config, ExitCode> {
@@ -191,9 +199,11 @@ async fn main() -> ExitCode {
                 ..sim::Faults::default()
             });
             println!("XProtect simulator: {cameras} cameras in {groups} groups");
-            println!("  milestone.server_url:    {}", s.server_url());
-            println!("  milestone.rtsp_base_url: {}", s.rtsp_base_url());
-            println!("  recording server:        {}", s.recorder_url());
+            println!("  recording server: {}", s.recorder_url());
+            println!(
+                "A node's configuration for it (with an agency OTHER defined in agencies:):\n"
+            );
+            println!("{}", s.milestone_yaml());
             println!("READY {}", s.server_url());
             wait_for_signal().await;
             s.shutdown().await;

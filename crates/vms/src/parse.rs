@@ -18,106 +18,10 @@ use crate::{Camera, Group, Hardware, Recorder, Secret};
 
 /// Parses an XProtect/.NET timestamp: `YYYY-MM-DDTHH:MM:SS[.f{1,}][Z|±HH:MM|±HHMM|±HH]`.
 /// No zone means UTC. Digits past nanoseconds are ignored. `0001-01-01T00:00:00…` (.NET
-/// `DateTime.MinValue`, sent for "never") is `Ok(None)`.
+/// `DateTime.MinValue`, sent for "never") is `Ok(None)`. The parser is
+/// [`base::time::rfc3339::parse_xprotect`]; a bad timestamp from the VMS is `DataLoss`.
 pub fn parse_timestamp(s: &str) -> Result<Option<SystemTime>, Error> {
-    parse_ts(s.trim()).ok_or_else(|| err!(DataLoss, "bad timestamp {:?}", truncate(s, 64)))
-}
-
-fn parse_ts(s: &str) -> Option<Option<SystemTime>> {
-    let b = s.as_bytes();
-    let num = |from: usize, len: usize| -> Option<u32> {
-        let part = b.get(from..from + len)?;
-        let mut v = 0u32;
-        for &c in part {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + u32::from(c - b'0');
-        }
-        Some(v)
-    };
-    let year = num(0, 4)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let (month, day) = (num(5, 2)?, num(8, 2)?);
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = num(11, 2)?;
-    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
-        return None;
-    }
-    let (minute, second) = (num(14, 2)?, num(17, 2)?);
-    let mut i = 19;
-    let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if i - start < 9 {
-                nanos = nanos * 10 + u32::from(c - b'0');
-            }
-            i += 1;
-        }
-        let digits = i - start;
-        if digits == 0 {
-            return None;
-        }
-        for _ in digits..9 {
-            nanos *= 10;
-        }
-    }
-    let offset_secs: i32 = match b.get(i) {
-        None => 0,
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) => {
-            let rest = &s[i + 1..];
-            let (h, m) = match rest.len() {
-                2 => (num(i + 1, 2)?, 0),
-                4 => (num(i + 1, 2)?, num(i + 3, 2)?),
-                5 if rest.as_bytes()[2] == b':' => (num(i + 1, 2)?, num(i + 4, 2)?),
-                _ => return None,
-            };
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let v = (h * 3600 + m * 60) as i32;
-            if sign == b'-' { -v } else { v }
-        }
-        _ => return None,
-    };
-    if year == 1 && month == 1 && day == 1 && hour == 0 && minute == 0 && second == 0 {
-        return Some(None);
-    }
-    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(year as i32, month, u8::try_from(day).ok()?).ok()?;
-    // .NET never sends leap seconds; accept 60 as 59.999… would be wrong, so reject it.
-    let t = time::Time::from_hms_nano(
-        u8::try_from(hour).ok()?,
-        u8::try_from(minute).ok()?,
-        u8::try_from(second).ok()?,
-        nanos,
-    )
-    .ok()?;
-    let offset = time::UtcOffset::from_whole_seconds(offset_secs).ok()?;
-    let odt = time::PrimitiveDateTime::new(date, t).assume_offset(offset);
-    Some(Some(system_time_from_unix_nanos(
-        odt.unix_timestamp_nanos(),
-    )?))
-}
-
-fn system_time_from_unix_nanos(n: i128) -> Option<SystemTime> {
-    let abs = n.unsigned_abs();
-    let d = Duration::new(
-        u64::try_from(abs / 1_000_000_000).ok()?,
-        (abs % 1_000_000_000) as u32,
-    );
-    if n >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(d)
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(d)
-    }
+    base::time::rfc3339::parse_xprotect(s).map_err(|e| Error::new(ErrorKind::DataLoss, e.message()))
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
