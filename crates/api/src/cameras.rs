@@ -53,6 +53,17 @@ fn camera(v: &CameraView) -> model::Camera {
             .map(|(q, _)| q.as_str().to_owned())
             .collect(),
         live_stream_url: None,
+        ingest: v
+            .stats
+            .map(|s| model::IngestCounters {
+                frames_in: s.frames_in,
+                key_frames_in: s.key_frames_in,
+                bytes_in: s.bytes_in,
+                audio_frames_in: s.audio_frames_in,
+                gop_cache_overflows: s.gop_cache_overflows,
+                pts_rewritten: s.pts_rewritten,
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -59,6 +59,22 @@ pub struct Camera {
     /// Sub-stream qualities the camera has (`low`, `medium`, `high`).
     pub qualities: Vec<String>,
     pub live_stream_url: Option<String>,
+    /// What ingest received from the camera and what it had to correct, never silently.
+    pub ingest: IngestCounters,
+}
+
+/// Counters of a camera's stream since its channel was created (zero while idle).
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct IngestCounters {
+    pub frames_in: u64,
+    pub key_frames_in: u64,
+    pub bytes_in: u64,
+    pub audio_frames_in: u64,
+    /// Times the cache of the current GOP outgrew its limit and was dropped.
+    pub gop_cache_overflows: u64,
+    /// Frames whose presentation time did not advance (a camera clock that is not monotonic)
+    /// and was rewritten to keep the timeline monotonic: their timing is not the camera's.
+    pub pts_rewritten: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

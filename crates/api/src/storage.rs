@@ -22,9 +22,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// A request's time field (strict RFC 3339): 400 naming the field otherwise.
 pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(SystemTime::from)
+    base::time::rfc3339::parse_field(field, s)
         .map_err(|_| invalid(field, "must be an RFC 3339 time like 2026-11-21T08:00:00Z"))
 }
 

@@ -31,6 +31,8 @@ pub struct CameraView {
     pub status: Option<hub::Status>,
     pub params: Option<Arc<VideoParams>>,
     pub audio: Option<Arc<AudioParams>>,
+    /// The channel's counters (frames in, pts rewritten, ...); None while no channel exists.
+    pub stats: Option<hub::ChannelStats>,
     /// Live viewers (the recorder's subscription is not one).
     pub viewers: usize,
     pub recording: RecordingState,

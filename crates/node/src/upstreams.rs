@@ -75,10 +75,10 @@ impl Upstreams {
             }
             let ch = match hub.get(&id) {
                 Some(ch) => ch,
-                None => hub.add(Channel::new(
+                None => hub.add(Channel::with_clocks(
                     id.clone(),
                     chan_cfg.clone(),
-                    clocks.realtime(),
+                    clocks.clone(),
                 )),
             };
             let sup = ingest::spawn_supervisor(

@@ -55,6 +55,7 @@ impl Services {
             status: ch.as_ref().map(|c| c.status()),
             params: ch.as_ref().and_then(|c| c.params()),
             audio: ch.as_ref().and_then(|c| c.audio_params()),
+            stats: ch.as_ref().map(|c| c.stats()),
             viewers: ch
                 .as_ref()
                 .map_or(0, |c| c.subscriber_count())

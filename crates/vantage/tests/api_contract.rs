@@ -149,6 +149,9 @@ async fn every_rejection_is_the_json_error_body() {
     let (s, v) = api.get("/api/v1/cameras/cam-a").await;
     assert_eq!(s, 200);
     assert_eq!(v["id"], "cam-a");
+    // Nothing is lost silently: the camera's ingest counters are part of its JSON.
+    assert_eq!(v["ingest"]["pts_rewritten"], 0, "{v}");
+    assert_eq!(v["ingest"]["frames_in"], 0, "{v}");
     node.shutdown().await;
 }
 
