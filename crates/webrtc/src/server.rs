@@ -568,6 +568,7 @@ impl Session {
                     return;
                 }
                 self.shared.set_state(SessionState::Connected);
+                keep_consent(&mut self.rtc);
                 // Start at once from the channel's GOP cache (latest key frame and what
                 // followed it); without a cache, the fresh queue waits for the next key frame.
                 self.sub = self.sub.resubscribe();
@@ -872,6 +873,19 @@ impl MediaLoop {
             self.inner.mark_ended(&id, &shared, reason);
         }
     }
+}
+
+/// Once connected, an ICE-lite session checks the peer's consent itself (RFC 7675).
+///
+/// str0m's ICE-lite agent keeps a candidate pair only while the peer sends STUN binding requests
+/// (it drops the pair 15 s after the last one), and many peers (pion/webrtc) send none on a pair
+/// that carries media and RTCP. Switching the agent to full ICE (still controlled, so it never
+/// nominates) after the nomination makes str0m send a binding request on the pair every few
+/// seconds; the peer's authenticated answers are consent (RFC 7675 §5.1) and keep the pair,
+/// and a peer that stops answering loses it after str0m's retransmits, as RFC 7675's 30 s
+/// consent expiry asks. Our own peer-silence timeout (any datagram str0m accepts) stays.
+fn keep_consent(rtc: &mut Rtc) {
+    rtc.direct_api().set_ice_lite(false);
 }
 
 /// str0m's parse errors are `Debug`-like and may include parser-internal pointer offsets
