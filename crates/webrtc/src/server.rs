@@ -437,7 +437,7 @@ impl WhepServer {
         }
         info!(session = %id, channel = channel.id(), pt = choice.pt,
               profile_matches = choice.profile_matches, "webrtc: WHEP session created");
-        Ok((id, answer.to_sdp_string()))
+        Ok((id, sdp::answer_rejected_m_lines(offer_sdp, &answer.to_sdp_string())))
     }
 
     /// Ends a session (WHEP DELETE). Returns false if there is no such live session.
