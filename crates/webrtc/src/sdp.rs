@@ -191,8 +191,18 @@ fn rejected_section(answer: &[&str], offer: &[&str]) -> Option<Vec<String>> {
     let mut lines = vec![format!("m={kind} 0 {proto} {}", ofmts.join(" "))];
     // What describes media sent or received goes; what describes the transport stays.
     const DROP: &[&str] = &[
-        "a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive", "a=rtpmap:", "a=fmtp:",
-        "a=rtcp-fb:", "a=extmap:", "a=ssrc:", "a=ssrc-group:", "a=msid:", "a=rid:",
+        "a=sendrecv",
+        "a=sendonly",
+        "a=recvonly",
+        "a=inactive",
+        "a=rtpmap:",
+        "a=fmtp:",
+        "a=rtcp-fb:",
+        "a=extmap:",
+        "a=ssrc:",
+        "a=ssrc-group:",
+        "a=msid:",
+        "a=rid:",
         "a=simulcast:",
     ];
     let mut has_mid = false;
@@ -207,7 +217,10 @@ fn rejected_section(answer: &[&str], offer: &[&str]) -> Option<Vec<String>> {
         lines.push((*mid).to_owned());
     }
     for l in offer.iter().skip(1) {
-        let Some(rest) = l.strip_prefix("a=rtpmap:").or_else(|| l.strip_prefix("a=fmtp:")) else {
+        let Some(rest) = l
+            .strip_prefix("a=rtpmap:")
+            .or_else(|| l.strip_prefix("a=fmtp:"))
+        else {
             continue;
         };
         let pt = rest.split_whitespace().next().unwrap_or("");
@@ -522,7 +535,10 @@ a=inactive\r\n"
         // Nothing rejected: unchanged (modulo line endings); misaligned sections: as is.
         let video_only = STR0M_ANSWER.split_once("m=audio").unwrap().0;
         assert_eq!(answer_rejected_m_lines(video_only, video_only), video_only);
-        assert_eq!(answer_rejected_m_lines(video_only, STR0M_ANSWER), STR0M_ANSWER);
+        assert_eq!(
+            answer_rejected_m_lines(video_only, STR0M_ANSWER),
+            STR0M_ANSWER
+        );
         // A missing mid in the answer is taken from the offer.
         let no_mid = STR0M_ANSWER.replace("a=mid:1\r\n", "");
         assert!(answer_rejected_m_lines(AIORTC_OFFER, &no_mid).contains("a=mid:1\r\n"));
