@@ -188,14 +188,21 @@ async fn chromium_plays_smoothly_across_a_camera_restart() {
         .iter()
         .filter(|s| s["at"].as_f64().unwrap_or(0.0) >= online_at + 4.0)
         .collect();
-    assert!(after.len() >= 15, "{} samples after the restart: {r}", after.len());
+    assert!(
+        after.len() >= 15,
+        "{} samples after the restart: {r}",
+        after.len()
+    );
     let whole = window(after[0], after[after.len() - 1]);
     let tail = window(after[after.len() - 6], after[after.len() - 1]);
     eprintln!("after the restart: {whole:?}; last 5 s: {tail:?}");
     // The clip is 25 fps; without the fix Chromium decoded ~23 fps of the 25 it received and
     // its mean jitter-buffer delay was 800 ms.
     let fps = whole.decoded / whole.seconds;
-    assert!(fps >= 24.0, "decodes {fps:.1} fps after the restart: {whole:?}");
+    assert!(
+        fps >= 24.0,
+        "decodes {fps:.1} fps after the restart: {whole:?}"
+    );
     assert!(
         whole.received - whole.decoded <= 5.0,
         "decodes what it receives: {whole:?}"
