@@ -404,3 +404,25 @@ fn upstream_restart_reanchors_the_timeline_on_wall_time() {
         assert_eq!(w[1].0 - w[0].0, 3600);
     }
 }
+
+/// A peer that stops answering our consent checks loses the session even when the peer-silence
+/// timeout is long: within RFC 7675's 30 s.
+#[test]
+fn lost_consent_ends_the_session_within_30_s() {
+    let mut net = Net::new(Some(CoreConfig {
+        local_addr: server_addr(),
+        advertise: vec![server_addr().ip()],
+        connect_timeout: Duration::from_secs(10),
+        disconnect_timeout: Duration::from_secs(300),
+    }));
+    net.connect();
+    net.play(Duration::from_secs(1));
+    net.client_sends = ClientSends::Nothing;
+    let from = net.last_delivered.expect("delivered");
+    net.play(Duration::from_secs(40));
+    assert_eq!(net.ended.len(), 1, "{:?}", net.ended);
+    let (_, reason, at) = net.ended[0].clone();
+    assert_eq!(reason, EndReason::IceDisconnected);
+    eprintln!("consent lost {:?} after the last datagram", at - from);
+    assert!(at - from <= Duration::from_secs(30), "{:?}", at - from);
+}

@@ -576,7 +576,7 @@ impl Session {
 /// that carries media and RTCP. Switching the agent to full ICE (still controlled, so it never
 /// nominates) after the nomination makes str0m send a binding request on the pair every few
 /// seconds; the peer's authenticated answers are consent (RFC 7675 §5.1) and keep the pair, and a
-/// peer that stops answering loses it after str0m's retransmits (about 19 s), as RFC 7675's 30 s
+/// peer that stops answering loses it after str0m's retransmits (about 22 s), as RFC 7675's 30 s
 /// consent expiry asks. The peer-silence timeout (nothing str0m accepts for 8 s) stays, and
 /// usually ends such a session first.
 fn keep_consent(rtc: &mut Rtc) {

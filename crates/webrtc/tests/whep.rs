@@ -520,3 +520,36 @@ a=rtpmap:111 opus/48000/2\r\n";
     assert!(audio.contains("a=inactive\r\n"), "{answer}");
     assert!(!audio.contains("a=sendonly"), "{answer}");
 }
+
+/// The media loop reads and waits on the clocks it is given: on simulated clocks a session that
+/// never connects ends when the clock is advanced past the connect timeout, with no real wait.
+#[tokio::test]
+async fn media_loop_runs_on_the_given_clocks() {
+    init_log();
+    let clocks = base::SimulatedClocks::new(SystemTime::now());
+    let server = WhepServer::start_with_clocks(local_cfg(), Arc::new(clocks.clone()))
+        .await
+        .expect("start");
+    let feed = load_fixture();
+    let channel = Channel::new("cam-sim", ChannelConfig::default(), SystemTime::now());
+    let mut events = server.subscribe_events();
+    let t0 = base::Clocks::monotonic(&clocks);
+    let (id, _) = server
+        .create_session(&vp8_h264_offer(), &channel, feed.params.clone())
+        .await
+        .expect("answer");
+    let info = server.session_info(&id).expect("info");
+    assert_eq!(info.created, t0, "created on the simulated clock");
+    assert_eq!(info.state, webrtc::SessionState::New);
+    clocks.advance(Duration::from_secs(10));
+    let ended = tokio::time::timeout(Duration::from_secs(30), events.recv()).await;
+    assert!(
+        matches!(
+            &ended,
+            Ok(Ok(SessionEvent::Ended { id: e, reason: EndReason::ConnectTimeout })) if *e == id
+        ),
+        "{ended:?}"
+    );
+    assert_eq!(server.session_count(), 0);
+    assert_eq!(channel.subscriber_count(), 0);
+}
