@@ -55,8 +55,8 @@ async fn result(mut peer: Peer, timeout: Duration) -> Value {
 }
 
 /// pion sends no STUN on a pair that carries media and RTCP; str0m's ICE-lite used to drop such
-/// a pair 15 s after the last binding request. Three pion viewers at pion_whep's defaults and an
-/// aiortc viewer must all still be receiving after 60 s.
+/// a pair 15 s after the last binding request. Three pion viewers at pion_whep's defaults, an
+/// aiortc viewer and a Chromium viewer must all still be receiving after 60 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pion_viewers_stay_connected_for_a_minute_beside_aiortc() {
     if !e2e() {
@@ -67,9 +67,11 @@ async fn pion_viewers_stay_connected_for_a_minute_beside_aiortc() {
     let per_camera = format!("{}/whep/cameras/cam-1", api.base);
     let pion = pion_whep(&per_camera, 3, 60);
     let aiortc = whep_client_py(&api.whep_url("cam-1", "op-aiortc").await, 65, false);
-    let (p, a) = tokio::join!(
+    let chromium = chromium_series(&per_camera, 65);
+    let (p, a, c) = tokio::join!(
         result(pion, Duration::from_secs(120)),
-        result(aiortc, Duration::from_secs(120))
+        result(aiortc, Duration::from_secs(120)),
+        result(chromium, Duration::from_secs(120))
     );
     assert_eq!(p["requested"], 3, "{p}");
     assert_eq!(p["answered"], 3, "{p}");
@@ -83,6 +85,12 @@ async fn pion_viewers_stay_connected_for_a_minute_beside_aiortc() {
     assert!(p["fps_min"].as_f64().unwrap_or(0.0) >= 20.0, "{p}");
     assert_eq!(a["http_status"], 201, "{a}");
     assert!(a["frames"].as_u64().unwrap_or(0) >= 60 * 20, "aiortc: {a}");
+    // Chromium: still receiving and decoding in its last 5 s.
+    assert_eq!(c["http_status"], 201, "{c}");
+    let samples = c["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 60, "{c}");
+    let tail = window(&samples[samples.len() - 6], &samples[samples.len() - 1]);
+    assert!(tail.decoded >= 5.0 * 20.0, "chromium's last 5 s: {tail:?}");
     gst.assert_alive();
     node.shutdown().await;
 }
