@@ -1,6 +1,7 @@
 //! The API's error body: `{"error":{"code","message","message_ar", ...details}}` with the HTTP
 //! status of the error's kind.
 
+use crate::model::{ErrorBody, ErrorDetail};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base::Error;
@@ -11,6 +12,8 @@ pub struct ApiError {
     pub err: Error,
     pub message_ar: String,
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// The HTTP status, when not the one of the error's kind (413, 415, 405).
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -19,7 +22,13 @@ impl ApiError {
             err,
             message_ar: message_ar.into(),
             details: Default::default(),
+            status: None,
         }
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
     }
 
     pub fn detail(mut self, k: &str, v: impl Into<serde_json::Value>) -> Self {
@@ -48,17 +57,27 @@ impl From<Error> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.err.kind().http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    fn into_response(mut self) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.err.kind().http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
         if status.is_server_error() {
             tracing::warn!(code = self.err.code(), "{}", self.err);
         }
-        let mut body = serde_json::Map::new();
-        body.insert("code".into(), self.err.code().into());
-        body.insert("message".into(), self.err.message().into());
-        body.insert("message_ar".into(), self.message_ar.into());
-        body.extend(self.details);
-        (status, axum::Json(serde_json::json!({ "error": body }))).into_response()
+        let field = match self.details.remove("field") {
+            Some(serde_json::Value::String(f)) => Some(f),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.err.code().to_owned(),
+                message: self.err.message().to_owned(),
+                message_ar: self.message_ar,
+                field,
+                details: self.details,
+            },
+        };
+        (status, axum::Json(body)).into_response()
     }
 }

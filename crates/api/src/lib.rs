@@ -4,175 +4,56 @@
 //! and errors into the JSON error body.
 
 mod cameras;
-pub mod catalog;
 mod error;
-mod lease;
+mod extract;
+pub mod model;
 mod recordings;
 mod storage;
 mod streams;
-pub mod vms_sync;
 mod whep;
 
 pub use error::ApiError;
-pub use lease::{lease_tick, spawn_lease_keeper};
-pub use storage::apply_recording;
-pub use whep::spawn_session_janitor;
 
-use admission::{Admission, EndReason, Reservation};
+use admission::Reservation;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
-use base::{Clocks, err};
-use hub::Hub;
-use parking_lot::Mutex;
-use serde_json::{Value, json};
-use settings::Config;
-use std::collections::{HashMap, VecDeque};
+use base::err;
 use std::sync::Arc;
 
-/// What a node is made of, to build an [`AppState`] from.
-pub struct Services {
-    pub cfg: Arc<Config>,
-    pub catalog: Arc<catalog::Catalog>,
-    pub hub: Arc<Hub>,
-    pub whep: Arc<webrtc::WhepServer>,
-    pub admission: Arc<dyn Admission>,
-    pub audit: store::AuditLog,
-    pub clocks: Arc<dyn Clocks>,
-    /// The XProtect sync, when `milestone:` is configured.
-    pub vms: Option<Arc<vms_sync::VmsSync>>,
-    /// Continuous recording: segment writers, media index, retention.
-    pub recorder: Arc<recorder::service::Recorder>,
-}
-
-/// Everything the handlers need: the node's services (reachable directly through `Deref`,
-/// `st.hub`) and the API's own state.
+/// What the handlers see: the node layer's ports (`node::ports`), reachable directly through
+/// `Deref` (`st.reserve(...)`). Handlers translate HTTP into calls on them and their results
+/// into the API's JSON contract ([`model`]); they reach nothing else.
 pub struct AppState {
-    services: Services,
-    recently_ended: Mutex<RecentlyEnded>,
+    node: Arc<dyn node::ports::Node>,
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.services
+    type Target = dyn node::ports::Node;
+    fn deref(&self) -> &Self::Target {
+        &*self.node
     }
 }
 
 impl AppState {
-    pub fn new(services: Services) -> Self {
-        AppState {
-            services,
-            recently_ended: Mutex::new(RecentlyEnded::default()),
-        }
-    }
-
-    /// Ends a reservation for `reason`: its WHEP session is closed, the end is audited and
-    /// remembered (so a repeated release stays idempotent).
-    pub fn ended(&self, r: &Reservation, reason: EndReason) {
-        if let Some(sid) = &r.session {
-            whep::close_session(self, sid);
-        }
-        self.recently_ended.lock().insert(r.id.clone(), reason);
-        self.audit.record(audit_event(
-            r,
-            match reason {
-                EndReason::Expired => store::AuditAction::Expire,
-                _ => store::AuditAction::Release,
-            },
-            self.clocks.realtime(),
-            Some(reason.as_str().to_owned()),
-            None,
-        ));
-        tracing::info!(reservation = %r.id, camera = %r.camera_id, user = %r.user_id, reason = reason.as_str(), "reservation ended");
-    }
-
-    /// Ends every live reservation (node shutdown) and waits for the audit log.
-    pub async fn shutdown(&self) {
-        for r in self.admission.list() {
-            if let Some(r) = self.admission.release(&r.id) {
-                self.ended(&r, EndReason::Shutdown);
-            }
-        }
-        self.audit.flush().await;
-    }
-
-    /// The channel that serves a reservation: the camera's sub-stream for its quality if the
-    /// camera has one, else its main stream.
-    pub fn channel_id(&self, camera_id: &str, quality: admission::Quality) -> String {
-        match self.catalog.get(camera_id) {
-            Some(c)
-                if c.camera
-                    .substreams
-                    .iter()
-                    .any(|(q, _)| q == quality.as_str()) =>
-            {
-                format!("{camera_id}@{quality}")
-            }
-            _ => camera_id.to_owned(),
-        }
+    pub fn new(node: Arc<dyn node::ports::Node>) -> Self {
+        AppState { node }
     }
 }
 
-/// Ids of reservations that ended recently, bounded, for idempotent releases.
-#[derive(Default)]
-struct RecentlyEnded {
-    order: VecDeque<String>,
-    reasons: HashMap<String, EndReason>,
-}
-
-impl RecentlyEnded {
-    const CAPACITY: usize = 10_000;
-
-    fn insert(&mut self, id: String, reason: EndReason) {
-        if self.reasons.insert(id.clone(), reason).is_none() {
-            self.order.push_back(id);
-            if self.order.len() > Self::CAPACITY
-                && let Some(old) = self.order.pop_front()
-            {
-                self.reasons.remove(&old);
-            }
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<EndReason> {
-        self.reasons.get(id).copied()
-    }
-}
-
-pub(crate) fn audit_event(
-    r: &Reservation,
-    action: store::AuditAction,
-    at: std::time::SystemTime,
-    reason: Option<String>,
-    detail: Option<String>,
-) -> store::AuditEvent {
-    store::AuditEvent {
-        at,
-        action,
-        reservation_id: Some(r.id.clone()),
-        user_id: r.user_id.clone(),
+pub(crate) fn reservation(r: &Reservation) -> model::Reservation {
+    model::Reservation {
+        reservation_id: r.id.clone(),
         camera_id: r.camera_id.clone(),
-        agency: Some(r.agency.clone()),
-        quality: Some(r.quality.as_str().to_owned()),
-        reason,
-        detail,
+        agency: r.agency.clone(),
+        user_id: r.user_id.clone(),
+        quality: r.quality.as_str().to_owned(),
+        whep_url: format!("/whep/{}", r.id),
+        created_at: base::clock::rfc3339(r.created_at),
+        expires_at: base::clock::rfc3339(r.expires_at),
+        session_active: r.session.is_some(),
+        ephemeral: r.ephemeral,
     }
-}
-
-pub(crate) fn reservation_json(r: &Reservation) -> Value {
-    json!({
-        "reservation_id": r.id,
-        "camera_id": r.camera_id,
-        "agency": r.agency,
-        "user_id": r.user_id,
-        "quality": r.quality.as_str(),
-        "whep_url": format!("/whep/{}", r.id),
-        "created_at": base::clock::rfc3339(r.created_at),
-        "expires_at": base::clock::rfc3339(r.expires_at),
-        "session_active": r.session.is_some(),
-        "ephemeral": r.ephemeral,
-    })
 }
 
 /// The router of the whole HTTP surface.
@@ -209,26 +90,72 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/vms/status", get(vms_status))
         .route("/api/v1/recordings/{camera_id}", get(recordings::timeline))
         .route("/ws/stream/stats", get(streams::stats_ws))
-        .route("/whep/cameras/{camera_id}", post(whep::camera_offer))
-        .route("/whep/{reservation_id}", post(whep::offer))
+        .route(
+            "/whep/cameras/{camera_id}",
+            post(whep::camera_offer).options(whep::options),
+        )
+        .route(
+            "/whep/{reservation_id}",
+            post(whep::offer).options(whep::options),
+        )
         .route(
             "/whep/{reservation_id}/{session_id}",
-            delete(whep::delete).patch(whep::patch),
+            delete(whep::delete)
+                .patch(whep::patch)
+                .options(whep::options),
         )
+        .fallback(extract::no_route)
+        .layer(axum::middleware::map_response(extract::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            whep::cors,
+        ))
         .with_state(state)
 }
 
 /// `GET /api/v1/vms/status`: the XProtect sync (404 when no VMS is configured).
 async fn vms_status(
     axum::extract::State(st): axum::extract::State<Arc<AppState>>,
-) -> Result<axum::Json<Value>, ApiError> {
-    match &st.vms {
-        Some(v) => Ok(axum::Json(v.status_json())),
-        None => Err(ApiError::from(
+) -> Result<axum::Json<model::VmsStatus>, ApiError> {
+    let Some(s) = st.vms_status() else {
+        return Err(ApiError::from(
             err!(NotFound, "no VMS is configured (milestone: section)")
                 .with_code("VMS_NOT_CONFIGURED"),
-        )),
-    }
+        ));
+    };
+    let t = |x: Option<std::time::SystemTime>| x.map(base::clock::rfc3339);
+    Ok(axum::Json(model::VmsStatus {
+        server_url: s.server_url,
+        logged_in: s.logged_in,
+        last_sync_attempt: t(s.last_attempt),
+        last_sync: t(s.last_success),
+        last_sync_duration_ms: s.last_duration.map(|d| d.as_millis() as u64),
+        syncs: s.syncs,
+        failures: s.failures,
+        stale: s.stale_age.is_some(),
+        stale_age_seconds: s.stale_age.map(|d| d.as_secs()),
+        counts: model::VmsCounts {
+            cameras: s.cameras,
+            groups: s.groups,
+            recording_servers: s.recording_servers,
+        },
+        requests_last_sync: s.requests_last_sync,
+        requests_total: s.requests_total,
+        last_changes: model::VmsChanges {
+            added: s.last_changes.added,
+            removed: s.last_changes.removed,
+            renamed: s.last_changes.renamed,
+            moved: s.last_changes.moved,
+        },
+        cameras_without_live_url: s.cameras_without_live_url,
+        unmapped_cameras: s
+            .unmapped_cameras
+            .into_iter()
+            .map(|(id, name)| model::UnmappedCamera { id, name })
+            .collect(),
+        error: s.error,
+        connector_error: s.connector_error,
+    }))
 }
 
 async fn index() -> Html<&'static str> {

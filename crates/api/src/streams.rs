@@ -1,26 +1,23 @@
 //! Stream reservations: reserve, heartbeat, release, listings, stats (JSON and WebSocket), audit.
 
+use crate::extract::{JsonBody, Query};
+use crate::model;
 use crate::{
-    ApiError, AppState, audit_event, camera_disabled, camera_not_found, camera_unavailable,
-    invalid, reservation_json, reservation_not_found,
+    ApiError, AppState, camera_disabled, camera_not_found, camera_unavailable, invalid,
+    reservation, reservation_not_found,
 };
-use admission::{Admitted, Denied, EndReason, Quality, Request};
+use admission::{Admitted, Denied, Quality};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use node::ports::Release;
+use node::reservations::AdmitError;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Deserialize)]
-pub(crate) struct ReserveBody {
-    camera_id: Option<Value>,
-    user_id: Option<Value>,
-    quality: Option<Value>,
-}
 
 /// A required non-empty string field.
 pub(crate) fn text_field(v: Option<Value>, field: &str) -> Result<String, ApiError> {
@@ -80,73 +77,20 @@ fn denied(d: &Denied, agency: &str) -> ApiError {
     e
 }
 
-/// Admission for one camera: the camera must exist, be enabled and not be in `error`.
-pub(crate) fn admit(
-    st: &AppState,
-    camera_id: &str,
-    user_id: &str,
-    quality: Quality,
-    ephemeral: bool,
-) -> Result<Admitted, ApiError> {
-    let cam = st
-        .catalog
-        .get(camera_id)
-        .ok_or_else(|| camera_not_found(camera_id))?
-        .camera;
-    if !cam.enabled {
-        return Err(camera_disabled(camera_id));
-    }
-    if let Some(ch) = st.hub.get(&st.channel_id(camera_id, quality)) {
-        let s = ch.status();
-        if s.state == hub::State::Error {
-            return Err(camera_unavailable(
-                camera_id,
-                s.last_error.as_deref().unwrap_or("camera in error"),
-            ));
-        }
-    }
-    let now = st.clocks.realtime();
-    let req = Request {
-        camera_id,
-        agency: &cam.agency,
-        user_id,
-        quality,
-        ephemeral,
-    };
-    match st.admission.reserve(&req, now) {
-        Ok(a) => {
-            let (action, what) = match &a {
-                Admitted::Created(_) => (store::AuditAction::Reserve, "reserve"),
-                Admitted::Existing(_) => (store::AuditAction::Reuse, "reserve (existing)"),
-            };
-            st.audit
-                .record(audit_event(a.reservation(), action, now, None, None));
-            tracing::info!(reservation = %a.reservation().id, camera = %camera_id, user = %user_id, "{what}");
-            Ok(a)
-        }
-        Err(d) => {
-            st.audit.record(store::AuditEvent {
-                at: now,
-                action: store::AuditAction::Deny,
-                reservation_id: None,
-                user_id: user_id.to_owned(),
-                camera_id: camera_id.to_owned(),
-                agency: Some(cam.agency.clone()),
-                quality: Some(quality.as_str().to_owned()),
-                reason: Some(d.code().to_owned()),
-                detail: Some(d.to_string()),
-            });
-            tracing::info!(camera = %camera_id, user = %user_id, "reserve denied: {d}");
-            Err(denied(&d, &cam.agency))
-        }
+/// An admission refusal as the API reports it.
+pub(crate) fn admit_error(e: AdmitError, camera_id: &str) -> ApiError {
+    match e {
+        AdmitError::CameraNotFound => camera_not_found(camera_id),
+        AdmitError::CameraDisabled => camera_disabled(camera_id),
+        AdmitError::CameraUnavailable(why) => camera_unavailable(camera_id, &why),
+        AdmitError::Denied { denied: d, agency } => denied(&d, &agency),
     }
 }
 
 pub(crate) async fn reserve(
     State(st): State<Arc<AppState>>,
-    body: Result<Json<ReserveBody>, axum::extract::rejection::JsonRejection>,
+    JsonBody(b): JsonBody<model::ReserveRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| invalid("body", &e.body_text()))?;
     let camera_id = text_field(b.camera_id, "camera_id")?;
     let user_id = text_field(b.user_id, "user_id")?;
     let quality = match b.quality {
@@ -155,26 +99,27 @@ pub(crate) async fn reserve(
             .ok_or_else(|| invalid("quality", "must be one of low, medium, high, auto"))?,
         Some(_) => return Err(invalid("quality", "must be one of low, medium, high, auto")),
     };
-    let a = admit(&st, &camera_id, &user_id, quality, false)?;
+    let a = st
+        .reserve(&camera_id, &user_id, quality)
+        .map_err(|e| admit_error(e, &camera_id))?;
     let status = match a {
         Admitted::Created(_) => StatusCode::CREATED,
         Admitted::Existing(_) => StatusCode::OK,
     };
-    Ok((status, Json(reservation_json(a.reservation()))).into_response())
+    Ok((status, Json(reservation(a.reservation()))).into_response())
 }
 
 pub(crate) async fn heartbeat(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<model::Heartbeat>, ApiError> {
     let r = st
-        .admission
-        .heartbeat(&id, st.clocks.realtime())
+        .heartbeat(&id)
         .ok_or_else(|| reservation_not_found(&id))?;
-    Ok(Json(json!({
-        "reservation_id": r.id,
-        "expires_at": base::clock::rfc3339(r.expires_at),
-    })))
+    Ok(Json(model::Heartbeat {
+        reservation_id: r.id,
+        expires_at: base::clock::rfc3339(r.expires_at),
+    }))
 }
 
 /// 204 and the viewer session ends. Releasing a reservation that already ended (released,
@@ -183,13 +128,9 @@ pub(crate) async fn release(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match st.admission.release(&id) {
-        Some(r) => {
-            st.ended(&r, EndReason::Released);
-            Ok(StatusCode::NO_CONTENT)
-        }
-        None if st.recently_ended.lock().get(&id).is_some() => Ok(StatusCode::NO_CONTENT),
-        None => Err(reservation_not_found(&id)),
+    match st.release(&id) {
+        Release::Released | Release::AlreadyEnded => Ok(StatusCode::NO_CONTENT),
+        Release::Unknown => Err(reservation_not_found(&id)),
     }
 }
 
@@ -202,45 +143,50 @@ pub(crate) struct ReservationFilter {
 pub(crate) async fn list_reservations(
     State(st): State<Arc<AppState>>,
     Query(f): Query<ReservationFilter>,
-) -> Json<Value> {
-    let v: Vec<Value> = st
-        .admission
-        .list()
+) -> Json<model::ReservationList> {
+    let reservations: Vec<model::ReservationListItem> = st
+        .reservations()
         .iter()
-        .filter(|r| f.user_id.as_ref().is_none_or(|u| *u == r.user_id))
-        .filter(|r| f.camera_id.as_ref().is_none_or(|c| *c == r.camera_id))
-        .map(|r| {
-            let mut v = reservation_json(r);
-            // new | connected | ended: whether the viewer's WebRTC session is up.
-            v["session_state"] = r
-                .session
-                .as_deref()
-                .and_then(webrtc::SessionId::parse)
-                .and_then(|id| st.whep.session_info(&id))
-                .map_or(Value::Null, |i| i.state.as_str().into());
-            v
+        .filter(|v| {
+            f.user_id
+                .as_ref()
+                .is_none_or(|u| *u == v.reservation.user_id)
+        })
+        .filter(|v| {
+            f.camera_id
+                .as_ref()
+                .is_none_or(|c| *c == v.reservation.camera_id)
+        })
+        .map(|v| model::ReservationListItem {
+            reservation: reservation(&v.reservation),
+            session_state: v.session_state.map(str::to_owned),
         })
         .collect();
-    Json(json!({ "reservations": v, "total": v.len() }))
-}
-
-fn stats_json(st: &AppState) -> Value {
-    let s = st.admission.stats();
-    let per: Vec<Value> = st
-        .cfg
-        .agencies
-        .iter()
-        .map(|a| json!({"agency": a.id, "current": s.current(&a.id), "limit": a.max_streams}))
-        .collect();
-    json!({
-        "active_streams": s.active_streams,
-        "max_streams": s.max_streams,
-        "per_agency": per,
+    Json(model::ReservationList {
+        total: reservations.len(),
+        reservations,
     })
 }
 
-pub(crate) async fn stats(State(st): State<Arc<AppState>>) -> Json<Value> {
-    Json(stats_json(&st))
+fn stats_of(st: &AppState) -> model::StreamStats {
+    let s = st.stats();
+    model::StreamStats {
+        active_streams: s.active_streams,
+        max_streams: s.max_streams,
+        per_agency: s
+            .per_agency
+            .into_iter()
+            .map(|(agency, current, limit)| model::AgencyCount {
+                agency,
+                current,
+                limit,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) async fn stats(State(st): State<Arc<AppState>>) -> Json<model::StreamStats> {
+    Json(stats_of(&st))
 }
 
 /// At most this many stats messages per second on the WebSocket.
@@ -253,11 +199,11 @@ pub(crate) async fn stats_ws(State(st): State<Arc<AppState>>, ws: WebSocketUpgra
 }
 
 async fn push_stats(st: Arc<AppState>, mut socket: WebSocket) {
-    let mut changes = st.admission.changes();
+    let mut changes = st.stats_changes();
     let min_gap = Duration::from_secs(1) / WS_MAX_RATE;
     loop {
         changes.borrow_and_update();
-        let text = stats_json(&st).to_string();
+        let text = serde_json::to_string(&stats_of(&st)).unwrap_or_default();
         if socket.send(Message::Text(text.into())).await.is_err() {
             return;
         }
@@ -302,11 +248,9 @@ pub(crate) struct AuditQuery {
 pub(crate) async fn audit(
     State(st): State<Arc<AppState>>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    st.audit.flush().await;
+) -> Result<Json<model::AuditList>, ApiError> {
     let rows = st
-        .audit
-        .query(store::AuditFilter {
+        .audit(store::AuditFilter {
             camera_id: q.camera_id,
             user_id: q.user_id,
             reservation_id: q.reservation_id,
@@ -315,25 +259,28 @@ pub(crate) async fn audit(
         })
         .await
         .map_err(|e| ApiError::from(e.context("audit log")))?;
-    let v: Vec<Value> = rows
+    let events = rows
         .iter()
         .map(|r| {
             let e = &r.event;
-            json!({
-                "seq": r.seq,
-                "at": base::clock::rfc3339(e.at),
-                "at_ms": base::clock::unix_ms(e.at),
-                "action": e.action.as_str(),
-                "reservation_id": e.reservation_id,
-                "user_id": e.user_id,
-                "camera_id": e.camera_id,
-                "agency": e.agency,
-                "quality": e.quality,
-                "reason": e.reason,
-                "detail": e.detail,
-            })
+            model::AuditEvent {
+                seq: r.seq,
+                at: base::clock::rfc3339(e.at),
+                at_ms: base::clock::unix_ms(e.at),
+                action: e.action.as_str().to_owned(),
+                reservation_id: e.reservation_id.clone(),
+                user_id: e.user_id.clone(),
+                camera_id: e.camera_id.clone(),
+                agency: e.agency.clone(),
+                quality: e.quality.clone(),
+                reason: e.reason.clone(),
+                detail: e.detail.clone(),
+            }
         })
         .collect();
     // Events the writer could not keep up with are counted, never silently lost.
-    Ok(Json(json!({ "events": v, "dropped": st.audit.dropped() })))
+    Ok(Json(model::AuditList {
+        events,
+        dropped: st.audit_dropped(),
+    }))
 }

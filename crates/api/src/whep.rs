@@ -1,30 +1,83 @@
 //! WHEP signalling (RFC 9725): per reservation (`POST {whep_url}`) and per camera
 //! (`POST /whep/cameras/{id}`, one ephemeral reservation per session), and session teardown.
 
-use crate::streams::admit;
+use crate::extract::{has_content_type, unsupported_media_type};
+use crate::streams::admit_error;
 use crate::{ApiError, AppState, camera_unavailable, reservation_not_found};
-use admission::{EndReason, Quality, Reservation};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base::err;
-use hub::{Channel, State as ChannelState};
+use node::ports::{OfferError, OfferTarget};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// WHEP offers must be `application/sdp`; None when it is.
-fn wrong_content_type(headers: &HeaderMap) -> Option<Response> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    (!ct.starts_with("application/sdp")).then(|| {
-        (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "WHEP offers must be sent as application/sdp",
-        )
-            .into_response()
-    })
+/// WHEP offers must be `application/sdp`: 415 otherwise.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    if has_content_type(headers, "application/sdp") {
+        Ok(())
+    } else {
+        Err(unsupported_media_type("application/sdp"))
+    }
+}
+
+/// The methods of WHEP resources.
+const WHEP_METHODS: &str = "OPTIONS, POST, PATCH, DELETE";
+
+/// `OPTIONS` on a WHEP resource (the WHEP spec's preflight and discovery): 204 with `Allow`
+/// and `Accept-Post`; [`cors`] adds the CORS headers for allowed origins.
+pub(crate) async fn options() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ALLOW, WHEP_METHODS),
+            (HeaderName::from_static("accept-post"), "application/sdp"),
+        ],
+    )
+        .into_response()
+}
+
+/// CORS for WHEP, so players served from another origin can use it: an answer to a request
+/// whose `Origin` is in `server.cors_origins` (or when it holds `*`) carries the CORS headers.
+/// Other requests and the rest of the API are untouched.
+pub(crate) async fn cors(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|_| req.uri().path().starts_with("/whep/"))
+        .cloned();
+    let mut resp = next.run(req).await;
+    let allowed = &st.config().server.cors_origins;
+    if let Some(origin) = origin
+        && let Ok(o) = origin.to_str()
+        && allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+    {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(WHEP_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type, authorization, if-match, x-vantage-user"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("location, link, etag, accept-post"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    resp
 }
 
 /// `POST {whep_url}` of a reservation.
@@ -32,16 +85,10 @@ pub(crate) async fn offer(
     State(st): State<Arc<AppState>>,
     Path(rid): Path<String>,
     headers: HeaderMap,
-    offer: String,
+    sdp: String,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = wrong_content_type(&headers) {
-        return Ok(r);
-    }
-    let r = st
-        .admission
-        .get(&rid)
-        .ok_or_else(|| reservation_not_found(&rid))?;
-    negotiate(&st, &r, &offer).await
+    check_content_type(&headers)?;
+    answer(&st, OfferTarget::Reservation(&rid), &rid, &sdp).await
 }
 
 /// `POST /whep/cameras/{camera_id}`: a WHEP endpoint per camera, as players and video walls
@@ -51,79 +98,38 @@ pub(crate) async fn camera_offer(
     State(st): State<Arc<AppState>>,
     Path(camera_id): Path<String>,
     headers: HeaderMap,
-    offer: String,
+    sdp: String,
 ) -> Result<Response, ApiError> {
-    if let Some(r) = wrong_content_type(&headers) {
-        return Ok(r);
-    }
+    check_content_type(&headers)?;
     let user = headers
         .get("x-vantage-user")
         .and_then(|v| v.to_str().ok())
         .filter(|u| !u.is_empty() && u.len() <= 256)
         .unwrap_or("anonymous");
-    let a = admit(&st, &camera_id, user, Quality::Auto, true)?;
-    let r = a.reservation();
-    let res = negotiate(&st, r, &offer).await;
-    if res.is_err()
-        && let Some(r) = st.admission.release(&r.id)
-    {
-        st.ended(&r, EndReason::SessionEnded);
-    }
-    res
+    let target = OfferTarget::Camera {
+        camera_id: &camera_id,
+        user,
+    };
+    answer(&st, target, &camera_id, &sdp).await
 }
 
-/// Waits until the channel has parameters (its first frame arrived), or fails early if the
-/// upstream reports a failure.
-async fn wait_for_params(
-    ch: &Channel,
-    camera_id: &str,
-    timeout: Duration,
-) -> Result<Arc<media::VideoParams>, ApiError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(p) = ch.params() {
-            return Ok(p);
-        }
-        let s = ch.status();
-        let failed = matches!(s.state, ChannelState::Offline | ChannelState::Error);
-        if failed || tokio::time::Instant::now() >= deadline {
-            let why = s
-                .last_error
-                .unwrap_or_else(|| format!("no video within {} s", timeout.as_secs()));
-            return Err(camera_unavailable(camera_id, &why));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Creates the WHEP session of reservation `r` and answers 201 with the SDP and `Location`.
-async fn negotiate(st: &AppState, r: &Reservation, offer: &str) -> Result<Response, ApiError> {
-    let rid = &r.id;
-    let ch = st
-        .hub
-        .get(&st.channel_id(&r.camera_id, r.quality))
-        .ok_or_else(|| crate::camera_not_found(&r.camera_id))?;
-    // Holding a subscription creates demand: a cold channel starts its upstream now. The WHEP
-    // session subscribes on its own once the offer is accepted.
-    let demand = ch.subscribe();
-    let params = wait_for_params(&ch, &r.camera_id, st.cfg.live.first_frame_timeout).await?;
-    let (sid, answer) = st.whep.create_session(offer, &ch, params).await?;
-    drop(demand);
-    match st.admission.attach_session(rid, sid.as_str()) {
-        Some(previous) => {
-            if let Some(old) = previous {
-                close_session(st, &old);
-            }
-        }
-        None => {
-            // Released or expired while we negotiated.
-            st.whep.close_session(&sid);
-            return Err(reservation_not_found(rid));
-        }
-    }
-    tracing::info!(reservation = %rid, session = %sid, camera = %r.camera_id, "whep session created");
-    let location = format!("/whep/{rid}/{sid}");
-    let mut resp = (StatusCode::CREATED, answer).into_response();
+/// Answers an offer: 201 with the SDP answer and `Location`, or the error of what refused it
+/// (`what`: the reservation or camera id the request named).
+async fn answer(
+    st: &AppState,
+    target: OfferTarget<'_>,
+    what: &str,
+    sdp: &str,
+) -> Result<Response, ApiError> {
+    let s = st.offer(target, sdp).await.map_err(|e| match e {
+        OfferError::Admit(e) => admit_error(e, what),
+        OfferError::ReservationNotFound => reservation_not_found(what),
+        OfferError::CameraNotFound => crate::camera_not_found(what),
+        OfferError::CameraUnavailable(why) => camera_unavailable(what, &why),
+        OfferError::Session(e) => ApiError::from(e),
+    })?;
+    let location = format!("/whep/{}/{}", s.reservation_id, s.session_id);
+    let mut resp = (StatusCode::CREATED, s.answer).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -141,17 +147,7 @@ pub(crate) async fn delete(
     State(st): State<Arc<AppState>>,
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let attached = st
-        .admission
-        .get(&rid)
-        .is_some_and(|r| r.session.as_deref() == Some(sid.as_str()));
-    let closed = close_session(&st, &sid);
-    // Detaches the session and ends a per-session reservation; the janitor does the same when
-    // the Ended event arrives, whichever comes first.
-    session_ended(&st, &sid);
-    let known =
-        webrtc::SessionId::parse(&sid).is_some_and(|id| st.whep.session_info(&id).is_some());
-    if closed || attached || known {
+    if st.close_session(&rid, &sid) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::from(
@@ -163,35 +159,4 @@ pub(crate) async fn delete(
 /// Trickle ICE and ICE restarts are not supported (ICE-lite with host candidates only).
 pub(crate) async fn patch() -> StatusCode {
     StatusCode::METHOD_NOT_ALLOWED
-}
-
-/// Ends a WHEP session by its id as found in URLs and reservations.
-pub(crate) fn close_session(st: &AppState, sid: &str) -> bool {
-    webrtc::SessionId::parse(sid).is_some_and(|id| st.whep.close_session(&id))
-}
-
-fn session_ended(st: &AppState, sid: &str) {
-    if let Some(r) = st.admission.session_ended(sid) {
-        st.ended(&r, EndReason::SessionEnded);
-    }
-}
-
-/// Follows sessions the WHEP server ended on its own (peer gone, ICE/DTLS failure).
-pub fn spawn_session_janitor(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    let mut events = st.whep.subscribe_events();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(webrtc::SessionEvent::Ended { id, reason }) => {
-                    tracing::info!(session = %id, %reason, "whep session ended");
-                    session_ended(&st, id.as_str());
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "session events lagged");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    })
 }

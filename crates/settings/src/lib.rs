@@ -90,6 +90,9 @@ pub struct Milestone {
 pub struct ServerConfig {
     /// HTTP API, UI and WHEP. Default `0.0.0.0:8088`.
     pub listen: SocketAddr,
+    /// Origins allowed to call WHEP from a page served elsewhere (CORS): `https://wall.example`
+    /// or `*`. Default: none.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

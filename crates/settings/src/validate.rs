@@ -162,6 +162,26 @@ fn list<'a>(v: Option<&'a Value>, path: &str, p: &mut Vec<Problem>) -> &'a [Valu
     }
 }
 
+/// `*`, or `http(s)://host[:port]` with nothing after it (an origin as browsers send it).
+fn is_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    match url::Url::parse(o) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && !o.trim_end_matches('/').ends_with(':')
+        }
+        Err(_) => false,
+    }
+}
+
 /// Ids appear in URLs and logs: keep them to a safe alphabet.
 fn check_id(id: &str, path: String, p: &mut Vec<Problem>) {
     if !id.is_empty()
@@ -187,6 +207,20 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
             "an address like 0.0.0.0:8088",
             p,
         ),
+        cors_origins: list(s.raw("cors_origins"), "server.cors_origins", p)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o.as_str().map(str::trim) {
+                Some(o) if is_origin(o) => Some(o.trim_end_matches('/').to_owned()),
+                _ => {
+                    p.push(problem(
+                        format!("server.cors_origins[{i}]"),
+                        "must be `*` or an origin like https://wall.example.org:8443",
+                    ));
+                    None
+                }
+            })
+            .collect(),
     };
     s.finish(p);
 
@@ -647,7 +681,7 @@ mod tests {
     use crate::*;
 
     const GOOD: &str = r#"
-server: { listen: "127.0.0.1:9000" }
+server: { listen: "127.0.0.1:9000", cors_origins: ["https://wall.example.org:8443", "*"] }
 live: { idle_grace: 3s }
 agencies:
   - { id: DUBAI_POLICE, name: "Dubai Police", name_ar: "شرطة دبي", max_streams: 50 }
@@ -671,6 +705,10 @@ cameras:
     fn good_file_loads_with_defaults() {
         let c = load_str(GOOD, no_env()).unwrap();
         assert_eq!(c.server.listen.port(), 9000);
+        assert_eq!(
+            c.server.cors_origins,
+            vec!["https://wall.example.org:8443".to_owned(), "*".to_owned()]
+        );
         assert_eq!(c.live.idle_grace, Duration::from_secs(3));
         assert_eq!(c.limits.max_streams, 500);
         assert_eq!(c.limits.lease, Duration::from_secs(60));

@@ -53,23 +53,22 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let catalog = Arc::new(api::catalog::Catalog::new(&[]));
+    let catalog = Arc::new(vms::catalog::Catalog::new(&[]));
     let rss0 = status_kib("VmRSS:");
-    let sync =
-        api::vms_sync::VmsSync::new(m, catalog.clone(), snapshots, Arc::new(base::RealClocks));
+    let sync = vms::sync::VmsSync::new(m, catalog.clone(), snapshots, Arc::new(base::RealClocks));
     let t0 = Instant::now();
     let r = sync.sync_once().await;
     let wall = t0.elapsed();
-    let status = sync.status_json();
+    let status = sync.status();
     let _ = std::fs::remove_dir_all(&dir);
     match r {
         Ok(diff) => println!(
             "{{\"wall_ms\":{},\"requests\":{},\"cameras\":{},\"groups\":{},\"added\":{},\
              \"rss_before_kib\":{rss0},\"peak_rss_kib\":{}}}",
             wall.as_millis(),
-            status["requests_last_sync"],
-            status["counts"]["cameras"],
-            status["counts"]["groups"],
+            status.requests_last_sync,
+            status.cameras,
+            status.groups,
             diff.added.len(),
             status_kib("VmHWM:"),
         ),

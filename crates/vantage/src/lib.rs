@@ -1,26 +1,28 @@
-//! Wiring of a Vantage node: channels and ingest supervisors for the configured cameras, the WHEP
-//! media loop, and the HTTP API. [`Node::start`] is what `vantage serve` and `vantage demo` run, and
+//! Wiring of a Vantage node: the node layer's services (crate `node`: catalog, channels and
+//! ingest supervisors, admission, the WHEP media loop, recording), the background work (the
+//! reconciler, the lease keeper, the WHEP session janitor, the XProtect sync), and the HTTP API. [`Node::start`] is what `vantage serve` and `vantage demo` run, and
 //! what the integration tests start in-process.
 
 pub mod demo;
 
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
-use api::catalog::Catalog;
 use base::{Clocks, Error, RealClocks, ResultExt};
-use hub::{Channel, ChannelConfig, Hub};
-use ingest::{BackoffPolicy, SourceConfig, SupervisorHandle};
+use hub::{ChannelConfig, Hub};
+use node::upstreams::Upstreams;
 use settings::Config;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use vms::catalog::Catalog;
 
 /// A running node.
 pub struct Node {
     pub http_addr: SocketAddr,
     pub webrtc_addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The node layer's services (what `state` translates HTTP into calls on).
+    pub services: Arc<node::Services>,
     upstreams: Arc<tokio::sync::Mutex<Upstreams>>,
     reconciler: tokio::task::JoinHandle<()>,
     sync_task: Option<tokio::task::JoinHandle<()>>,
@@ -73,12 +75,8 @@ impl Node {
         let vms = match &cfg.milestone {
             Some(m) => {
                 let snapshots = Arc::new(store::Snapshots::open(&db)?);
-                let sync = api::vms_sync::VmsSync::new(
-                    m.clone(),
-                    catalog.clone(),
-                    snapshots,
-                    clocks.clone(),
-                );
+                let sync =
+                    vms::sync::VmsSync::new(m.clone(), catalog.clone(), snapshots, clocks.clone());
                 sync.load_snapshot();
                 Some(sync)
             }
@@ -90,7 +88,7 @@ impl Node {
                 .await
                 .err_kind(base::ErrorKind::Internal, "starting the recorder")??
         };
-        let state = Arc::new(AppState::new(api::Services {
+        let services = Arc::new(node::Services::new(node::Parts {
             cfg: cfg.clone(),
             catalog: catalog.clone(),
             hub,
@@ -101,6 +99,7 @@ impl Node {
             vms: vms.clone(),
             recorder,
         }));
+        let state = Arc::new(AppState::new(Arc::new(services.clone())));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
             .err_kind(
@@ -122,38 +121,18 @@ impl Node {
                 tracing::error!("http server: {e}");
             }
         });
-        let janitor = api::spawn_session_janitor(state.clone());
-        let keeper = api::spawn_lease_keeper(state.clone());
+        let janitor = node::janitor::spawn_session_janitor(services.clone());
+        let keeper = node::lease::spawn_lease_keeper(services.clone());
         // Follow the catalog: VMS syncs add, change and remove cameras at run time.
-        let reconciler = {
-            let (hub, catalog, upstreams, clocks, st) = (
-                state.hub.clone(),
-                catalog.clone(),
-                upstreams.clone(),
-                state.clocks.clone(),
-                state.clone(),
-            );
-            let mut changes = catalog.changes();
-            // Apply once at start too: a stored VMS catalog may have been loaded already.
-            changes.mark_changed();
-            tokio::spawn(async move {
-                while changes.changed().await.is_ok() {
-                    upstreams
-                        .lock()
-                        .await
-                        .apply(&hub, &catalog, &chan_cfg, &clocks)
-                        .await;
-                    // Recording follows the catalog too (its channels exist now).
-                    api::apply_recording(&st);
-                }
-            })
-        };
+        let reconciler =
+            node::upstreams::spawn_reconciler(services.clone(), upstreams.clone(), chan_cfg);
         let sync_task = vms.as_ref().map(|v| v.spawn());
         tracing::info!(%http_addr, %webrtc_addr, cameras = cfg.cameras.len(), "node started");
         Ok(Node {
             http_addr,
             webrtc_addr,
             state,
+            services,
             upstreams,
             reconciler,
             sync_task,
@@ -172,14 +151,14 @@ impl Node {
         }
         let _ = (&mut self.http).await;
         self.keeper.abort();
-        self.state.shutdown().await;
+        self.services.shutdown().await;
         self.janitor.abort();
         self.reconciler.abort();
         if let Some(t) = &self.sync_task {
             t.abort();
         }
         // Close, sync and complete every open segment before the upstreams go.
-        let rec = self.state.recorder.clone();
+        let rec = self.services.recorder.clone();
         let _ = tokio::task::spawn_blocking(move || rec.shutdown()).await;
         self.upstreams.lock().await.stop_all().await;
     }
@@ -202,87 +181,4 @@ fn recorder_config(cfg: &Config) -> recorder::service::RecorderConfig {
     r.min_free = budget(s.min_free);
     r.retention_interval = s.retention_interval;
     r
-}
-
-/// The running upstream supervisors, by channel id, kept in line with the catalog.
-#[derive(Default)]
-struct Upstreams {
-    running: HashMap<String, (SourceConfig, SupervisorHandle)>,
-}
-
-impl Upstreams {
-    /// Starts supervisors for new streams, restarts those whose source changed, stops those
-    /// whose camera left the catalog (or was disabled). A channel id is the camera id for the
-    /// main stream and `camera@quality` for a sub-stream.
-    async fn apply(
-        &mut self,
-        hub: &Hub,
-        catalog: &Catalog,
-        chan_cfg: &ChannelConfig,
-        clocks: &Arc<dyn Clocks>,
-    ) {
-        let mut desired: HashMap<String, SourceConfig> = HashMap::new();
-        for c in catalog.all().iter().filter(|c| c.camera.enabled) {
-            let cam = &c.camera;
-            let streams = std::iter::once((cam.id.clone(), &cam.rtsp_url)).chain(
-                cam.substreams
-                    .iter()
-                    .map(|(q, u)| (format!("{}@{q}", cam.id), u)),
-            );
-            for (channel_id, url) in streams {
-                let source = SourceConfig {
-                    camera_id: channel_id.clone(),
-                    url: url.clone(),
-                    username: cam.username.clone(),
-                    password: cam.password.clone(),
-                    transport: match cam.transport {
-                        settings::Transport::Tcp => ingest::Transport::Tcp,
-                        settings::Transport::Udp => ingest::Transport::Udp,
-                    },
-                };
-                desired.insert(channel_id, source);
-            }
-        }
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(id, (src, _))| desired.get(*id) != Some(src))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            if let Some((_, sup)) = self.running.remove(&id) {
-                sup.shutdown().await;
-            }
-            if !desired.contains_key(&id) {
-                hub.remove(&id);
-                tracing::info!(camera = %id, "camera left the catalog: upstream stopped");
-            }
-        }
-        for (id, source) in desired {
-            if self.running.contains_key(&id) {
-                continue;
-            }
-            let ch = match hub.get(&id) {
-                Some(ch) => ch,
-                None => hub.add(Channel::new(
-                    id.clone(),
-                    chan_cfg.clone(),
-                    clocks.realtime(),
-                )),
-            };
-            let sup = ingest::spawn_supervisor(
-                ch,
-                source.clone(),
-                BackoffPolicy::default(),
-                clocks.clone(),
-            );
-            self.running.insert(id, (source, sup));
-        }
-    }
-
-    async fn stop_all(&mut self) {
-        for (_, (_, sup)) in self.running.drain() {
-            sup.shutdown().await;
-        }
-    }
 }

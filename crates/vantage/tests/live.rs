@@ -159,7 +159,7 @@ async fn second_viewer_shares_the_upstream_and_starts_at_a_key_frame() {
         .expect("viewer 2 gets video")
         .expect("frame");
     assert!(first.is_key);
-    let ch = rig.node.state.hub.get("cam-b").expect("channel");
+    let ch = rig.node.services.hub.get("cam-b").expect("channel");
     assert_eq!(ch.subscriber_count(), 2);
     // One upstream for both viewers: the channel ingests frames at the source rate (25 fps), not
     // once per viewer.
@@ -483,11 +483,11 @@ async fn quality_with_a_sub_stream_plays_the_sub_stream() {
     );
     let sub = rig
         .node
-        .state
+        .services
         .hub
         .get("cam-a@low")
         .expect("sub-stream channel");
-    let main = rig.node.state.hub.get("cam-a").expect("main channel");
+    let main = rig.node.services.hub.get("cam-a").expect("main channel");
     assert_eq!((sub.subscriber_count(), main.subscriber_count()), (1, 0));
     assert_eq!(
         main.status().state,

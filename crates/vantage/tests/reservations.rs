@@ -258,7 +258,7 @@ async fn leases_expire_unless_renewed_on_a_simulated_clock() {
         .await
         .unwrap();
     let api = Api::new(node.http_addr);
-    let tick = || api::lease_tick(&node.state, clocks.realtime(), clocks.monotonic());
+    let tick = || ::node::lease::lease_tick(&node.services, clocks.realtime(), clocks.monotonic());
     let (_, a) = api.reserve("cam-police", "op-a").await;
     let (_, b) = api.reserve("cam-metro", "op-b").await;
     let (ida, idb) = (

@@ -136,7 +136,7 @@ async fn five_hundred_cameras_in_25_nested_groups_are_synced_and_mapped() {
 async fn changes_in_xprotect_are_applied_on_the_next_sync() {
     let sim = sim(12, 8).await;
     let (node, api) = node(&sim, None).await;
-    let vms = node.state.vms.clone().expect("vms");
+    let vms = node.services.vms.clone().expect("vms");
     let cams = sim.cameras();
     // A Metro camera moves to a Bus group; another is renamed, one removed, one added.
     let mover = cams
@@ -228,7 +228,7 @@ async fn xprotect_down_at_start_up_serves_the_stored_catalog_as_stale() {
     assert_eq!(status["counts"]["cameras"], 10);
     // XProtect comes back: the next sync clears the stale mark.
     sim.set_faults(Faults::default());
-    node.state
+    node.services
         .vms
         .clone()
         .unwrap()
@@ -301,7 +301,7 @@ async fn wrong_credentials_are_reported_without_secrets() {
 async fn malformed_answers_keep_the_previous_catalog() {
     let sim = sim(6, 4).await;
     let (node, api) = node(&sim, None).await;
-    let vms = node.state.vms.clone().unwrap();
+    let vms = node.services.vms.clone().unwrap();
     sim.set_faults(Faults {
         malformed_json: true,
         ..Faults::default()

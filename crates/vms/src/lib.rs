@@ -15,9 +15,11 @@
 //! errors, `Debug` output or logs.
 
 pub mod bucket;
+pub mod catalog;
 mod connector;
 pub mod parse;
 pub mod soap;
+pub mod sync;
 
 use std::fmt;
 use std::time::{Duration, SystemTime};

@@ -4,10 +4,10 @@
 //! while XProtect is down serves the last known catalog, marked stale with its age.
 
 use crate::catalog::{Catalog, CatalogCamera, CatalogDiff, Origin, VmsInfo};
+use crate::{Group, Inventory, Recorder, Sequence};
 use base::{Clocks, Error};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use settings::{LiveMethod, Milestone, RuleMatch};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -52,15 +52,41 @@ struct SyncState {
     requests_last_sync: u32,
 }
 
+/// The sync's state at one moment (what `GET /api/v1/vms/status` shows).
+#[derive(Clone, Debug)]
+pub struct SyncStatus {
+    /// The management server, without credentials.
+    pub server_url: String,
+    pub logged_in: bool,
+    pub last_attempt: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+    pub last_duration: Option<Duration>,
+    pub syncs: u64,
+    pub failures: u64,
+    /// Set while the catalog in use is not from a successful sync: how old it is.
+    pub stale_age: Option<Duration>,
+    pub cameras: usize,
+    pub groups: usize,
+    pub recording_servers: usize,
+    pub requests_last_sync: u32,
+    pub requests_total: u64,
+    pub last_changes: CatalogDiff,
+    pub cameras_without_live_url: usize,
+    /// Cameras no agency rule matched: (id, name).
+    pub unmapped_cameras: Vec<(String, String)>,
+    pub error: Option<String>,
+    pub connector_error: Option<String>,
+}
+
 pub struct VmsSync {
     cfg: Milestone,
-    connector: vms::Connector,
+    connector: crate::Connector,
     catalog: Arc<Catalog>,
     snapshots: Arc<store::Snapshots>,
     clocks: Arc<dyn Clocks>,
     state: Mutex<SyncState>,
     /// Cameras by id as last synced: GUID, recorder, for timeline queries.
-    inventory: Mutex<Option<Arc<vms::Inventory>>>,
+    inventory: Mutex<Option<Arc<Inventory>>>,
 }
 
 /// `*` wildcards, case-insensitive.
@@ -90,7 +116,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 /// The agency of a camera: the first rule that matches, else the default (`unmapped`).
-pub fn map_agency(m: &Milestone, name: &str, groups: &[&vms::Group]) -> (String, bool) {
+pub fn map_agency(m: &Milestone, name: &str, groups: &[&Group]) -> (String, bool) {
     for r in &m.agency_rules {
         let hit = match &r.matcher {
             RuleMatch::Group(g) => groups.iter().any(|grp| {
@@ -136,7 +162,8 @@ impl VmsSync {
         snapshots: Arc<store::Snapshots>,
         clocks: Arc<dyn Clocks>,
     ) -> Arc<Self> {
-        let mut xc = vms::XProtectConfig::new(cfg.server_url.clone(), &cfg.username, &cfg.password);
+        let mut xc =
+            crate::XProtectConfig::new(cfg.server_url.clone(), &cfg.username, &cfg.password);
         xc.client_id = cfg.client_id.clone();
         xc.request_timeout = cfg.request_timeout;
         xc.max_camera_lists_per_minute = cfg.max_camera_lists_per_minute;
@@ -148,7 +175,7 @@ impl VmsSync {
             );
         }
         Arc::new(VmsSync {
-            connector: vms::Connector::new(xc, clocks.clone()),
+            connector: crate::Connector::new(xc, clocks.clone()),
             cfg,
             catalog,
             snapshots,
@@ -218,12 +245,12 @@ impl VmsSync {
 
     /// Maps an inventory to catalog cameras; also returns the unmapped ones (id, name) and how
     /// many had to be left out for want of a live URL.
-    fn map(&self, inv: &vms::Inventory) -> (Vec<StoredCamera>, Vec<(String, String)>, usize) {
+    fn map(&self, inv: &Inventory) -> (Vec<StoredCamera>, Vec<(String, String)>, usize) {
         let mut out = Vec::new();
         let mut unmapped = Vec::new();
         let mut without_live_url = 0;
         for c in &inv.cameras {
-            let groups: Vec<&vms::Group> = inv
+            let groups: Vec<&Group> = inv
                 .groups
                 .iter()
                 .filter(|g| g.camera_ids.iter().any(|id| id.eq_ignore_ascii_case(&c.id)))
@@ -345,39 +372,38 @@ impl VmsSync {
                         w
                     }
                 };
-                tokio::time::sleep(wait).await;
+                me.clocks.sleep(wait).await;
             }
         })
     }
 
-    /// `GET /api/v1/vms/status`.
-    pub fn status_json(&self) -> Value {
+    /// The sync's state, as `GET /api/v1/vms/status` shows it.
+    pub fn status(&self) -> SyncStatus {
         let st = self.state.lock().clone();
         let c = self.connector.status();
         let now = self.clocks.realtime();
-        let t = |x: Option<SystemTime>| x.map(base::clock::rfc3339);
-        json!({
-            "server_url": base::redact_url(self.cfg.server_url.as_str()),
-            "logged_in": c.logged_in,
-            "last_sync_attempt": t(st.last_attempt),
-            "last_sync": t(st.last_success),
-            "last_sync_duration_ms": st.last_duration.map(|d| d.as_millis() as u64),
-            "syncs": st.syncs,
-            "failures": st.failures,
-            "stale": st.stale_since.is_some(),
-            "stale_age_seconds": st.stale_since.and_then(|s| now.duration_since(s).ok()).map(|d| d.as_secs()),
-            "counts": {"cameras": st.cameras, "groups": st.groups, "recording_servers": st.recorders},
-            "requests_last_sync": st.requests_last_sync,
-            "requests_total": c.requests,
-            "last_changes": {
-                "added": st.last_diff.added, "removed": st.last_diff.removed,
-                "renamed": st.last_diff.renamed, "moved": st.last_diff.moved,
-            },
-            "cameras_without_live_url": st.without_live_url,
-            "unmapped_cameras": st.unmapped.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
-            "error": st.error,
-            "connector_error": c.last_error,
-        })
+        SyncStatus {
+            server_url: base::redact_url(self.cfg.server_url.as_str()),
+            logged_in: c.logged_in,
+            last_attempt: st.last_attempt,
+            last_success: st.last_success,
+            last_duration: st.last_duration,
+            syncs: st.syncs,
+            failures: st.failures,
+            stale_age: st
+                .stale_since
+                .map(|s| now.duration_since(s).unwrap_or_default()),
+            cameras: st.cameras,
+            groups: st.groups,
+            recording_servers: st.recorders,
+            requests_last_sync: st.requests_last_sync,
+            requests_total: c.requests,
+            last_changes: st.last_diff,
+            cameras_without_live_url: st.without_live_url,
+            unmapped_cameras: st.unmapped,
+            error: st.error,
+            connector_error: c.last_error,
+        }
     }
 
     /// Recorded sequences of an XProtect camera from its recording server.
@@ -386,7 +412,7 @@ impl VmsSync {
         cam: &CatalogCamera,
         from: SystemTime,
         to: SystemTime,
-    ) -> Result<Vec<vms::Sequence>, Error> {
+    ) -> Result<Vec<Sequence>, Error> {
         let Some(info) = cam.vms() else {
             base::bail!(
                 NotFound,
@@ -394,7 +420,7 @@ impl VmsSync {
                 cam.camera.id
             );
         };
-        let recorder = vms::Recorder {
+        let recorder = Recorder {
             id: info.recorder_id.clone().unwrap_or_default(),
             name: info.recorder_name.clone().unwrap_or_default(),
             host_name: None,

@@ -2,7 +2,7 @@
 //! automatically; reservations not renewed (by heartbeat or by a live session) expire, which ends
 //! their session and returns their quota.
 
-use crate::AppState;
+use crate::Services;
 use admission::EndReason;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +17,7 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// A viewer is live while its session is connected; its lease is renewed from the last datagram
 /// its peer sent (RTCP reports, STUN consent checks, arriving every second or so), so a viewer
 /// that vanishes without a word loses its reservation at most one lease after its last packet.
-pub fn lease_tick(st: &AppState, now: SystemTime, mono: Instant) {
+pub fn lease_tick(st: &Services, now: SystemTime, mono: Instant) {
     let live: Vec<(String, SystemTime)> = st
         .admission
         .list()
@@ -40,13 +40,11 @@ pub fn lease_tick(st: &AppState, now: SystemTime, mono: Instant) {
     }
 }
 
-/// Runs [`lease_tick`] every [`TICK`].
-pub fn spawn_lease_keeper(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+/// Runs [`lease_tick`] every [`TICK`] of the node's clocks.
+pub fn spawn_lease_keeper(st: Arc<Services>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            st.clocks.sleep(TICK).await;
             lease_tick(&st, st.clocks.realtime(), st.clocks.monotonic());
         }
     })

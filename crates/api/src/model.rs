@@ -1,0 +1,409 @@
+//! The API's contract: every request and response body as a typed struct (serde), with
+//! `utoipa::ToSchema` so an OpenAPI description can be generated from them and a UI checked
+//! against them. Handlers build these from the node layer's results; nothing else goes on the
+//! wire. Times are RFC 3339 UTC strings with millisecond precision.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+// ---- errors ---------------------------------------------------------------------------------
+
+/// Every error answer: `{"error": {...}}` with the HTTP status of its kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable upper-case code (`AGENCY_LIMIT_REACHED`, `INVALID_REQUEST`, ...).
+    pub code: String,
+    pub message: String,
+    pub message_ar: String,
+    /// The request field at fault, for `INVALID_REQUEST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Further details of the code (`agency`, `current`, `limit`, `camera_id`, ...).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+// ---- cameras and agencies -------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraList {
+    pub cameras: Vec<Camera>,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Camera {
+    pub id: String,
+    pub name: String,
+    pub agency: String,
+    pub location: Option<String>,
+    pub enabled: bool,
+    /// `idle`, `connecting`, `online`, `offline` or `error`.
+    pub status: String,
+    pub status_since: Option<String>,
+    pub last_error: Option<String>,
+    /// Live viewers (the recorder is not one).
+    pub viewers: usize,
+    pub recording: Recording,
+    pub recording_server: Option<String>,
+    /// `config` or `xprotect`.
+    pub source: String,
+    pub groups: Vec<String>,
+    pub properties: CameraProperties,
+    /// Sub-stream qualities the camera has (`low`, `medium`, `high`).
+    pub qualities: Vec<String>,
+    pub live_stream_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraProperties {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    /// `1280x720`, from the stream's parameter sets.
+    pub resolution: Option<String>,
+    pub fps: Option<f64>,
+    /// `H.264` or `H.265`.
+    pub codec: Option<String>,
+    /// The camera's recordable audio (recorded, not sent to WebRTC viewers); null if none.
+    pub audio: Option<Audio>,
+    pub ptz_capable: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Audio {
+    pub codec: String,
+    /// RFC 6381 (`mp4a.40.2`).
+    pub codec_string: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgencyList {
+    pub agencies: Vec<Agency>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Agency {
+    pub id: String,
+    pub name: String,
+    pub name_ar: Option<String>,
+    pub max_streams: u32,
+    pub active_streams: u32,
+}
+
+// ---- reservations ---------------------------------------------------------------------------
+
+/// `POST /api/v1/stream/reserve`. Fields are checked one by one so that an error names its
+/// field; the schema documents their types.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReserveRequest {
+    #[schema(value_type = String)]
+    pub camera_id: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub user_id: Option<serde_json::Value>,
+    /// `low`, `medium`, `high` or `auto` (default).
+    #[schema(value_type = Option<String>)]
+    pub quality: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub camera_id: String,
+    pub agency: String,
+    pub user_id: String,
+    pub quality: String,
+    pub whep_url: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub session_active: bool,
+    /// Created by the per-camera WHEP endpoint for exactly one session.
+    pub ephemeral: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationListItem {
+    #[serde(flatten)]
+    pub reservation: Reservation,
+    /// `new`, `connected` or `ended`: the viewer's WebRTC session; null without one.
+    pub session_state: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationList {
+    pub reservations: Vec<ReservationListItem>,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Heartbeat {
+    pub reservation_id: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamStats {
+    pub active_streams: u32,
+    pub max_streams: u32,
+    pub per_agency: Vec<AgencyCount>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgencyCount {
+    pub agency: String,
+    pub current: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub events: Vec<AuditEvent>,
+    /// Events the writer could not keep up with: counted, never silently lost.
+    pub dropped: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: String,
+    pub at_ms: i64,
+    /// `reserve`, `reuse`, `deny`, `release`, `expire`, `lock`, `unlock`.
+    pub action: String,
+    pub reservation_id: Option<String>,
+    pub user_id: String,
+    pub camera_id: String,
+    pub agency: Option<String>,
+    pub quality: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+// ---- recording ------------------------------------------------------------------------------
+
+/// A camera's `recording` object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recording {
+    /// `continuous` or `off`.
+    pub mode: String,
+    pub retention_days: u32,
+    /// `api` or `config`.
+    pub set_by: String,
+    pub active: bool,
+    /// `off`, `waiting`, `recording` or `error`.
+    pub state: String,
+    pub last_error: Option<String>,
+    pub open_segment_since: Option<String>,
+    pub last_write: Option<String>,
+    pub frames_skipped: u64,
+    pub fragments_dropped: u64,
+    pub frames_dropped_behind: u64,
+}
+
+/// `PUT /api/v1/cameras/{id}/recording`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecordingRequest {
+    /// `continuous` or `off`.
+    #[schema(value_type = String)]
+    pub mode: Option<serde_json::Value>,
+    /// Whole days, 0–36500 (0: kept forever by age).
+    #[schema(value_type = Option<u32>)]
+    pub retention_days: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/evidence-locks`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LockRequest {
+    #[schema(value_type = String)]
+    pub camera_id: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub start_time: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub end_time: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub reason: Option<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceLock {
+    pub id: String,
+    pub camera_id: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub reason: String,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub active: bool,
+    /// On creation: what is recorded in the range now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceLockList {
+    pub evidence_locks: Vec<EvidenceLock>,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Storage {
+    pub recordings_dir: String,
+    pub volume: Volume,
+    pub max_usage_bytes: u64,
+    pub min_free_bytes: u64,
+    pub used_bytes: u64,
+    pub cameras: Vec<CameraStorage>,
+    pub writer: Writer,
+    pub retention: Retention,
+    /// What start-up recovery did.
+    #[schema(value_type = Object)]
+    pub recovery: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Volume {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub used_percent: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraStorage {
+    pub camera_id: String,
+    pub recording: bool,
+    pub retention_days: u32,
+    pub segments: u64,
+    pub bytes: u64,
+    pub oldest_recording: Option<String>,
+    pub newest_recording: Option<String>,
+    pub fragments_dropped: u64,
+    pub frames_dropped_behind: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Writer {
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub write_errors: u64,
+    pub lag_ms: LagMs,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagMs {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Retention {
+    pub passes: u64,
+    pub emergency_passes: u64,
+    pub deleted_segments: u64,
+    pub deleted_bytes: u64,
+    pub deleted_by_age: u64,
+    pub deleted_by_budget: u64,
+    pub deleted_in_emergency: u64,
+    pub locked_kept: u64,
+    pub shortfall_bytes: u64,
+    pub last_pass: Option<String>,
+    pub last_error: Option<String>,
+}
+
+// ---- timeline -------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub camera_id: String,
+    pub start: String,
+    pub end: String,
+    /// `local`, `xprotect`, `local+xprotect` or `none`.
+    pub source: String,
+    pub timeline: Vec<TimelineEntry>,
+    /// The parts of the requested window no recording covers, from its start; the time after
+    /// the last recorded moment is not a gap while the camera is being recorded.
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    pub sequence_id: String,
+    /// `local` or `xprotect`.
+    pub source: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub duration_seconds: f64,
+    pub has_video: bool,
+    /// Null: XProtect's sequences do not say.
+    pub has_audio: Option<bool>,
+    pub codec: Option<String>,
+    pub resolution: Option<String>,
+    pub fps: Option<f64>,
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Gap {
+    pub start_time: String,
+    pub end_time: String,
+    pub duration_seconds: f64,
+}
+
+// ---- VMS ------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VmsStatus {
+    /// The management server, without credentials.
+    pub server_url: String,
+    pub logged_in: bool,
+    pub last_sync_attempt: Option<String>,
+    pub last_sync: Option<String>,
+    pub last_sync_duration_ms: Option<u64>,
+    pub syncs: u64,
+    pub failures: u64,
+    /// The catalog in use is not from a successful sync.
+    pub stale: bool,
+    pub stale_age_seconds: Option<u64>,
+    pub counts: VmsCounts,
+    pub requests_last_sync: u32,
+    pub requests_total: u64,
+    pub last_changes: VmsChanges,
+    pub cameras_without_live_url: usize,
+    pub unmapped_cameras: Vec<UnmappedCamera>,
+    pub error: Option<String>,
+    pub connector_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VmsCounts {
+    pub cameras: usize,
+    pub groups: usize,
+    pub recording_servers: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VmsChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub renamed: Vec<String>,
+    pub moved: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnmappedCamera {
+    pub id: String,
+    pub name: String,
+}
