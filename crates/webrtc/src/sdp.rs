@@ -542,8 +542,22 @@ a=inactive\r\n"
         // A missing mid in the answer is taken from the offer.
         let no_mid = STR0M_ANSWER.replace("a=mid:1\r\n", "");
         assert!(answer_rejected_m_lines(AIORTC_OFFER, &no_mid).contains("a=mid:1\r\n"));
-        // Garbage does not panic.
-        for s in ["", "m=", "m=audio 0", "v=0\nm=audio 0 x\nm=video 0 y 1"] {
+        // Every truncation of either side, and garbage, does not panic; a rewritten answer
+        // still has one m-line per offered m-line.
+        for cut in 0..=AIORTC_OFFER.len() {
+            let offer = &AIORTC_OFFER[..cut];
+            let a = answer_rejected_m_lines(offer, STR0M_ANSWER);
+            assert_eq!(a.matches("m=").count(), STR0M_ANSWER.matches("m=").count());
+            let _ =
+                answer_rejected_m_lines(AIORTC_OFFER, &STR0M_ANSWER[..cut.min(STR0M_ANSWER.len())]);
+        }
+        for s in [
+            "",
+            "m=",
+            "m=audio 0",
+            "v=0\nm=audio 0 x\nm=video 0 y 1",
+            "m=audio 0 P\r\n\u{e9}",
+        ] {
             let _ = answer_rejected_m_lines(s, s);
             let _ = answer_rejected_m_lines(AIORTC_OFFER, s);
             let _ = answer_rejected_m_lines(s, STR0M_ANSWER);
