@@ -112,6 +112,126 @@ pub fn first_video_mid(sdp: &str) -> Option<String> {
     None
 }
 
+/// Rewrites the m-sections an answer rejects (port 0) in the form JSEP expects (RFC 8829
+/// §5.3.1, RFC 8843 §7.3.3): port 0, the formats of the offered m-line with their `a=rtpmap` and
+/// `a=fmtp` lines, its `a=mid`, and `a=inactive`; out of the BUNDLE group (as str0m already
+/// leaves them).
+///
+/// str0m writes a rejected section as `m=audio 0 UDP/TLS/RTP/SAVPF 0` with `a=sendonly` and no
+/// `a=rtpmap`; aiortc refuses such an answer ("Failed to set remote audio description send
+/// parameters"), so its default offer (video and audio) failed. Transport attributes (ICE
+/// credentials, fingerprint, setup, rtcp-mux) are kept, since aiortc requires them in every
+/// section. Sections of the answer that are not rejected are copied unchanged; an answer whose
+/// m-lines do not line up with the offer's is returned as is.
+pub fn answer_rejected_m_lines(offer: &str, answer: &str) -> String {
+    let offer_sections = split_sections(offer);
+    let answer_sections = split_sections(answer);
+    if offer_sections.len() != answer_sections.len() {
+        return answer.to_owned();
+    }
+    let mut out = String::with_capacity(answer.len() + 256);
+    for (i, (a, o)) in answer_sections.iter().zip(&offer_sections).enumerate() {
+        if i == 0 {
+            push_lines(&mut out, a);
+            continue;
+        }
+        match rejected_section(a, o) {
+            Some(lines) => push_lines(&mut out, &lines),
+            None => push_lines(&mut out, a),
+        }
+    }
+    out
+}
+
+/// The session part, then one `Vec` of lines per m-section (each starting with its `m=` line).
+fn split_sections(sdp: &str) -> Vec<Vec<&str>> {
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in sdp.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        if let Some(last) = sections.last_mut() {
+            last.push(line);
+        }
+    }
+    sections
+}
+
+fn push_lines<S: AsRef<str>>(out: &mut String, lines: &[S]) {
+    for l in lines {
+        out.push_str(l.as_ref());
+        out.push_str("\r\n");
+    }
+}
+
+/// `m=<kind> <port> <proto> <fmt>...` split, or None for a line that is not an m-line.
+fn m_line(line: &str) -> Option<(&str, &str, &str, Vec<&str>)> {
+    let mut parts = line.strip_prefix("m=")?.split_whitespace();
+    let kind = parts.next()?;
+    let port = parts.next()?;
+    let proto = parts.next()?;
+    Some((kind, port, proto, parts.collect()))
+}
+
+/// The JSEP form of a rejected audio/video section `answer` answering `offer`, or None when the
+/// section is not rejected (or is not audio/video).
+fn rejected_section(answer: &[&str], offer: &[&str]) -> Option<Vec<String>> {
+    let (kind, port, proto, _) = m_line(answer.first()?)?;
+    if port != "0" || !(kind == "audio" || kind == "video") {
+        return None;
+    }
+    let (okind, _, _, ofmts) = m_line(offer.first()?)?;
+    if okind != kind || ofmts.is_empty() {
+        return None;
+    }
+    let mut lines = vec![format!("m={kind} 0 {proto} {}", ofmts.join(" "))];
+    // What describes media sent or received goes; what describes the transport stays.
+    const DROP: &[&str] = &[
+        "a=sendrecv",
+        "a=sendonly",
+        "a=recvonly",
+        "a=inactive",
+        "a=rtpmap:",
+        "a=fmtp:",
+        "a=rtcp-fb:",
+        "a=extmap:",
+        "a=ssrc:",
+        "a=ssrc-group:",
+        "a=msid:",
+        "a=rid:",
+        "a=simulcast:",
+    ];
+    let mut has_mid = false;
+    for l in answer.iter().skip(1) {
+        if DROP.iter().any(|d| l.starts_with(d)) {
+            continue;
+        }
+        has_mid |= l.starts_with("a=mid:");
+        lines.push((*l).to_owned());
+    }
+    if !has_mid && let Some(mid) = offer.iter().find(|l| l.starts_with("a=mid:")) {
+        lines.push((*mid).to_owned());
+    }
+    for l in offer.iter().skip(1) {
+        let Some(rest) = l
+            .strip_prefix("a=rtpmap:")
+            .or_else(|| l.strip_prefix("a=fmtp:"))
+        else {
+            continue;
+        };
+        let pt = rest.split_whitespace().next().unwrap_or("");
+        if ofmts.contains(&pt) {
+            lines.push((*l).to_owned());
+        }
+    }
+    lines.push("a=inactive".to_owned());
+    Some(lines)
+}
+
 fn parse_plid(v: &str) -> Option<[u8; 3]> {
     if v.len() != 6 || !v.is_ascii() {
         return None;
@@ -370,6 +490,78 @@ a=rtpmap:98 H264/90000\r\n";
         assert_eq!(h264_profile([0x6e, 0x00, 0x1f]), H264Profile::Other(0x6e));
         assert_eq!(parse_plid("zz0000"), None);
         assert_eq!(parse_plid("é0000"), None);
+    }
+
+    /// aiortc's default offer (video, then audio) and the answer str0m writes for it.
+    const AIORTC_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0 1\r\na=msid-semantic:WMS *\r\n\
+m=video 40000 UDP/TLS/RTP/SAVPF 97 98 99 100 101 102\r\nc=IN IP4 127.0.0.1\r\n\
+a=recvonly\r\na=mid:0\r\na=rtcp-mux\r\na=rtpmap:97 VP8/90000\r\n\
+a=rtpmap:99 H264/90000\r\n\
+a=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=ice-ufrag:oUfr\r\na=ice-pwd:opwd\r\na=setup:actpass\r\n\
+m=audio 40001 UDP/TLS/RTP/SAVPF 96 9 0 8\r\nc=IN IP4 127.0.0.1\r\n\
+a=recvonly\r\na=mid:1\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=rtcp-mux\r\n\
+a=ssrc:123 cname:x\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=ice-ufrag:oUfr2\r\na=ice-pwd:opwd2\r\na=setup:actpass\r\n";
+
+    const STR0M_ANSWER: &str = "v=0\r\no=str0m-1 2 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\na=fingerprint:sha-256 AA:BB\r\na=setup:passive\r\na=ice-lite\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 99\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:sU\r\na=ice-pwd:spwd\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\n\
+a=rtpmap:99 H264/90000\r\na=ssrc:5 cname:y\r\n\
+a=candidate:1 1 udp 2130706175 127.0.0.1 8189 typ host\r\na=end-of-candidates\r\n\
+m=audio 0 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:sU\r\na=ice-pwd:spwd\r\na=mid:1\r\na=sendonly\r\na=rtcp-mux\r\n";
+
+    #[test]
+    fn rejected_m_line_is_answered_as_jsep_expects() {
+        let fixed = answer_rejected_m_lines(AIORTC_OFFER, STR0M_ANSWER);
+        let (head, audio) = fixed.split_once("m=audio").expect("audio section");
+        // Session part and the accepted video section are unchanged.
+        assert_eq!(head, STR0M_ANSWER.split_once("m=audio").unwrap().0);
+        assert_eq!(
+            format!("m=audio{audio}"),
+            "m=audio 0 UDP/TLS/RTP/SAVPF 96 9 0 8\r\n\
+c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:sU\r\na=ice-pwd:spwd\r\na=mid:1\r\na=rtcp-mux\r\n\
+a=rtpmap:96 opus/48000/2\r\na=rtpmap:9 G722/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=inactive\r\n"
+        );
+        // Still out of the BUNDLE group.
+        assert!(fixed.contains("a=group:BUNDLE 0\r\n"));
+        // Nothing rejected: unchanged (modulo line endings); misaligned sections: as is.
+        let video_only = STR0M_ANSWER.split_once("m=audio").unwrap().0;
+        assert_eq!(answer_rejected_m_lines(video_only, video_only), video_only);
+        assert_eq!(
+            answer_rejected_m_lines(video_only, STR0M_ANSWER),
+            STR0M_ANSWER
+        );
+        // A missing mid in the answer is taken from the offer.
+        let no_mid = STR0M_ANSWER.replace("a=mid:1\r\n", "");
+        assert!(answer_rejected_m_lines(AIORTC_OFFER, &no_mid).contains("a=mid:1\r\n"));
+        // Every truncation of either side, and garbage, does not panic; a rewritten answer
+        // still has one m-line per offered m-line.
+        for cut in 0..=AIORTC_OFFER.len() {
+            let offer = &AIORTC_OFFER[..cut];
+            let a = answer_rejected_m_lines(offer, STR0M_ANSWER);
+            assert_eq!(a.matches("m=").count(), STR0M_ANSWER.matches("m=").count());
+            let _ =
+                answer_rejected_m_lines(AIORTC_OFFER, &STR0M_ANSWER[..cut.min(STR0M_ANSWER.len())]);
+        }
+        for s in [
+            "",
+            "m=",
+            "m=audio 0",
+            "v=0\nm=audio 0 x\nm=video 0 y 1",
+            "m=audio 0 P\r\n\u{e9}",
+        ] {
+            let _ = answer_rejected_m_lines(s, s);
+            let _ = answer_rejected_m_lines(AIORTC_OFFER, s);
+            let _ = answer_rejected_m_lines(s, STR0M_ANSWER);
+        }
     }
 
     #[test]

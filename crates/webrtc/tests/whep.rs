@@ -12,6 +12,7 @@ use hub::{Channel, ChannelConfig};
 use media::{Codec, Frame, VideoParams};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use webrtc::testing::{ClientOptions, WhepClient};
 use webrtc::{EndReason, SessionEvent, SessionId, WhepConfig, WhepServer};
@@ -49,9 +50,15 @@ fn load_fixture() -> Feed {
 
 /// Publishes the clip in a loop at 25 fps; `restart_every` frames the pts restarts at 0 (an
 /// upstream reconnect) when set.
-fn spawn_feeder(channel: Arc<Channel>, feed: &Feed, restart_every: Option<usize>) {
+fn spawn_feeder(
+    channel: Arc<Channel>,
+    feed: &Feed,
+    restart_every: Option<usize>,
+) -> Arc<AtomicU64> {
     let frames = feed.frames.clone();
     let params = feed.params.clone();
+    let published = Arc::new(AtomicU64::new(0));
+    let count = published.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(40));
         let mut n: i64 = 0;
@@ -76,8 +83,10 @@ fn spawn_feeder(channel: Arc<Channel>, feed: &Feed, restart_every: Option<usize>
             });
             pts += 3600;
             n += 1;
+            count.fetch_add(1, Ordering::Relaxed);
         }
     });
+    published
 }
 
 #[derive(Clone)]
@@ -120,6 +129,8 @@ async fn whep_delete(State(st): State<AppState>, Path(id): Path<String>) -> Stat
 struct Harness {
     server: Arc<WhepServer>,
     channel: Arc<Channel>,
+    /// Frames the feeder published so far.
+    published: Arc<AtomicU64>,
     url: String,
     params: Arc<VideoParams>,
 }
@@ -128,7 +139,7 @@ async fn harness(cfg: WhepConfig, restart_every: Option<usize>) -> Harness {
     init_log();
     let feed = load_fixture();
     let channel = Channel::new("cam-test", ChannelConfig::default(), SystemTime::now());
-    spawn_feeder(channel.clone(), &feed, restart_every);
+    let published = spawn_feeder(channel.clone(), &feed, restart_every);
     let server = WhepServer::start(cfg).await.expect("start");
     let st = AppState {
         server: server.clone(),
@@ -147,6 +158,7 @@ async fn harness(cfg: WhepConfig, restart_every: Option<usize>) -> Harness {
     Harness {
         server,
         channel,
+        published,
         url: format!("http://{addr}/whep/cam"),
         params: feed.params,
     }
@@ -237,6 +249,7 @@ async fn receives_every_frame_at_source_rate() {
         events.recv().await,
         Ok(SessionEvent::Connected(_))
     ));
+    let published_at_connect = h.published.load(Ordering::Relaxed);
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(16);
     while got.len() < 250 {
@@ -255,10 +268,19 @@ async fn receives_every_frame_at_source_rate() {
         );
         assert!(w[1].contiguous);
     }
-    let span = got[249].received - got[0].received;
+    // The source's rate, by counts and order rather than by a wall-clock window: 250 frames in
+    // publishing order, one 25 fps step (3600 at 90 kHz) apart, span 249 frame intervals (9.96 s)
+    // of media time; and none invented: at most one cached GOP (50 frames) came from before the
+    // session connected, the rest were published after.
+    assert_eq!(
+        got[249].rtp_time.wrapping_sub(got[0].rtp_time),
+        249 * 3600,
+        "249 intervals"
+    );
+    let published_since = h.published.load(Ordering::Relaxed) - published_at_connect;
     assert!(
-        span > Duration::from_millis(9000) && span < Duration::from_millis(11000),
-        "249 intervals took {span:?}"
+        published_since + 50 >= 250,
+        "received 250 frames, {published_since} published since connecting"
     );
     let id = h.server.sessions()[0].id.clone();
     let info = h.server.session_info(&id).unwrap();
@@ -486,4 +508,48 @@ a=rtpmap:111 opus/48000/2\r\n";
     );
     assert!(answer.contains("a=sendonly"), "{answer}");
     assert!(answer.contains("a=ice-lite"), "{answer}");
+    // The rejected section as JSEP expects it: the offered format with its rtpmap, its mid, and
+    // inactive (str0m wrote format 0 without rtpmap, sendonly; aiortc refused that).
+    let audio = answer.split_once("m=audio").expect("audio section").1;
+    assert!(
+        audio.starts_with(" 0 UDP/TLS/RTP/SAVPF 111\r\n"),
+        "{answer}"
+    );
+    assert!(audio.contains("a=rtpmap:111 opus/48000/2\r\n"), "{answer}");
+    assert!(audio.contains("a=mid:1\r\n"), "{answer}");
+    assert!(audio.contains("a=inactive\r\n"), "{answer}");
+    assert!(!audio.contains("a=sendonly"), "{answer}");
+}
+
+/// The media loop reads and waits on the clocks it is given: on simulated clocks a session that
+/// never connects ends when the clock is advanced past the connect timeout, with no real wait.
+#[tokio::test]
+async fn media_loop_runs_on_the_given_clocks() {
+    init_log();
+    let clocks = base::SimulatedClocks::new(SystemTime::now());
+    let server = WhepServer::start_with_clocks(local_cfg(), Arc::new(clocks.clone()))
+        .await
+        .expect("start");
+    let feed = load_fixture();
+    let channel = Channel::new("cam-sim", ChannelConfig::default(), SystemTime::now());
+    let mut events = server.subscribe_events();
+    let t0 = base::Clocks::monotonic(&clocks);
+    let (id, _) = server
+        .create_session(&vp8_h264_offer(), &channel, feed.params.clone())
+        .await
+        .expect("answer");
+    let info = server.session_info(&id).expect("info");
+    assert_eq!(info.created, t0, "created on the simulated clock");
+    assert_eq!(info.state, webrtc::SessionState::New);
+    clocks.advance(Duration::from_secs(10));
+    let ended = tokio::time::timeout(Duration::from_secs(30), events.recv()).await;
+    assert!(
+        matches!(
+            &ended,
+            Ok(Ok(SessionEvent::Ended { id: e, reason: EndReason::ConnectTimeout })) if *e == id
+        ),
+        "{ended:?}"
+    );
+    assert_eq!(server.session_count(), 0);
+    assert_eq!(channel.subscriber_count(), 0);
 }
