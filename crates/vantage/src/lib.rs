@@ -53,11 +53,14 @@ impl Node {
             .await
             .apply(&hub, &catalog, &chan_cfg, &clocks)
             .await;
-        let whep = webrtc::WhepServer::start(webrtc::WhepConfig {
-            bind: SocketAddr::new(cfg.webrtc.bind, cfg.webrtc.udp_port),
-            advertise: cfg.webrtc.advertise.clone(),
-            ..webrtc::WhepConfig::default()
-        })
+        let whep = webrtc::WhepServer::start_with_clocks(
+            webrtc::WhepConfig {
+                bind: SocketAddr::new(cfg.webrtc.bind, cfg.webrtc.udp_port),
+                advertise: cfg.webrtc.advertise.clone(),
+                ..webrtc::WhepConfig::default()
+            },
+            clocks.clone(),
+        )
         .await?;
         let webrtc_addr = whep.local_addr();
         let admission = Arc::new(MemoryAdmission::new(Limits {
