@@ -995,6 +995,64 @@ mod tests {
         assert_eq!(f.unwrap(), s);
     }
 
+    /// `buf` (from [`segment`] or [`av_segment`], init segment of `init_len` bytes) with the init
+    /// segment the recorder writes: edit lists that start presentation at the first `tfdt`, and
+    /// `mvhd` version 1 with the wall-clock start. `expected` is moved to the new offsets.
+    fn with_anchored_init(
+        buf: &[u8],
+        init_len: u64,
+        audio: Option<&AudioParams>,
+        expected: &[FragmentInfo],
+    ) -> (Vec<u8>, u64, Vec<FragmentInfo>) {
+        let (params, _) = clip(Codec::H264);
+        let start = media::fmp4::SegmentStart {
+            decode_time_90k: expected[0].base_decode_time,
+            unix_secs: 1_796_083_200,
+        };
+        let mut out = media::fmp4::init_segment_at(&params, audio, start).unwrap();
+        assert!(find(&out, 0, b"edts") > 0);
+        let new_init = out.len() as u64;
+        out.extend_from_slice(&buf[init_len as usize..]);
+        let moved = expected
+            .iter()
+            .map(|f| FragmentInfo {
+                offset: f.offset - init_len + new_init,
+                ..f.clone()
+            })
+            .collect();
+        (out, new_init, moved)
+    }
+
+    #[test]
+    fn files_with_edit_lists_scan_the_same() {
+        let (buf, init_len, expected) = segment(Codec::H264, 3, 4);
+        let (buf, init_len, expected) = with_anchored_init(&buf, init_len, None, &expected);
+        let s = scan_bytes(&buf);
+        assert_eq!(s.codec.as_deref(), Some("h264"));
+        assert_eq!(s.init_len, init_len);
+        assert_eq!(s.fragments, expected);
+        assert_eq!(
+            s.start_90k(),
+            Some(1_000_000),
+            "tfdt, not presentation time"
+        );
+        check_every_truncation("edts", &buf, init_len, &expected);
+
+        let (buf, init_len, expected) = av_segment(3, 4);
+        let audio = AudioParams {
+            codec: AudioCodec::Aac,
+            sample_rate: 16_000,
+            channels: 1,
+            rfc6381: "mp4a.40.2".to_owned(),
+            config: bytes::Bytes::from_static(&[0x14, 0x08]),
+        };
+        let (buf, init_len, expected) = with_anchored_init(&buf, init_len, Some(&audio), &expected);
+        let s = scan_bytes(&buf);
+        assert_eq!(s.audio.as_deref(), Some("aac"));
+        assert_eq!(s.fragments, expected);
+        check_every_truncation("edts-av", &buf, init_len, &expected);
+    }
+
     /// Scans every prefix of `buf` (a file whose init segment is `init_len` bytes and whose
     /// fragments are `expected`): the scan stops at the last whole fragment, and the file path
     /// (sampled: it is slower) gives the same answer.

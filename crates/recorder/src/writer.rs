@@ -14,7 +14,9 @@
 //! ingest or viewers.
 
 use crate::index::{Index, Keyframe, NewSegment, Progress};
-use crate::segmenter::{Action, FragmentOut, Segmenter, SegmenterConfig, SegmenterStats};
+use crate::segmenter::{
+    Action, FragmentOut, Segmenter, SegmenterConfig, SegmenterStats, segment_init,
+};
 use crate::{TICKS_PER_MS, ticks_to_ms, wall_90k};
 use base::{Clocks, Error, ErrorKind, ResultExt};
 use parking_lot::Mutex;
@@ -182,6 +184,8 @@ pub(crate) enum Command {
 }
 
 struct Pending {
+    /// The start the init segment was built for.
+    start_90k: i64,
     run_id: i64,
     codec: &'static str,
     params: Arc<media::VideoParams>,
@@ -375,7 +379,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
     for a in actions.drain(..) {
         match a {
             Action::Open {
-                start_90k: _,
+                start_90k,
                 run_id,
                 codec,
                 params,
@@ -384,6 +388,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
             } => {
                 close(c, closed);
                 c.pending = Some(Pending {
+                    start_90k,
                     run_id,
                     codec,
                     params,
@@ -438,7 +443,17 @@ fn write(ctx: &Ctx, c: &mut Camera, f: FragmentOut) {
             return;
         };
         match create(ctx, c, &p, f.start_90k) {
-            Ok(o) => c.open = Some(o),
+            Ok(mut o) => {
+                if f.start_90k != p.start_90k {
+                    // The segment's first fragment was lost: the edit list must start at the
+                    // first fragment written.
+                    match segment_init(&p.params, p.audio.as_deref(), f.start_90k) {
+                        Ok(init) => o.init = Some(init),
+                        Err(e) => tracing::warn!("camera {}: init segment: {e}", c.id),
+                    }
+                }
+                c.open = Some(o)
+            }
             Err(e) => {
                 // Try again with the next GOP.
                 c.pending = Some(p);
