@@ -5,7 +5,7 @@
 //! (`SequencesGet`) fill the time local recording does not cover (`source: "xprotect"`). Gaps are
 //! what neither covers (design 0005).
 
-use crate::storage::parse_time;
+use crate::storage::{parse_time, query_error};
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -111,7 +111,12 @@ pub(crate) async fn timeline(
     // Vantage's own segments, merged into runs: segments of one run follow each other exactly
     // (allow 1 ms of rounding).
     let mut local: Vec<Span> = Vec::new();
-    for seg in st.recorder.index().segments(&camera_id, start_ms, end_ms)? {
+    let (reader, cam_id) = (st.recorder.reader(), camera_id.clone());
+    let segs = tokio::task::spawn_blocking(move || reader.segments(&cam_id, start_ms, end_ms))
+        .await
+        .map_err(|e| ApiError::from(err!(Internal, "media index query failed: {e}")))?
+        .map_err(query_error)?;
+    for seg in segs {
         let e = seg.end_wall_ms.max(seg.start_wall_ms);
         match local.last_mut() {
             Some(l)

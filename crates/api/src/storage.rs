@@ -23,6 +23,24 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use store::{AuditAction, AuditEvent};
 
+/// Runs a blocking media-index call off the runtime (the index is SQLite).
+pub(crate) async fn index_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, base::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::from(err!(Internal, "media index call failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// A bounded index query's error: 400 with `field` for an argument out of bounds.
+pub(crate) fn query_error(e: recorder::index::QueryError) -> ApiError {
+    match e.field {
+        Some(field) => invalid(field, e.error.message()),
+        None => ApiError::from(e.error),
+    }
+}
+
 pub(crate) fn parse_time(field: &str, s: &str) -> Result<SystemTime, ApiError> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(SystemTime::from)
@@ -163,14 +181,13 @@ pub(crate) async fn put_recording(
             }
         },
     };
-    st.recorder.index().set_recording_setting(
-        &RecordingSetting {
-            camera_id: id.clone(),
-            continuous,
-            retention_days,
-        },
-        unix_ms(st.clocks.realtime()),
-    )?;
+    let setting = RecordingSetting {
+        camera_id: id.clone(),
+        continuous,
+        retention_days,
+    };
+    let (rec, now_ms) = (st.recorder.clone(), unix_ms(st.clocks.realtime()));
+    index_call(move || rec.set_recording_setting(&setting, now_ms)).await?;
     apply_recording(&st);
     tracing::info!(camera = %id, continuous, ?retention_days, "recording mode set through the API");
     Ok(Json(recording_json(
@@ -274,10 +291,10 @@ pub(crate) async fn create_lock(
         return Err(invalid("expires_at", "must be in the future"));
     }
     // A camera that left the catalog may still have recordings worth locking.
-    let has_recordings = st
-        .recorder
-        .index()
-        .latest_segment(&camera_id)
+    let reader = st.recorder.reader();
+    let cam = camera_id.clone();
+    let has_recordings = index_call(move || reader.latest_segment(&cam))
+        .await
         .ok()
         .flatten()
         .is_some();
@@ -291,7 +308,8 @@ pub(crate) async fn create_lock(
         reason,
         expires_at_ms,
     };
-    let id = st.recorder.index().create_lock(&l, now_ms)?;
+    let index = st.recorder.index().clone();
+    let (id, l) = index_call(move || index.create_lock(&l, now_ms).map(|id| (id, l))).await?;
     tracing::info!(lock = id, camera = %l.camera_id, start_ms, end_ms, reason = %l.reason, "evidence lock created");
     let lock = EvidenceLock {
         id,
@@ -304,12 +322,10 @@ pub(crate) async fn create_lock(
     };
     audit_lock(&st, AuditAction::Lock, actor(&headers), &lock);
     let mut v = lock_json(&lock, now_ms);
-    let segs = st
-        .recorder
-        .index()
-        .segments(&lock.camera_id, start_ms, end_ms)?;
-    v["segments"] = json!(segs.len());
-    v["bytes"] = json!(segs.iter().map(|s| s.bytes).sum::<u64>());
+    let (reader, cam) = (st.recorder.reader(), lock.camera_id.clone());
+    let totals = index_call(move || reader.range_totals(&cam, start_ms, end_ms)).await?;
+    v["segments"] = json!(totals.segments);
+    v["bytes"] = json!(totals.bytes);
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -323,7 +339,8 @@ pub(crate) async fn list_locks(
     Query(f): Query<LockFilter>,
 ) -> Result<Json<Value>, ApiError> {
     let now_ms = unix_ms(st.clocks.realtime());
-    let locks = st.recorder.index().locks(f.camera_id.as_deref())?;
+    let reader = st.recorder.reader();
+    let locks = index_call(move || reader.locks(f.camera_id.as_deref())).await?;
     let v: Vec<Value> = locks.iter().map(|l| lock_json(l, now_ms)).collect();
     Ok(Json(json!({ "evidence_locks": v, "total": v.len() })))
 }
@@ -346,10 +363,9 @@ pub(crate) async fn get_lock(
 ) -> Result<Json<Value>, ApiError> {
     let n = lock_id(&id)?;
     let now_ms = unix_ms(st.clocks.realtime());
-    let l = st
-        .recorder
-        .index()
-        .lock(n)?
+    let reader = st.recorder.reader();
+    let l = index_call(move || reader.lock(n))
+        .await?
         .ok_or_else(|| lock_not_found(&id))?;
     Ok(Json(lock_json(&l, now_ms)))
 }
@@ -360,10 +376,12 @@ pub(crate) async fn delete_lock(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = lock_id(&id)?;
-    let Some(lock) = st.recorder.index().lock(n)? else {
+    let reader = st.recorder.reader();
+    let Some(lock) = index_call(move || reader.lock(n)).await? else {
         return Err(lock_not_found(&id));
     };
-    if !st.recorder.index().delete_lock(n)? {
+    let index = st.recorder.index().clone();
+    if !index_call(move || index.delete_lock(n)).await? {
         return Err(lock_not_found(&id));
     }
     audit_lock(&st, AuditAction::Unlock, actor(&headers), &lock);
@@ -372,7 +390,8 @@ pub(crate) async fn delete_lock(
 }
 
 pub(crate) async fn storage(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let s = st.recorder.status()?;
+    let rec = st.recorder.clone();
+    let s = index_call(move || rec.status()).await?;
     let total = s.volume.total_bytes;
     let cameras: Vec<Value> = s
         .cameras

@@ -242,10 +242,163 @@ pub struct EvidenceLock {
     pub created_at_ms: i64,
 }
 
-/// The media index. One connection behind a mutex: every call is a short statement.
+/// Longest time range a bounded query ([`Reader::segments`]) accepts: 7 days.
+pub const MAX_QUERY_SPAN_MS: i64 = 7 * 86_400_000;
+/// Most segments a bounded query returns (7 days of 60 s segments are 10,080); a range holding
+/// more is refused rather than truncated.
+pub const MAX_QUERY_SEGMENTS: usize = 50_000;
+/// Read-only connections kept open for reuse; readers beyond this open their own and close it.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The media index.
+///
+/// Writes go through one read-write connection behind a mutex (the writer threads, the syncer,
+/// recovery, retention and the API's few writes). Reads use their own read-only connections from
+/// a small pool: in WAL mode a reader sees the last commit and never waits for a writer's
+/// transaction or for the writer mutex. (An in-memory index, for tests, has only the one
+/// connection.) Every call is synchronous: async callers go through `spawn_blocking`.
 pub struct Index {
     conn: Mutex<Connection>,
+    /// The database file for read-only connections; `None` in memory.
+    path: Option<std::path::PathBuf>,
+    /// Idle read-only connections.
+    readers: Mutex<Vec<Connection>>,
     label: String,
+}
+
+/// An error of a bounded query: `InvalidArgument` naming the request `field` it is about
+/// (`start` or `end`), or another error of the index (`field` is `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryError {
+    pub field: Option<&'static str>,
+    pub error: Error,
+}
+
+impl From<Error> for QueryError {
+    fn from(error: Error) -> Self {
+        QueryError { field: None, error }
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+fn bad_range(field: &'static str, msg: String) -> QueryError {
+    QueryError {
+        field: Some(field),
+        error: Error::new(ErrorKind::InvalidArgument, msg),
+    }
+}
+
+/// Segments and bytes in a time range ([`Reader::range_totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeTotals {
+    pub segments: u64,
+    pub bytes: u64,
+}
+
+/// The read side of the media index for request handlers (timeline, storage status, locks,
+/// later playback): read-only WAL connections, so a request never waits behind the writers'
+/// commits, and range queries bounded by [`MAX_QUERY_SPAN_MS`] and [`MAX_QUERY_SEGMENTS`].
+/// Cheap to clone; its calls block (briefly), so async code runs them in `spawn_blocking`.
+#[derive(Clone)]
+pub struct Reader(std::sync::Arc<Index>);
+
+impl Reader {
+    /// Segments of `camera_id` overlapping `[start_ms, end_ms)`, oldest first (`writing` and
+    /// `complete`). Fails with `InvalidArgument` naming `end` when the range is empty or
+    /// reversed, and naming `start` when it spans more than [`MAX_QUERY_SPAN_MS`] or holds more
+    /// than [`MAX_QUERY_SEGMENTS`] segments.
+    pub fn segments(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Segment>, QueryError> {
+        if end_ms <= start_ms {
+            return Err(bad_range(
+                "end",
+                format!("end {end_ms} ms is not after start {start_ms} ms"),
+            ));
+        }
+        if end_ms.saturating_sub(start_ms) > MAX_QUERY_SPAN_MS {
+            return Err(bad_range(
+                "start",
+                format!(
+                    "the range is longer than {} days; query at most that at a time",
+                    MAX_QUERY_SPAN_MS / 86_400_000
+                ),
+            ));
+        }
+        let segs = self
+            .0
+            .segments_limited(camera_id, start_ms, end_ms, MAX_QUERY_SEGMENTS + 1)?;
+        if segs.len() > MAX_QUERY_SEGMENTS {
+            return Err(bad_range(
+                "start",
+                format!(
+                    "the range holds more than {MAX_QUERY_SEGMENTS} segments; query a shorter one"
+                ),
+            ));
+        }
+        Ok(segs)
+    }
+
+    /// How many segments of `camera_id` overlap `[start_ms, end_ms)` and their bytes (`writing`
+    /// and `complete`), for any span: one aggregate row, counted on the `(camera, start)` index.
+    pub fn range_totals(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<RangeTotals, Error> {
+        self.0.range_totals(camera_id, start_ms, end_ms)
+    }
+
+    /// One segment by id.
+    pub fn segment(&self, id: i64) -> Result<Option<Segment>, Error> {
+        self.0.segment(id)
+    }
+
+    /// Key frames of a segment, in time order.
+    pub fn keyframes(&self, segment_id: i64) -> Result<Vec<Keyframe>, Error> {
+        self.0.keyframes(segment_id)
+    }
+
+    /// The newest segment of a camera (any state but `deleting`).
+    pub fn latest_segment(&self, camera_id: &str) -> Result<Option<Segment>, Error> {
+        self.0.latest_segment(camera_id)
+    }
+
+    /// Per-camera usage ([`Index::camera_usage`]).
+    pub fn camera_usage(&self) -> Result<Vec<CameraUsage>, Error> {
+        self.0.camera_usage()
+    }
+
+    /// Bytes of all segments not yet deleted.
+    pub fn total_bytes(&self) -> Result<u64, Error> {
+        self.0.total_bytes()
+    }
+
+    /// Evidence locks (of one camera, or all).
+    pub fn locks(&self, camera_id: Option<&str>) -> Result<Vec<EvidenceLock>, Error> {
+        self.0.locks(camera_id)
+    }
+
+    /// One evidence lock.
+    pub fn lock(&self, id: i64) -> Result<Option<EvidenceLock>, Error> {
+        self.0.lock(id)
+    }
+
+    /// Recording settings made through the API.
+    pub fn recording_settings(&self) -> Result<Vec<RecordingSetting>, Error> {
+        self.0.recording_settings()
+    }
 }
 
 const SEGMENT_COLS: &str = "id, camera_id, run_id, start_90k, end_90k, start_wall_ms, end_wall_ms, \
@@ -309,17 +462,22 @@ impl Index {
                 "{label}: database refused WAL mode (journal_mode is {mode})"
             );
         }
-        Self::init(conn, label, now_ms)
+        Self::init(conn, Some(path.to_owned()), label, now_ms)
     }
 
     /// An in-memory index, for tests.
     pub fn open_in_memory(now_ms: i64) -> Result<Index, Error> {
         let conn = Connection::open_in_memory()
             .err_kind(ErrorKind::Internal, "opening in-memory media index")?;
-        Self::init(conn, ":memory:".to_owned(), now_ms)
+        Self::init(conn, None, ":memory:".to_owned(), now_ms)
     }
 
-    fn init(mut conn: Connection, label: String, now_ms: i64) -> Result<Index, Error> {
+    fn init(
+        mut conn: Connection,
+        path: Option<std::path::PathBuf>,
+        label: String,
+        now_ms: i64,
+    ) -> Result<Index, Error> {
         conn.pragma_update(None, "synchronous", "NORMAL").err_kind(
             ErrorKind::Internal,
             format_args!("{label}: setting synchronous"),
@@ -343,8 +501,48 @@ impl Index {
         store::schema::apply(&mut conn, &label, MIGRATIONS, now_ms)?;
         Ok(Index {
             conn: Mutex::new(conn),
+            path,
+            readers: Mutex::new(Vec::new()),
             label,
         })
+    }
+
+    /// The read side for request handlers (see [`Reader`]).
+    pub fn reader(self: &std::sync::Arc<Self>) -> Reader {
+        Reader(self.clone())
+    }
+
+    /// Opens a read-only connection to the index file.
+    fn open_reader(&self, path: &Path) -> Result<Connection, Error> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .err_kind(ErrorKind::Internal, self.ctx("opening a read connection"))?;
+        // A WAL reader waits for nothing but a checkpoint that restarts the log, which is brief.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .err_kind(ErrorKind::Internal, self.ctx("setting busy timeout"))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a read-only connection: an idle one from the pool, else a new one (kept for
+    /// reuse while fewer than [`MAX_IDLE_READERS`] are idle). In memory, on the one connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        let Some(path) = &self.path else {
+            return f(&self.conn.lock());
+        };
+        let idle = self.readers.lock().pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.open_reader(path)?,
+        };
+        let r = f(&conn);
+        let mut idle = self.readers.lock();
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        r
     }
 
     fn ctx(&self, what: impl std::fmt::Display) -> String {
@@ -457,33 +655,46 @@ impl Index {
 
     /// One segment by id.
     pub fn segment(&self, id: i64) -> Result<Option<Segment>, Error> {
-        let conn = self.conn.lock();
-        conn.query_row(
-            &format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"),
-            [id],
-            segment_row,
-        )
-        .optional()
-        .err_kind(
-            ErrorKind::Internal,
-            self.ctx(format_args!("reading segment {id}")),
-        )
+        self.read(|conn| {
+            conn.query_row(
+                &format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"),
+                [id],
+                segment_row,
+            )
+            .optional()
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("reading segment {id}")),
+            )
+        })
     }
 
     /// Segments of `camera_id` overlapping `[start_ms, end_ms)` (wall clock), oldest first;
-    /// `writing` and `complete` only.
+    /// `writing` and `complete` only. Unbounded: for recovery, maintenance and tests; request
+    /// handlers use the bounded [`Reader::segments`].
     pub fn segments(
         &self,
         camera_id: &str,
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Segment>, Error> {
+        self.segments_limited(camera_id, start_ms, end_ms, usize::MAX)
+    }
+
+    /// [`Index::segments`], at most `limit` rows.
+    fn segments_limited(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Segment>, Error> {
         self.query_segments(
             &format!(
                 "SELECT {SEGMENT_COLS} FROM segment WHERE camera_id = ?1 AND start_wall_ms < ?3 \
                  AND start_wall_ms > ?4 \
                  AND (end_wall_ms > ?2 OR state = 'writing') \
-                 AND state <> 'deleting' ORDER BY start_wall_ms, id"
+                 AND state <> 'deleting' ORDER BY start_wall_ms, id LIMIT ?5"
             ),
             // The lower bound on the start keeps this a range scan of the (camera, start)
             // index instead of every older row of the camera.
@@ -491,9 +702,39 @@ impl Index {
                 camera_id,
                 start_ms,
                 end_ms,
-                start_ms.saturating_sub(MAX_SEGMENT_MS)
+                start_ms.saturating_sub(MAX_SEGMENT_MS),
+                i64::try_from(limit).unwrap_or(i64::MAX)
             ],
         )
+    }
+
+    /// Count and bytes of the segments [`Index::segments`] would return.
+    pub fn range_totals(
+        &self,
+        camera_id: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<RangeTotals, Error> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM segment WHERE camera_id = ?1 \
+                 AND start_wall_ms < ?3 AND start_wall_ms > ?4 \
+                 AND (end_wall_ms > ?2 OR state = 'writing') AND state <> 'deleting'",
+                params![
+                    camera_id,
+                    start_ms,
+                    end_ms,
+                    start_ms.saturating_sub(MAX_SEGMENT_MS)
+                ],
+                |r| {
+                    Ok(RangeTotals {
+                        segments: r.get::<_, i64>(0)?.max(0) as u64,
+                        bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                    })
+                },
+            )
+            .err_kind(ErrorKind::Internal, self.ctx("summing a range"))
+        })
     }
 
     /// Every segment in `state`, oldest first (recovery: `writing` and `deleting` after a crash).
@@ -515,31 +756,34 @@ impl Index {
     }
 
     fn query_segments(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Segment>, Error> {
-        let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached(sql)
-            .err_kind(ErrorKind::Internal, self.ctx("preparing segment query"))?;
-        st.query_map(p, segment_row)
-            .and_then(|rows| rows.collect())
-            .err_kind(ErrorKind::Internal, self.ctx("querying segments"))
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(sql)
+                .err_kind(ErrorKind::Internal, self.ctx("preparing segment query"))?;
+            st.query_map(p, segment_row)
+                .and_then(|rows| rows.collect())
+                .err_kind(ErrorKind::Internal, self.ctx("querying segments"))
+        })
     }
 
     /// Key frames of a segment, in time order.
     pub fn keyframes(&self, segment_id: i64) -> Result<Vec<Keyframe>, Error> {
-        let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT time_90k, byte_offset FROM keyframe WHERE segment_id = ?1 ORDER BY time_90k",
-            )
-            .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe query"))?;
-        st.query_map([segment_id], |r| {
-            Ok(Keyframe {
-                time_90k: r.get(0)?,
-                byte_offset: r.get::<_, i64>(1)?.max(0) as u64,
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT time_90k, byte_offset FROM keyframe WHERE segment_id = ?1 \
+                     ORDER BY time_90k",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing keyframe query"))?;
+            st.query_map([segment_id], |r| {
+                Ok(Keyframe {
+                    time_90k: r.get(0)?,
+                    byte_offset: r.get::<_, i64>(1)?.max(0) as u64,
+                })
             })
+            .and_then(|rows| rows.collect())
+            .err_kind(ErrorKind::Internal, self.ctx("querying keyframes"))
         })
-        .and_then(|rows| rows.collect())
-        .err_kind(ErrorKind::Internal, self.ctx("querying keyframes"))
     }
 
     /// Marks `complete` segments `deleting` (before their files are unlinked); returns how many
@@ -584,7 +828,10 @@ impl Index {
     /// the `camera_usage` table the triggers keep (they include `deleting` rows, whose files may
     /// still exist); oldest and newest are index lookups. Nothing here scans the segment table.
     pub fn camera_usage(&self) -> Result<Vec<CameraUsage>, Error> {
-        let conn = self.conn.lock();
+        self.read(|conn| self.camera_usage_on(conn))
+    }
+
+    fn camera_usage_on(&self, conn: &Connection) -> Result<Vec<CameraUsage>, Error> {
         let mut st = conn
             .prepare_cached(
                 "SELECT u.camera_id, u.segments, u.bytes, \
@@ -609,14 +856,15 @@ impl Index {
 
     /// Bytes of all segments not yet deleted (including `deleting`, whose files may still exist).
     pub fn total_bytes(&self) -> Result<u64, Error> {
-        let conn = self.conn.lock();
-        conn.query_row(
-            "SELECT COALESCE(SUM(bytes), 0) FROM camera_usage",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|b| b.max(0) as u64)
-        .err_kind(ErrorKind::Internal, self.ctx("summing bytes"))
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COALESCE(SUM(bytes), 0) FROM camera_usage",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|b| b.max(0) as u64)
+            .err_kind(ErrorKind::Internal, self.ctx("summing bytes"))
+        })
     }
 
     /// Records the progress of `writing` segments in one transaction: new key frames, the end so
@@ -740,23 +988,26 @@ impl Index {
 
     /// Whether a segment row has this path (any state).
     pub fn has_path(&self, path: &str) -> Result<bool, Error> {
-        let conn = self.conn.lock();
-        conn.query_row("SELECT 1 FROM segment WHERE path = ?1", [path], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
-            .err_kind(ErrorKind::Internal, self.ctx("looking up a path"))
+        self.read(|conn| {
+            conn.query_row("SELECT 1 FROM segment WHERE path = ?1", [path], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+                .err_kind(ErrorKind::Internal, self.ctx("looking up a path"))
+        })
     }
 
     /// The camera whose segments live under directory `dir` (relative), if any row says so.
     pub fn camera_of_dir(&self, dir: &str) -> Result<Option<String>, Error> {
-        let conn = self.conn.lock();
-        conn.query_row(
-            "SELECT camera_id FROM segment WHERE path >= ?1 || '/' AND path < ?1 || '0' LIMIT 1",
-            [dir],
-            |r| r.get(0),
-        )
-        .optional()
-        .err_kind(ErrorKind::Internal, self.ctx("looking up a directory"))
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT camera_id FROM segment WHERE path >= ?1 || '/' AND path < ?1 || '0' \
+                 LIMIT 1",
+                [dir],
+                |r| r.get(0),
+            )
+            .optional()
+            .err_kind(ErrorKind::Internal, self.ctx("looking up a directory"))
+        })
     }
 
     /// The newest segment of a camera (any state but `deleting`).
@@ -816,23 +1067,25 @@ impl Index {
 
     /// Recording settings made through the API: `(camera_id, mode, retention_days)`.
     pub fn recording_settings(&self) -> Result<Vec<RecordingSetting>, Error> {
-        let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT camera_id, mode, retention_days FROM recording_setting ORDER BY camera_id",
-            )
-            .err_kind(ErrorKind::Internal, self.ctx("preparing settings query"))?;
-        st.query_map([], |r| {
-            Ok(RecordingSetting {
-                camera_id: r.get(0)?,
-                continuous: r.get::<_, String>(1)? == "continuous",
-                retention_days: r
-                    .get::<_, Option<i64>>(2)?
-                    .map(|d| d.clamp(0, u32::MAX as i64) as u32),
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT camera_id, mode, retention_days FROM recording_setting \
+                     ORDER BY camera_id",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing settings query"))?;
+            st.query_map([], |r| {
+                Ok(RecordingSetting {
+                    camera_id: r.get(0)?,
+                    continuous: r.get::<_, String>(1)? == "continuous",
+                    retention_days: r
+                        .get::<_, Option<i64>>(2)?
+                        .map(|d| d.clamp(0, u32::MAX as i64) as u32),
+                })
             })
+            .and_then(|rows| rows.collect())
+            .err_kind(ErrorKind::Internal, self.ctx("querying settings"))
         })
-        .and_then(|rows| rows.collect())
-        .err_kind(ErrorKind::Internal, self.ctx("querying settings"))
     }
 
     /// Stores a camera's recording setting (replacing any earlier one).
@@ -897,33 +1150,35 @@ impl Index {
 
     /// Evidence locks (of one camera, or all), including expired ones, by camera and start.
     pub fn locks(&self, camera_id: Option<&str>) -> Result<Vec<EvidenceLock>, Error> {
-        let conn = self.conn.lock();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, created_at_ms \
-                 FROM evidence_lock WHERE ?1 IS NULL OR camera_id = ?1 \
-                 ORDER BY camera_id, start_ms, id",
-            )
-            .err_kind(ErrorKind::Internal, self.ctx("preparing lock query"))?;
-        st.query_map([camera_id], lock_row)
-            .and_then(|rows| rows.collect())
-            .err_kind(ErrorKind::Internal, self.ctx("querying locks"))
+        self.read(|conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, \
+                     created_at_ms FROM evidence_lock WHERE ?1 IS NULL OR camera_id = ?1 \
+                     ORDER BY camera_id, start_ms, id",
+                )
+                .err_kind(ErrorKind::Internal, self.ctx("preparing lock query"))?;
+            st.query_map([camera_id], lock_row)
+                .and_then(|rows| rows.collect())
+                .err_kind(ErrorKind::Internal, self.ctx("querying locks"))
+        })
     }
 
     /// One evidence lock.
     pub fn lock(&self, id: i64) -> Result<Option<EvidenceLock>, Error> {
-        let conn = self.conn.lock();
-        conn.query_row(
-            "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, created_at_ms \
-             FROM evidence_lock WHERE id = ?1",
-            [id],
-            lock_row,
-        )
-        .optional()
-        .err_kind(
-            ErrorKind::Internal,
-            self.ctx(format_args!("reading lock {id}")),
-        )
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT id, camera_id, start_ms, end_ms, reason, expires_at_ms, created_at_ms \
+                 FROM evidence_lock WHERE id = ?1",
+                [id],
+                lock_row,
+            )
+            .optional()
+            .err_kind(
+                ErrorKind::Internal,
+                self.ctx(format_args!("reading lock {id}")),
+            )
+        })
     }
 
     /// Locks not expired at `now_ms`, in the shape [`crate::retention::plan`] takes.
@@ -985,6 +1240,143 @@ mod tests {
         ix.complete_segment(id, (start_ms + 60_000) * 90, start_ms + 60_000, bytes)
             .unwrap();
         id
+    }
+
+    /// A reader answers from its own read-only connection while the writer connection holds an
+    /// open write transaction (and its mutex): it sees the last commit, not the transaction.
+    #[test]
+    fn readers_are_not_blocked_by_a_write_transaction() {
+        let dir = TempDir::new("reader");
+        let ix = std::sync::Arc::new(Index::open(&dir.0.join("index.db"), NOW).unwrap());
+        let committed = seg(&ix, "cam-1", NOW, 1000);
+        ix.create_lock(
+            &NewLock {
+                camera_id: "cam-1".into(),
+                start_ms: NOW,
+                end_ms: NOW + 1000,
+                reason: "case 1".into(),
+                expires_at_ms: None,
+            },
+            NOW,
+        )
+        .unwrap();
+        let reader = ix.reader();
+
+        // The writer: a long write transaction with an uncommitted segment, holding the mutex
+        // every writer goes through.
+        let writer = ix.conn.lock();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        writer
+            .execute(
+                "INSERT INTO segment (camera_id, run_id, start_90k, end_90k, start_wall_ms, \
+                 end_wall_ms, bytes, path, codec, params_version, state, codec_string, width, \
+                 height) VALUES ('cam-1', 1, 0, 0, ?1, ?1, 5, 'uncommitted.mp4', 'h264', 1, \
+                 'complete', '', 0, 0)",
+                [NOW + 60_000],
+            )
+            .unwrap();
+
+        // Readers on other threads (as spawn_blocking runs them) get their answers meanwhile.
+        // The timeout only keeps a regression from hanging the suite.
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..3 {
+            let (reader, tx) = (reader.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let segs = reader.segments("cam-1", NOW - 1, NOW + 3_600_000);
+                let usage = reader.camera_usage();
+                let locks = reader.locks(Some("cam-1"));
+                let _ = tx.send((segs, usage, locks));
+            });
+        }
+        for _ in 0..3 {
+            let (segs, usage, locks) = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a reader blocked behind the writer's transaction");
+            let ids: Vec<i64> = segs.unwrap().iter().map(|s| s.id).collect();
+            assert_eq!(
+                ids,
+                [committed],
+                "the last commit, not the open transaction"
+            );
+            assert_eq!(usage.unwrap()[0].bytes, 1000);
+            assert_eq!(locks.unwrap().len(), 1);
+        }
+        writer.execute_batch("COMMIT").unwrap();
+        drop(writer);
+        let segs = reader.segments("cam-1", NOW - 1, NOW + 3_600_000).unwrap();
+        assert_eq!(segs.len(), 2, "committed now");
+        // The read connections are read-only.
+        let e = ix
+            .read(|c| {
+                c.execute("DELETE FROM segment", [])
+                    .err_kind(ErrorKind::Internal, "delete")
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(reader.segments("cam-1", NOW - 1, NOW + 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn range_queries_are_bounded_with_the_field_named() {
+        let ix = std::sync::Arc::new(Index::open_in_memory(NOW).unwrap());
+        let reader = ix.reader();
+        for (start, end, field) in [
+            (NOW, NOW, "end"),
+            (NOW, NOW - 1, "end"),
+            (NOW, NOW + MAX_QUERY_SPAN_MS + 1, "start"),
+            (i64::MIN, i64::MAX, "start"),
+        ] {
+            let e = reader.segments("cam-1", start, end).unwrap_err();
+            assert_eq!(e.field, Some(field), "{start}..{end}: {e}");
+            assert_eq!(e.error.kind(), ErrorKind::InvalidArgument);
+        }
+        assert!(
+            reader
+                .segments("cam-1", NOW, NOW + MAX_QUERY_SPAN_MS)
+                .unwrap()
+                .is_empty()
+        );
+
+        // More segments in range than a query may return: refused, not truncated. (Rows of
+        // 1 ms so that they fit one range; the bound is the same whatever their length.)
+        {
+            let mut conn = ix.conn.lock();
+            let tx = conn.transaction().unwrap();
+            for i in 0..=MAX_QUERY_SEGMENTS as i64 {
+                tx.execute(
+                    "INSERT INTO segment (camera_id, run_id, start_90k, end_90k, start_wall_ms, \
+                     end_wall_ms, bytes, path, codec, params_version, state, codec_string, \
+                     width, height) VALUES ('cam-1', 1, ?1 * 90, ?1 * 90 + 90, ?1, ?1 + 1, 10, \
+                     'p' || ?1, 'h264', 1, 'complete', '', 0, 0)",
+                    [NOW + i],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let n = MAX_QUERY_SEGMENTS as i64;
+        let e = reader.segments("cam-1", NOW, NOW + n + 1).unwrap_err();
+        assert_eq!(
+            (e.field, e.error.kind()),
+            (Some("start"), ErrorKind::InvalidArgument)
+        );
+        assert_eq!(
+            reader.segments("cam-1", NOW, NOW + n).unwrap().len(),
+            MAX_QUERY_SEGMENTS
+        );
+        // Totals have no row bound: one aggregate row.
+        assert_eq!(
+            reader.range_totals("cam-1", NOW, NOW + n + 1).unwrap(),
+            RangeTotals {
+                segments: n as u64 + 1,
+                bytes: 10 * (n as u64 + 1)
+            }
+        );
+        // The unbounded maintenance query still sees them all.
+        assert_eq!(
+            ix.segments("cam-1", 0, i64::MAX).unwrap().len(),
+            MAX_QUERY_SEGMENTS + 1
+        );
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub struct Recorder {
     cleaner: (Mutex<CleanerState>, Condvar),
     recovery: RecoveryReport,
     threads: Mutex<Writers>,
+    /// The recording settings stored in the index, kept in memory: the node and the API read
+    /// them on every catalog change and camera listing without touching SQLite.
+    settings: Mutex<Vec<RecordingSetting>>,
 }
 
 impl Recorder {
@@ -223,6 +226,7 @@ impl Recorder {
             elapsed_ms = t0.elapsed().as_millis() as u64,
             "recordings recovered"
         );
+        let settings = index.recording_settings()?;
         let shared = Shared::new();
         let (sync_tx, sync_rx) = mpsc::channel::<SyncJob>();
         let rec = Arc::new(Recorder {
@@ -241,6 +245,7 @@ impl Recorder {
                 syncer: None,
                 cleaner: None,
             }),
+            settings: Mutex::new(settings),
         });
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -295,6 +300,12 @@ impl Recorder {
 
     pub fn index(&self) -> &Arc<Index> {
         &self.index
+    }
+
+    /// The index's read side for request handlers: read-only connections, bounded range
+    /// queries; blocking calls (use `spawn_blocking` from async code).
+    pub fn reader(&self) -> crate::index::Reader {
+        self.index.reader()
     }
 
     pub fn config(&self) -> &RecorderConfig {
@@ -362,9 +373,21 @@ impl Recorder {
         self.shared.cameras.lock().get(camera_id).cloned()
     }
 
-    /// Recording settings stored through the API.
+    /// Recording settings stored through the API (from memory; no SQLite access).
     pub fn settings(&self) -> Result<Vec<RecordingSetting>, Error> {
-        self.index.recording_settings()
+        Ok(self.settings.lock().clone())
+    }
+
+    /// Stores a camera's recording setting in the index and in memory. Blocking (a write
+    /// transaction): async callers use `spawn_blocking`.
+    pub fn set_recording_setting(&self, s: &RecordingSetting, now_ms: i64) -> Result<(), Error> {
+        self.index.set_recording_setting(s, now_ms)?;
+        let mut all = self.settings.lock();
+        match all.binary_search_by(|x| x.camera_id.cmp(&s.camera_id)) {
+            Ok(i) => all[i] = s.clone(),
+            Err(i) => all.insert(i, s.clone()),
+        }
+        Ok(())
     }
 
     pub fn wake_retention(&self) {

@@ -625,6 +625,24 @@ async fn evidence_locks_are_validated_listed_and_deleted() {
             .contains("[2026-11-21T08:00:00.000Z, 2026-11-21T08:10:00.000Z)"),
         "{e}"
     );
+
+    // A lock over months is fine (its summary is one aggregate), but a timeline query is
+    // bounded: at most 7 days at a time, 400 naming the field beyond.
+    let (s, long) = post(with("end_time", json!("2027-03-01T00:00:00Z"))).await;
+    assert_eq!((s, long["segments"].as_u64()), (201, Some(0)), "{long}");
+    let (s, e) = api
+        .get("/api/v1/recordings/cam-a?start=2026-11-01T00:00:00Z&end=2026-11-21T00:00:00Z")
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+        (Some("INVALID_REQUEST"), Some("start")),
+        "{e}"
+    );
+    let (s, tl) = api
+        .get("/api/v1/recordings/cam-a?start=2026-11-14T00:00:00Z&end=2026-11-21T00:00:00Z")
+        .await;
+    assert_eq!(s, 200, "{tl}");
     node.shutdown().await;
     drop(rtsp);
 }
