@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let s = recorder::scan::scan_bytes(data);
+    let s = media::scan::scan_bytes(data);
     assert_eq!(s.total_len, data.len() as u64);
     assert!(s.valid_len <= data.len() as u64);
     assert!(s.init_len <= s.valid_len);
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let _ = (s.start_90k(), s.end_90k());
     // Scanning the valid prefix again finds the same thing.
-    let again = recorder::scan::scan_bytes(&data[..s.valid_len as usize]);
+    let again = media::scan::scan_bytes(&data[..s.valid_len as usize]);
     assert_eq!(again.fragments, s.fragments);
     assert_eq!(again.valid_len, s.valid_len);
 });
