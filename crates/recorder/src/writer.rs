@@ -240,10 +240,19 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
     let mut closed = Vec::new();
     // Progress the index could not take yet (its volume full, say): retried with the next commit.
     let mut unsaved: Vec<Progress> = Vec::new();
-    let mut status_at = Instant::now();
+    let mut status_at = ctx.clocks.monotonic();
     loop {
         loop {
-            match commands.try_recv() {
+            let next = if cams.is_empty() && unsaved.is_empty() {
+                // Idle: nothing to poll, so wait for a command (not on the clock: an idle writer
+                // neither wakes up nor moves a simulated clock).
+                commands
+                    .recv()
+                    .map_err(|_| mpsc::TryRecvError::Disconnected)
+            } else {
+                commands.try_recv()
+            };
+            match next {
                 Ok(Command::Add(id, sub)) => {
                     if let Some(i) = cams.iter().position(|c| c.id == id) {
                         let mut old = cams.swap_remove(i);
@@ -296,11 +305,13 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
             execute(&ctx, c, &mut actions, &mut closed);
         }
         commit(&ctx, &mut cams, &mut closed, &mut unsaved);
-        if status_at.elapsed() >= STATUS_EVERY {
+        let now = ctx.clocks.monotonic();
+        if now.saturating_duration_since(status_at) >= STATUS_EVERY {
             publish_status(&ctx, &cams);
-            status_at = Instant::now();
+            status_at = now;
         }
-        std::thread::sleep(ctx.cfg.poll);
+        // Through the clocks, so tests run the writer on simulated time.
+        ctx.clocks.sleep_blocking(ctx.cfg.poll);
     }
 }
 
@@ -406,10 +417,11 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
             }
         }
     }
+    let now = ctx.clocks.monotonic();
     if let Some(o) = &mut c.open
-        && o.last_sync.elapsed() >= ctx.cfg.sync_interval
+        && now.saturating_duration_since(o.last_sync) >= ctx.cfg.sync_interval
     {
-        o.last_sync = Instant::now();
+        o.last_sync = now;
         let _ = ctx.sync_tx.send(SyncJob::Sync(o.file.clone()));
     }
 }
@@ -582,7 +594,7 @@ fn create(ctx: &Ctx, c: &Camera, p: &Pending, start_90k: i64) -> Result<Open, Er
             bytes: 0,
             end_90k: start_90k,
             start_ms,
-            last_sync: Instant::now(),
+            last_sync: ctx.clocks.monotonic(),
             progress: None,
         });
     }
