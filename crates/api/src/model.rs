@@ -260,7 +260,7 @@ pub struct EvidenceLock {
     pub active: bool,
     /// On creation: what is recorded in the range now.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub segments: Option<usize>,
+    pub segments: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
 }

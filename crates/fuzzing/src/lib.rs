@@ -292,7 +292,7 @@ pub fn vms_soap(data: &[u8]) {
 /// consistent: fragments lie in order inside the valid prefix, which lies inside the input, and
 /// scanning the valid prefix again finds the same thing.
 pub fn fmp4_scan(data: &[u8]) {
-    let s = recorder::scan::scan_bytes(data);
+    let s = media::scan::scan_bytes(data);
     assert_eq!(s.total_len, data.len() as u64);
     assert!(s.valid_len <= data.len() as u64);
     assert!(s.init_len <= s.valid_len);
@@ -311,7 +311,7 @@ pub fn fmp4_scan(data: &[u8]) {
         s.valid_len
     );
     let _ = (s.start_90k(), s.end_90k());
-    let again = recorder::scan::scan_bytes(&data[..s.valid_len as usize]);
+    let again = media::scan::scan_bytes(&data[..s.valid_len as usize]);
     assert_eq!(again.fragments, s.fragments);
     assert_eq!(again.valid_len, s.valid_len);
     assert_eq!(again.init_len, s.init_len);

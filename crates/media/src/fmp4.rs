@@ -6,9 +6,12 @@
 //! ```text
 //! ftyp (major isom, compatible isom iso6 mp41)
 //! moov
-//!   mvhd (timescale 90000, duration 0, next_track_ID 2, or 3 with audio)
+//!   mvhd (timescale 90000, duration 0, next_track_ID 2, or 3 with audio; version 1 with the
+//!         segment's wall-clock start as creation and modification time when a
+//!         [`SegmentStart`] is given)
 //!   trak
 //!     tkhd (track 1, enabled + in movie, width/height 16.16)
+//!     edts / elst (with a [`SegmentStart`]: one edit, media_time = the first tfdt)
 //!     mdia
 //!       mdhd (timescale 90000, language und)
 //!       hdlr (vide)
@@ -20,6 +23,7 @@
 //!           stts, stsc, stsz, stco (all empty)
 //!   trak                                           (audio)
 //!     tkhd (track 2, enabled + in movie, volume 1.0, width/height 0)
+//!     edts / elst (with a [`SegmentStart`]: media_time = the start in audio samples)
 //!     mdia
 //!       mdhd (timescale = sample rate, language und)
 //!       hdlr (soun)
@@ -56,6 +60,12 @@
 //! Video times are on the 90 kHz clock ([`crate::VIDEO_CLOCK_RATE`]); there are no composition
 //! time offsets (the cameras' streams have no B-frames), so decode time equals presentation time.
 //! Audio times are in samples at the stream's sample rate (the audio track's timescale).
+//!
+//! A recorder's fragments carry decode times on a long-running timeline (the recorder's is 90 kHz
+//! ticks since the Unix epoch), so that consecutive files concatenate. A file that is played on
+//! its own must still start at 0: [`init_segment_at`] adds an edit list to every track whose
+//! `media_time` is the file's first decode time, so presentation starts at 0 and lasts as long
+//! as the file's fragments, and records the wall-clock start in `mvhd` instead.
 
 use crate::nal::annexb_nals;
 use crate::sps::parse_h265_sps;
@@ -92,10 +102,36 @@ pub struct AudioSample<'a> {
     pub duration: u32,
 }
 
+/// Where a file's presentation starts, for [`init_segment_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentStart {
+    /// The base media decode time (90 kHz) of the file's first video fragment: the edit lists
+    /// map it to presentation time 0.
+    pub decode_time_90k: u64,
+    /// The wall-clock time of that instant, seconds since the Unix epoch (written as `mvhd`
+    /// creation and modification time).
+    pub unix_secs: i64,
+}
+
+/// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
+const MP4_EPOCH_OFFSET_SECS: i64 = 2_082_844_800;
+
 /// Writes the initialization segment (`ftyp` + `moov`) for a video-only stream with `params`.
 /// The same as [`init_segment_av`] without audio.
 pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
     init_segment_av(params, None)
+}
+
+/// Writes the initialization segment of a file whose first fragment is decoded at
+/// `start.decode_time_90k`: as [`init_segment_av`], plus an edit list per track so that the file
+/// presents from 0, and `start.unix_secs` as the movie's creation time. The audio track's edit
+/// starts at the same instant, in its own timescale (rounded to the nearest sample).
+pub fn init_segment_at(
+    video: &VideoParams,
+    audio: Option<&AudioParams>,
+    start: SegmentStart,
+) -> Result<Vec<u8>, Error> {
+    write_init(video, audio, Some(start))
 }
 
 /// Writes the initialization segment (`ftyp` + `moov`) for a stream with `video` and, if given,
@@ -107,6 +143,21 @@ pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
 /// `samplerate` field of the `mp4a` entry: it is written as 0 there, and players take the rate from
 /// the AudioSpecificConfig (and the timescale from `mdhd`, which holds the full rate).
 pub fn init_segment_av(video: &VideoParams, audio: Option<&AudioParams>) -> Result<Vec<u8>, Error> {
+    write_init(video, audio, None)
+}
+
+/// The decode time `t_90k` in samples at `rate` (rounded to the nearest).
+pub fn rescale_90k(t_90k: u64, rate: u32) -> u64 {
+    let v = (u128::from(t_90k) * u128::from(rate) + u128::from(VIDEO_CLOCK_RATE / 2))
+        / u128::from(VIDEO_CLOCK_RATE);
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+fn write_init(
+    video: &VideoParams,
+    audio: Option<&AudioParams>,
+    start: Option<SegmentStart>,
+) -> Result<Vec<u8>, Error> {
     let params = video;
     let (Ok(width), Ok(height)) = (u16::try_from(params.width), u16::try_from(params.height))
     else {
@@ -132,11 +183,27 @@ pub fn init_segment_av(video: &VideoParams, audio: Option<&AudioParams>) -> Resu
 
     let moov = begin(&mut out, b"moov");
     {
-        let mvhd = begin_full(&mut out, b"mvhd", 0, 0);
-        put_u32(&mut out, 0); // creation_time
-        put_u32(&mut out, 0); // modification_time
-        put_u32(&mut out, VIDEO_CLOCK_RATE); // timescale
-        put_u32(&mut out, 0); // duration (unknown: fragmented)
+        let mvhd = match start {
+            None => {
+                let mvhd = begin_full(&mut out, b"mvhd", 0, 0);
+                put_u32(&mut out, 0); // creation_time
+                put_u32(&mut out, 0); // modification_time
+                put_u32(&mut out, VIDEO_CLOCK_RATE); // timescale
+                put_u32(&mut out, 0); // duration (unknown: fragmented)
+                mvhd
+            }
+            Some(s) => {
+                // Version 1: 64-bit times (seconds since 1904 overflow 32 bits in 2040).
+                let mvhd = begin_full(&mut out, b"mvhd", 1, 0);
+                let created =
+                    u64::try_from(s.unix_secs.saturating_add(MP4_EPOCH_OFFSET_SECS)).unwrap_or(0);
+                put_u64(&mut out, created); // creation_time
+                put_u64(&mut out, created); // modification_time
+                put_u32(&mut out, VIDEO_CLOCK_RATE); // timescale
+                put_u64(&mut out, 0); // duration (unknown: fragmented)
+                mvhd
+            }
+        };
         put_u32(&mut out, 0x0001_0000); // rate 1.0
         put_u16(&mut out, 0x0100); // volume 1.0
         out.extend_from_slice(&[0; 10]); // reserved
@@ -150,9 +217,11 @@ pub fn init_segment_av(video: &VideoParams, audio: Option<&AudioParams>) -> Resu
         put_u32(&mut out, last_track + 1); // next_track_ID
         end(&mut out, mvhd)?;
 
-        write_video_trak(&mut out, params, width, height)?;
+        let video_edit = start.map(|s| s.decode_time_90k);
+        write_video_trak(&mut out, params, width, height, video_edit)?;
         if let Some(a) = audio {
-            write_audio_trak(&mut out, a)?;
+            let audio_edit = start.map(|s| rescale_90k(s.decode_time_90k, a.sample_rate));
+            write_audio_trak(&mut out, a, audio_edit)?;
         }
 
         let mvex = begin(&mut out, b"mvex");
@@ -197,10 +266,14 @@ fn write_video_trak(
     params: &VideoParams,
     width: u16,
     height: u16,
+    edit: Option<u64>,
 ) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
         write_tkhd(out, TRACK_ID, 0, width, height)?; // no volume (video)
+        if let Some(media_time) = edit {
+            write_edts(out, media_time)?;
+        }
 
         let mdia = begin(out, b"mdia");
         {
@@ -258,10 +331,13 @@ fn write_tkhd(
 }
 
 /// The audio `trak` (track [`AUDIO_TRACK_ID`]); `a` passed [`check_audio`].
-fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams) -> Result<(), Error> {
+fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams, edit: Option<u64>) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
         write_tkhd(out, AUDIO_TRACK_ID, 0x0100, 0, 0)?; // volume 1.0, no picture
+        if let Some(media_time) = edit {
+            write_edts(out, media_time)?;
+        }
 
         let mdia = begin(out, b"mdia");
         {
@@ -306,6 +382,28 @@ fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams) -> Result<(), Error> {
         end(out, mdia)?;
     }
     end(out, trak)
+}
+
+/// `edts` / `elst` (version 1) with one edit: the track's media from `media_time` (in the
+/// track's timescale) is presented from time 0, at normal rate, for the whole file
+/// (`segment_duration` 0: the duration of a fragmented file is not known when its init segment
+/// is written).
+fn write_edts(out: &mut Vec<u8>, media_time: u64) -> Result<(), Error> {
+    let Ok(media_time) = i64::try_from(media_time) else {
+        bail!(
+            InvalidArgument,
+            "edit list media time {media_time} too large"
+        );
+    };
+    let edts = begin(out, b"edts");
+    let elst = begin_full(out, b"elst", 1, 0);
+    put_u32(out, 1); // entry_count
+    put_u64(out, 0); // segment_duration
+    out.extend_from_slice(&media_time.to_be_bytes());
+    put_u16(out, 1); // media_rate_integer
+    put_u16(out, 0); // media_rate_fraction
+    end(out, elst)?;
+    end(out, edts)
 }
 
 fn write_mdhd(out: &mut Vec<u8>, timescale: u32) -> Result<(), Error> {
@@ -620,6 +718,10 @@ fn put_u16(out: &mut Vec<u8>, v: u16) {
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
@@ -972,6 +1074,42 @@ mod tests {
             (u32_at(trex[1], 4), u32_at(trex[1], 8)),
             (AUDIO_TRACK_ID, 1)
         );
+    }
+
+    #[test]
+    fn anchored_av_init_segment_edits_both_tracks_at_the_same_instant() {
+        let (params, _) = h264();
+        let start = SegmentStart {
+            decode_time_90k: 1_796_083_200 * 90_000 + 1234,
+            unix_secs: 1_796_083_200,
+        };
+        let audio = aac(16_000, &ASC_16K_MONO);
+        let init = init_segment_at(&params, Some(&audio), start).unwrap();
+        let plain = init_segment_av(&params, Some(&audio)).unwrap();
+        let moov = boxes(&init)[1].1;
+        let traks = all(moov, b"trak");
+        let media_time = |trak: &[u8]| {
+            let elst = path(trak, &[b"edts", b"elst"]);
+            assert_eq!(u32_at(elst, 4), 1);
+            i64::from_be_bytes(elst[16..24].try_into().unwrap())
+        };
+        assert_eq!(media_time(traks[0]), 1_796_083_200 * 90_000 + 1234);
+        // 1234 ticks at 16 kHz: 219.4 samples, rounded.
+        assert_eq!(media_time(traks[1]), 1_796_083_200 * 16_000 + 219);
+        // Apart from mvhd and the edit lists, the plain init segment.
+        let plain_traks = all(boxes(&plain)[1].1, b"trak");
+        for (t, p) in traks.iter().zip(&plain_traks) {
+            assert_eq!(child(t, b"mdia"), child(p, b"mdia"));
+            assert_eq!(child(t, b"tkhd"), child(p, b"tkhd"));
+        }
+        assert_eq!(rescale_90k(90_000, 44_100), 44_100);
+        assert_eq!(rescale_90k(u64::MAX, 1), u64::MAX / 90_000);
+        // A start beyond i64 has no edit list to write.
+        let far = SegmentStart {
+            decode_time_90k: u64::MAX,
+            unix_secs: i64::MAX,
+        };
+        assert!(init_segment_at(&params, None, far).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fmp4;
 pub mod nal;
 pub mod params;
 pub mod rtp;
+pub mod scan;
 pub mod sps;
 
 pub use annexb::{AccessUnit, split_access_units};

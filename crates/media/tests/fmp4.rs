@@ -1,7 +1,10 @@
 //! `media::fmp4` on the fixture clips: box structure, timeline, sync flags, a stable digest, and
 //! (with `VANTAGE_E2E=1` and ffprobe installed) playability.
 
-use media::fmp4::{NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, fragment, init_segment};
+use media::fmp4::{
+    NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, SegmentStart, fragment, init_segment,
+    init_segment_at,
+};
 use media::{AccessUnit, Codec, VideoParams, split_access_units};
 
 const H264: &[u8] = include_bytes!("../../../fixtures/clips/h264_a.h264");
@@ -286,12 +289,92 @@ fn recording_digests_are_stable() {
 const H264_FNV: &str = "58e396f4cb3973ad";
 const H265_FNV: &str = "56866a9c8cab89c1";
 
+/// A recorder's start: 2026-12-01T00:00:00Z on the 90 kHz Unix-epoch timeline.
+const WALL_SECS: i64 = 1_796_083_200;
+const WALL_90K: u64 = WALL_SECS as u64 * 90_000;
+
+/// The init segment of a file recorded from `WALL_90K` on, as the recorder writes it.
+fn anchored_init(codec: Codec) -> Vec<u8> {
+    let (params, _) = clip(codec);
+    init_segment_at(
+        &params,
+        None,
+        SegmentStart {
+            decode_time_90k: WALL_90K,
+            unix_secs: WALL_SECS,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn anchored_init_segment_has_edit_list_and_creation_time() {
+    for codec in [Codec::H264, Codec::H265] {
+        let plain = check_init(codec);
+        let init = anchored_init(codec);
+        let moov = boxes(&init)[1].1;
+        let mvhd = child(moov, b"mvhd");
+        assert_eq!(mvhd[0], 1, "mvhd version 1");
+        let created = u64::from_be_bytes(mvhd[4..12].try_into().unwrap());
+        assert_eq!(
+            created,
+            WALL_SECS as u64 + 2_082_844_800,
+            "seconds since 1904"
+        );
+        assert_eq!(&mvhd[4..12], &mvhd[12..20], "modification = creation");
+        assert_eq!(u32_at(mvhd, 20), 90_000, "timescale");
+        assert_eq!(&mvhd[24..32], &[0; 8], "duration unknown");
+        assert_eq!(mvhd.len(), 112);
+        let trak = child(moov, b"trak");
+        let kids: Vec<[u8; 4]> = boxes(trak).iter().map(|(t, _)| *t).collect();
+        assert_eq!(kids, [*b"tkhd", *b"edts", *b"mdia"]);
+        let elst = path(trak, &[b"edts", b"elst"]);
+        assert_eq!(u32_at(elst, 0), 1 << 24, "version 1");
+        assert_eq!(u32_at(elst, 4), 1, "one edit");
+        assert_eq!(&elst[8..16], &[0; 8], "segment_duration: the whole file");
+        assert_eq!(
+            u64::from_be_bytes(elst[16..24].try_into().unwrap()),
+            WALL_90K,
+            "media_time = the first tfdt"
+        );
+        assert_eq!(u32_at(elst, 24), 0x0001_0000, "rate 1.0");
+        assert_eq!(elst.len(), 28);
+        // Everything else is the plain init segment's.
+        let plain_moov = boxes(&plain)[1].1;
+        assert_eq!(child(moov, b"mvex"), child(plain_moov, b"mvex"));
+        assert_eq!(child(trak, b"mdia"), path(plain_moov, &[b"trak", b"mdia"]));
+    }
+}
+
+/// FNV-1a digests of recordings as the recorder writes them (init with edit list + five
+/// fragments on the wall-clock timeline). Update them deliberately when the layout changes.
+#[test]
+fn anchored_recording_digests_are_stable() {
+    for (codec, want) in [
+        (Codec::H264, H264_ANCHORED_FNV),
+        (Codec::H265, H265_ANCHORED_FNV),
+    ] {
+        let (_, aus) = clip(codec);
+        let mut file = anchored_init(codec);
+        file.extend(fragments(&aus, 1, WALL_90K).concat());
+        assert_eq!(format!("{:016x}", fnv1a(&file)), want, "{codec}");
+    }
+}
+
+const H264_ANCHORED_FNV: &str = "ff0fc1a9682e19b2";
+const H265_ANCHORED_FNV: &str = "187f3c698dd5ed23";
+
 fn e2e() -> bool {
     std::env::var("VANTAGE_E2E").is_ok_and(|v| v == "1")
 }
 
 /// Runs ffprobe on `bytes` written to a temp file; returns its JSON output.
 fn ffprobe(name: &str, bytes: &[u8]) -> String {
+    ffprobe_with(name, bytes, &[])
+}
+
+/// ffprobe with extra arguments (`-show_format`, say).
+fn ffprobe_with(name: &str, bytes: &[u8], extra: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("vantage-fmp4-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(name);
@@ -305,6 +388,7 @@ fn ffprobe(name: &str, bytes: &[u8]) -> String {
             "-of",
             "json",
         ])
+        .args(extra)
         .arg(&file)
         .output()
         .expect("ffprobe installed");
@@ -368,4 +452,82 @@ fn ffprobe_counts_concatenated_segments() {
         check_ffprobe(&json, codec, 500);
         assert_eq!(json_field(&json, "duration"), "20.000000", "{json}");
     }
+}
+
+/// A recorded file (fragments on the wall-clock timeline, an edit list) presents from 0 for its
+/// own length: ffprobe's start times are 0 and its packets' presentation times run from 0 to the
+/// file's length. Two consecutive files concatenate (the first's init, both files' fragments)
+/// into one stream that starts at 0 and decodes completely.
+///
+/// ffprobe's `duration` is not asserted: ffmpeg's mov demuxer (5.1 here, and Chromium's
+/// `<video src>`, which uses it) takes a fragmented track's duration from the raw end of its
+/// decode timeline (`tfdt` + durations), ignoring the edit list, so it shows the wall-clock
+/// offset (design 0006, "Presentation time"). Media Source Extensions honour the edit list.
+#[test]
+fn ffprobe_anchored_recordings_start_at_zero() {
+    if !e2e() {
+        return;
+    }
+    for codec in [Codec::H264, Codec::H265] {
+        let (_, aus) = clip(codec);
+        let mut file = anchored_init(codec);
+        file.extend(fragments(&aus, 1, WALL_90K).concat());
+        let json = ffprobe_with(
+            &format!("{codec:?}-anchored.mp4"),
+            &file,
+            &[
+                "-show_format",
+                "-show_entries",
+                "packet=pts_time,duration_time",
+            ],
+        );
+        check_ffprobe(&json, codec, 250);
+        let (first, end) = packet_span(&json);
+        assert_eq!((first, end), (0.0, 10.0), "{codec}");
+        assert_eq!(json_field(&json, "start_time"), "0.000000", "{json}");
+        let format = &json[json.find("\"format\"").unwrap()..];
+        assert_eq!(json_field(format, "start_time"), "0.000000", "{json}");
+
+        let mut joined = anchored_init(codec);
+        joined.extend(fragments(&aus, 1, WALL_90K).concat());
+        joined.extend(fragments(&aus, 6, WALL_90K + 250 * u64::from(FRAME_TICKS)).concat());
+        let json = ffprobe_with(
+            &format!("{codec:?}-joined.mp4"),
+            &joined,
+            &[
+                "-show_format",
+                "-show_entries",
+                "packet=pts_time,duration_time",
+            ],
+        );
+        check_ffprobe(&json, codec, 500);
+        assert_eq!(packet_span(&json), (0.0, 20.0), "{codec}");
+        let format = &json[json.find("\"format\"").unwrap()..];
+        assert_eq!(json_field(format, "start_time"), "0.000000", "{json}");
+    }
+}
+
+/// The first packet's presentation time and the end of the last (pts + duration), seconds, from
+/// ffprobe's JSON with `-show_entries packet=pts_time,duration_time`.
+fn packet_span(json: &str) -> (f64, f64) {
+    let num = |key: &str, from: &str| -> Vec<f64> {
+        let pat = format!("\"{key}\": \"");
+        from.match_indices(&pat)
+            .map(|(at, _)| {
+                let rest = &from[at + pat.len()..];
+                rest[..rest.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    };
+    let packets = &json[json.find("\"packets\"").unwrap()..json.find("\"streams\"").unwrap()];
+    let pts = num("pts_time", packets);
+    let dur = num("duration_time", packets);
+    assert_eq!(pts.len(), dur.len());
+    let first = pts.iter().copied().fold(f64::MAX, f64::min);
+    let end = pts
+        .iter()
+        .zip(&dur)
+        .map(|(p, d)| p + d)
+        .fold(f64::MIN, f64::max);
+    ((first * 1e6).round() / 1e6, (end * 1e6).round() / 1e6)
 }

@@ -9,7 +9,7 @@ use crate::reservations::AdmitError;
 use admission::{Admitted, Quality, Reservation};
 use base::Error;
 use media::{AudioParams, VideoParams};
-use recorder::index::{EvidenceLock, NewLock};
+use recorder::index::{EvidenceLock, NewLock, QueryError};
 use recorder::service::StorageStatus;
 use recorder::writer::CameraRecording;
 use std::future::Future;
@@ -175,7 +175,7 @@ pub struct Timeline {
 #[derive(Clone, Debug)]
 pub struct CreatedLock {
     pub lock: EvidenceLock,
-    pub segments: usize,
+    pub segments: u64,
     pub bytes: u64,
 }
 
@@ -207,13 +207,14 @@ pub trait Recordings: Send + Sync {
     fn delete_lock<'a>(&'a self, id: i64, actor: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
     fn storage(&self) -> BoxFuture<'_, Result<StorageStatus, Error>>;
     /// Local segments merged into runs, and XProtect's sequences for the time they do not
-    /// cover, in `[start, end)`; NotFound for a camera not in the catalog.
+    /// cover, in `[start, end)`; NotFound for a camera not in the catalog, InvalidArgument
+    /// naming its `field` for a window beyond the index's bounds (span, segment count).
     fn timeline<'a>(
         &'a self,
         camera_id: &'a str,
         start: SystemTime,
         end: SystemTime,
-    ) -> BoxFuture<'a, Result<Timeline, Error>>;
+    ) -> BoxFuture<'a, Result<Timeline, QueryError>>;
 }
 
 // ---- audit and the VMS ------------------------------------------------------------------------

@@ -75,7 +75,6 @@ pub fn apply(st: &Services) {
 /// Stores a camera's recording setting (made through the API) and applies it at once.
 pub fn set(st: &Services, setting: &RecordingSetting) -> Result<(), base::Error> {
     st.recorder
-        .index()
         .set_recording_setting(setting, base::clock::unix_ms(st.clocks.realtime()))?;
     apply(st);
     tracing::info!(camera = %setting.camera_id, continuous = setting.continuous, retention_days = ?setting.retention_days, "recording mode set through the API");

@@ -6,7 +6,8 @@
 use crate::Services;
 use crate::ports::{Span, Timeline};
 use base::clock::unix_ms;
-use base::{Error, bail, err};
+use base::err;
+use recorder::index::QueryError;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -53,16 +54,17 @@ pub(crate) async fn timeline(
     camera_id: &str,
     start: SystemTime,
     end: SystemTime,
-) -> Result<Timeline, Error> {
+) -> Result<Timeline, QueryError> {
     let Some(cam) = st.catalog.get(camera_id) else {
-        bail!(NotFound, "camera `{camera_id}` not found");
+        return Err(err!(NotFound, "camera `{camera_id}` not found").into());
     };
     let (start_ms, end_ms) = (unix_ms(start), unix_ms(end));
     let segments = {
-        let (st, id) = (st.clone(), camera_id.to_owned());
-        tokio::task::spawn_blocking(move || st.recorder.index().segments(&id, start_ms, end_ms))
+        // Bounded (span and row count) and on a read-only connection, off the runtime.
+        let (reader, id) = (st.recorder.reader(), camera_id.to_owned());
+        tokio::task::spawn_blocking(move || reader.segments(&id, start_ms, end_ms))
             .await
-            .map_err(|e| err!(Internal, "blocking task failed: {e}"))??
+            .map_err(|e| QueryError::from(err!(Internal, "blocking task failed: {e}")))??
     };
     // Vantage's own segments, merged into runs: segments of one run follow each other exactly
     // (allow 1 ms of rounding).
@@ -103,10 +105,11 @@ pub(crate) async fn timeline(
             })
             .collect(),
         (None, Some(_)) if local.is_empty() => {
-            bail!(
+            return Err(err!(
                 Unavailable,
                 "camera `{camera_id}` is an XProtect camera but no VMS is configured"
-            );
+            )
+            .into());
         }
         _ => Vec::new(),
     };

@@ -10,7 +10,7 @@ use crate::{Services, live};
 use admission::{Admitted, EndReason, Quality, Reservation};
 use base::clock::{rfc3339_ms, unix_ms};
 use base::{Error, err};
-use recorder::index::{EvidenceLock, NewLock, RecordingSetting};
+use recorder::index::{EvidenceLock, NewLock, QueryError, RecordingSetting};
 use recorder::service::StorageStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -245,18 +245,19 @@ impl Recordings for Arc<Services> {
     ) -> BoxFuture<'a, Result<CreatedLock, Error>> {
         let actor = actor.to_owned();
         blocking(self, move |st| {
-            let index = st.recorder.index();
+            let reader = st.recorder.reader();
             // A camera that left the catalog may still have recordings worth locking.
             if st.catalog.get(&lock.camera_id).is_none()
-                && index.latest_segment(&lock.camera_id)?.is_none()
+                && reader.latest_segment(&lock.camera_id)?.is_none()
             {
                 return Err(err!(NotFound, "camera `{}` not found", lock.camera_id)
                     .with_code("CAMERA_NOT_FOUND"));
             }
             let now_ms = unix_ms(st.clocks.realtime());
-            let id = index.create_lock(&lock, now_ms)?;
+            let id = st.recorder.index().create_lock(&lock, now_ms)?;
             tracing::info!(lock = id, camera = %lock.camera_id, start_ms = lock.start_ms, end_ms = lock.end_ms, reason = %lock.reason, "evidence lock created");
-            let segs = index.segments(&lock.camera_id, lock.start_ms, lock.end_ms)?;
+            // What the lock holds now, for any span (one aggregate query).
+            let totals = reader.range_totals(&lock.camera_id, lock.start_ms, lock.end_ms)?;
             let created = EvidenceLock {
                 id,
                 camera_id: lock.camera_id,
@@ -269,8 +270,8 @@ impl Recordings for Arc<Services> {
             st.audit_lock(AuditAction::Lock, &actor, &created);
             Ok(CreatedLock {
                 lock: created,
-                segments: segs.len(),
-                bytes: segs.iter().map(|s| s.bytes).sum(),
+                segments: totals.segments,
+                bytes: totals.bytes,
             })
         })
     }
@@ -282,17 +283,16 @@ impl Recordings for Arc<Services> {
     }
 
     fn lock(&self, id: i64) -> BoxFuture<'_, Result<Option<EvidenceLock>, Error>> {
-        blocking(self, move |st| st.recorder.index().lock(id))
+        blocking(self, move |st| st.recorder.reader().lock(id))
     }
 
     fn delete_lock<'a>(&'a self, id: i64, actor: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
         let actor = actor.to_owned();
         blocking(self, move |st| {
-            let index = st.recorder.index();
-            let Some(lock) = index.lock(id)? else {
+            let Some(lock) = st.recorder.reader().lock(id)? else {
                 return Ok(false);
             };
-            if !index.delete_lock(id)? {
+            if !st.recorder.index().delete_lock(id)? {
                 return Ok(false);
             }
             st.audit_lock(AuditAction::Unlock, &actor, &lock);
@@ -310,7 +310,7 @@ impl Recordings for Arc<Services> {
         camera_id: &'a str,
         start: SystemTime,
         end: SystemTime,
-    ) -> BoxFuture<'a, Result<Timeline, Error>> {
+    ) -> BoxFuture<'a, Result<Timeline, QueryError>> {
         Box::pin(timeline::timeline(self, camera_id, start, end))
     }
 }

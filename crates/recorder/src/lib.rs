@@ -5,7 +5,8 @@
 //! - [`rotation`]: decides where segments are cut (key frames only, at most 60 s, staggered).
 //! - [`segmenter`]: one camera's frames to segment actions (open, one fragment per GOP, close).
 //! - [`retention`]: selects segments to delete (age, byte budget, emergency) honouring locks.
-//! - [`scan`]: parses segment files (recovery; fuzzed).
+//! - [`scan`]: the fMP4 reader ([`media::scan`], fuzzed) over segment files, and cutting torn
+//!   files back (recovery).
 //!
 //! I/O:
 //! - [`index`]: the SQLite media index (segments, key frames, evidence locks, settings).

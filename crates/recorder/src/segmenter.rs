@@ -155,6 +155,29 @@ pub struct Segmenter {
     stats: SegmenterStats,
 }
 
+/// The init segment of a segment file whose first fragment starts at anchored time `start_90k`:
+/// its edit lists make the file present from 0 (`media_time` = `start_90k`, the first `tfdt`),
+/// and `mvhd` carries the wall-clock start. The fragments keep their anchored `tfdt`s, so
+/// consecutive files still concatenate on one timeline. Fails as
+/// [`media::fmp4::init_segment_at`] does, and with `InvalidArgument` for a time before 1970.
+pub fn segment_init(
+    params: &VideoParams,
+    audio: Option<&AudioParams>,
+    start_90k: i64,
+) -> Result<Vec<u8>, base::Error> {
+    let Ok(decode_time_90k) = u64::try_from(start_90k) else {
+        base::bail!(InvalidArgument, "segment start {start_90k} before 1970");
+    };
+    fmp4::init_segment_at(
+        params,
+        audio,
+        fmp4::SegmentStart {
+            decode_time_90k,
+            unix_secs: start_90k.div_euclid(TICKS_PER_SEC),
+        },
+    )
+}
+
 impl Segmenter {
     pub fn new(camera_id: &str, cfg: SegmenterConfig) -> Self {
         Segmenter {
@@ -343,7 +366,7 @@ impl Segmenter {
 
     fn open_segment(&mut self, t: i64, params: &Arc<VideoParams>, out: &mut Vec<Action>) {
         let audio = self.audio.clone();
-        match fmp4::init_segment_av(params, audio.as_deref()) {
+        match segment_init(params, audio.as_deref(), t) {
             Ok(init) => {
                 self.stats.segments += 1;
                 self.sequence = 0;
@@ -791,6 +814,18 @@ mod tests {
             assert_eq!(sc.start_90k(), Some(s.start as u64));
             assert_eq!(sc.end_90k(), Some(end as u64));
             assert_eq!(sc.codec.as_deref(), Some("h264"));
+            // The init segment's edit list starts presentation at the first tfdt, and mvhd
+            // holds the wall-clock start (seconds since 1904).
+            let elst = s.init.windows(4).position(|w| w == b"elst").unwrap();
+            let media_time = i64::from_be_bytes(s.init[elst + 20..elst + 28].try_into().unwrap());
+            assert_eq!(media_time, s.start, "edit list media_time = first tfdt");
+            let mvhd = s.init.windows(4).position(|w| w == b"mvhd").unwrap();
+            assert_eq!(s.init[mvhd + 4], 1, "mvhd version 1");
+            let created = u64::from_be_bytes(s.init[mvhd + 8..mvhd + 16].try_into().unwrap());
+            assert_eq!(
+                created as i64 - 2_082_844_800,
+                s.start.div_euclid(TICKS_PER_SEC)
+            );
         }
         assert_eq!(
             writes,

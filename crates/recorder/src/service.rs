@@ -176,6 +176,8 @@ pub struct CameraStorage {
 struct CleanerState {
     stop: bool,
     wake: bool,
+    /// Recording started: an idle retention thread looks again.
+    recheck: bool,
 }
 
 struct Writers {
@@ -196,9 +198,13 @@ pub struct Recorder {
     /// Retention of cameras known but not recording now (their recordings age out too).
     retention: Mutex<HashMap<String, u32>>,
     retention_stats: Mutex<RetentionStats>,
+    /// The retention thread's flags, and its wake-up while idle.
     cleaner: (Mutex<CleanerState>, Condvar),
     recovery: RecoveryReport,
     threads: Mutex<Writers>,
+    /// The recording settings stored in the index, kept in memory: the node and the API read
+    /// them on every catalog change and camera listing without touching SQLite.
+    settings: Mutex<Vec<RecordingSetting>>,
 }
 
 impl Recorder {
@@ -223,6 +229,7 @@ impl Recorder {
             elapsed_ms = t0.elapsed().as_millis() as u64,
             "recordings recovered"
         );
+        let settings = index.recording_settings()?;
         let shared = Shared::new();
         let (sync_tx, sync_rx) = mpsc::channel::<SyncJob>();
         let rec = Arc::new(Recorder {
@@ -241,6 +248,7 @@ impl Recorder {
                 syncer: None,
                 cleaner: None,
             }),
+            settings: Mutex::new(settings),
         });
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -297,6 +305,12 @@ impl Recorder {
         &self.index
     }
 
+    /// The index's read side for request handlers: read-only connections, bounded range
+    /// queries; blocking calls (use `spawn_blocking` from async code).
+    pub fn reader(&self) -> crate::index::Reader {
+        self.index.reader()
+    }
+
     pub fn config(&self) -> &RecorderConfig {
         &self.cfg
     }
@@ -341,6 +355,9 @@ impl Recorder {
             };
             let sub = ch.subscribe_av(Default::default());
             rec.insert(w.camera_id.clone(), (ch, w.retention_days));
+            // An idle retention thread starts looking again.
+            self.cleaner.0.lock().recheck = true;
+            self.cleaner.1.notify_one();
             let _ = th.senders[thread_of(&w.camera_id, th.senders.len())]
                 .send(Command::Add(w.camera_id.clone(), sub));
             tracing::info!(camera = %w.camera_id, "recording started");
@@ -362,11 +379,30 @@ impl Recorder {
         self.shared.cameras.lock().get(camera_id).cloned()
     }
 
-    /// Recording settings stored through the API.
+    /// Recording settings stored through the API (from memory; no SQLite access).
     pub fn settings(&self) -> Result<Vec<RecordingSetting>, Error> {
-        self.index.recording_settings()
+        Ok(self.settings.lock().clone())
     }
 
+    /// Stores a camera's recording setting in the index and in memory. Blocking (a write
+    /// transaction): async callers use `spawn_blocking`.
+    pub fn set_recording_setting(&self, s: &RecordingSetting, now_ms: i64) -> Result<(), Error> {
+        self.index.set_recording_setting(s, now_ms)?;
+        let mut all = self.settings.lock();
+        match all.binary_search_by(|x| x.camera_id.cmp(&s.camera_id)) {
+            Ok(i) => all[i] = s.clone(),
+            Err(i) => all.insert(i, s.clone()),
+        }
+        Ok(())
+    }
+
+    /// Whether the retention thread has nothing to watch: no camera recording and no bytes
+    /// stored.
+    fn is_idle(&self) -> bool {
+        self.recording.lock().is_empty() && self.index.total_bytes().is_ok_and(|b| b == 0)
+    }
+
+    /// Asks the retention thread for a pass now (it looks every [`CLEANER_STEP`]).
     pub fn wake_retention(&self) {
         self.cleaner.0.lock().wake = true;
         self.cleaner.1.notify_one();
@@ -576,10 +612,8 @@ impl Recorder {
         if let Some(h) = th.syncer.take() {
             let _ = h.join();
         }
-        {
-            self.cleaner.0.lock().stop = true;
-            self.cleaner.1.notify_one();
-        }
+        self.cleaner.0.lock().stop = true;
+        self.cleaner.1.notify_one();
         if let Some(h) = th.cleaner.take() {
             let _ = h.join();
         }
@@ -590,22 +624,48 @@ fn thread_of(camera_id: &str, n: usize) -> usize {
     (crate::rotation::fnv1a64(camera_id) % n as u64) as usize
 }
 
-/// The retention thread: a cheap free-space check every second, a full pass when due.
+/// How often the retention thread looks for a wake-up or a stop.
+pub const CLEANER_STEP: Duration = Duration::from_millis(100);
+/// How often the retention thread checks free space and usage.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The retention thread: a cheap free-space check every second, a full pass when due or woken.
+/// Its time and waits go through the recorder's clocks, so tests run it on simulated time.
 fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
+    let Some(clocks) = rec.upgrade().map(|r| r.clocks.clone()) else {
+        return;
+    };
     let mut last_pass: Option<Instant> = None;
+    let mut last_check = clocks.monotonic();
     loop {
+        let idle = rec.upgrade().is_none_or(|r| r.is_idle());
+        if idle {
+            // Nothing recorded and nothing stored: nothing to check until recording starts or
+            // a pass is asked for (not on the clock: an idle recorder moves no simulated clock).
+            let Some(r) = rec.upgrade() else { return };
+            let mut st = r.cleaner.0.lock();
+            if !st.stop && !st.wake && !st.recheck {
+                r.cleaner.1.wait(&mut st);
+            }
+            st.recheck = false;
+        } else {
+            clocks.sleep_blocking(CLEANER_STEP);
+        }
         let Some(r) = rec.upgrade() else { return };
         let woken = {
             let mut st = r.cleaner.0.lock();
-            if !st.stop && !st.wake {
-                r.cleaner.1.wait_for(&mut st, Duration::from_secs(1));
-            }
             if st.stop {
                 return;
             }
             std::mem::take(&mut st.wake)
         };
-        let due = last_pass.is_none_or(|t| t.elapsed() >= r.cfg.retention_interval);
+        let now = clocks.monotonic();
+        if !woken && now.saturating_duration_since(last_check) < CHECK_EVERY {
+            continue;
+        }
+        last_check = now;
+        let due =
+            last_pass.is_none_or(|t| now.saturating_duration_since(t) >= r.cfg.retention_interval);
         let low = fs_usage(&r.cfg.dir).is_ok_and(|fs| {
             fs.free_bytes < r.cfg.min_free.resolve(fs.total_bytes)
                 || r.index
@@ -613,7 +673,7 @@ fn cleaner_loop(rec: std::sync::Weak<Recorder>) {
                     .is_ok_and(|u| u > r.cfg.max_usage.resolve(fs.total_bytes))
         });
         if woken || due || low {
-            last_pass = Some(Instant::now());
+            last_pass = Some(now);
             if let Err(e) = r.retention_pass() {
                 tracing::error!("retention pass: {e}");
                 r.retention_stats.lock().last_error = Some(e.to_string());
@@ -627,29 +687,52 @@ mod tests {
     use super::*;
     use crate::index::{NewLock, NewSegment, SegmentState};
     use crate::retention::DAY_MS;
-    use crate::testutil::{TempDir, clip};
-    use base::SimulatedClocks;
+    use crate::testutil::{SteppedClocks, TempDir, clip};
     use media::{Codec, Frame};
     use std::time::{SystemTime, UNIX_EPOCH};
 
     const T0_MS: u64 = 1_700_000_000_000;
 
-    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(5));
+    /// The recorder's threads that sleep on its clocks while a camera records, with one writer
+    /// thread: the writer and the retention thread. (An idle writer waits for a command and an
+    /// idle retention thread for a wake-up, off the clock.)
+    const SLEEPERS: usize = 2;
+
+    /// Steps simulated time by `step` until `f` holds, letting the (at least `n`) sleeping
+    /// threads finish each step; fails after 10 s of simulated time.
+    fn step_until(
+        clocks: &SteppedClocks,
+        n: usize,
+        step: Duration,
+        what: &str,
+        mut f: impl FnMut() -> bool,
+    ) {
+        let mut waited = Duration::ZERO;
+        loop {
+            clocks.settle(n);
+            if f() {
+                return;
+            }
+            assert!(
+                waited < Duration::from_secs(10),
+                "{what}: not after 10 s of simulated time"
+            );
+            clocks.advance(step);
+            waited += step;
         }
     }
 
     #[test]
     fn records_published_frames_into_indexed_playable_segments() {
+        // On simulated time, stepped by the test: the writer polls every 2 ms of it.
         let d = TempDir::new("record");
-        let clocks = SimulatedClocks::new(UNIX_EPOCH + Duration::from_millis(T0_MS));
+        let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(T0_MS));
         let mut cfg = RecorderConfig::new(&d.0);
         cfg.segmenter.rotation.period = 4 * crate::TICKS_PER_SEC;
-        cfg.poll = Duration::from_millis(2);
-        let rec = Recorder::start(cfg, Arc::new(clocks.clone())).unwrap();
+        let poll = Duration::from_millis(2);
+        cfg.poll = poll;
+        cfg.writer_threads = 1;
+        let rec = Recorder::start(cfg, clocks.clone()).unwrap();
         let hub = Hub::new();
         let ch = hub.add(Channel::new(
             "cam-1",
@@ -675,6 +758,7 @@ mod tests {
         let gops = 6;
         for n in 0..(gops * 50 + 1) {
             let (data, is_key) = frames[n % frames.len()].clone();
+            clocks.settle(SLEEPERS);
             clocks.advance(Duration::from_millis(40));
             ch.publish(Frame {
                 pts: 1234 + n as i64 * 3600,
@@ -684,17 +768,23 @@ mod tests {
                 params: params.clone(),
             });
             if n % 50 == 49 {
-                wait_until("the writer to drain", || {
+                step_until(&clocks, SLEEPERS, poll, "the writer to drain", || {
                     rec.camera("cam-1")
                         .is_some_and(|c| c.segmenter.frames == n as u64 + 1)
                 });
             }
         }
-        wait_until("6 writes", || rec.status().unwrap().writes == gops as u64);
+        step_until(&clocks, SLEEPERS, poll, "6 writes", || {
+            rec.status().unwrap().writes == gops as u64
+        });
         let st = rec.status().unwrap();
         assert_eq!(st.writes, 6, "one write per GOP");
         rec.apply(&hub, &[]);
-        wait_until("the subscription to end", || ch.subscriber_count() == 0);
+        // The writer goes idle (off the clock) once the camera is removed.
+        step_until(&clocks, 1, poll, "the subscription to end", || {
+            ch.subscriber_count() == 0
+        });
+        clocks.free_run();
         rec.shutdown();
 
         let ix = rec.index();
@@ -738,16 +828,70 @@ mod tests {
         assert_eq!(segs.last().unwrap().end_wall_ms, T0_MS as i64 + 12_040);
     }
 
+    /// The retention thread on simulated time: its first pass comes after a second, the next
+    /// one only when `retention_interval` has passed or when it is woken.
+    #[test]
+    fn retention_thread_passes_when_due_or_woken_on_simulated_time() {
+        let d = TempDir::new("retention-thread");
+        let now = T0_MS as i64 + 100 * DAY_MS;
+        let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(now as u64));
+        let mut cfg = RecorderConfig::new(&d.0);
+        cfg.max_usage = Budget::Bytes(u64::MAX);
+        cfg.min_free = Budget::Bytes(0);
+        cfg.default_retention_days = 90;
+        cfg.retention_interval = Duration::from_secs(3600);
+        cfg.writer_threads = 1;
+        // Recorded before the start: an expired segment and a recent one. (A retention thread
+        // with nothing stored and nothing recording waits idle, off the clock.)
+        let old = {
+            let ix = Index::open(&d.0.join("index.db"), now).unwrap();
+            fake_segments_in(
+                &d.0,
+                &ix,
+                &[("cam-a", now - 95 * DAY_MS), ("cam-a", now - DAY_MS)],
+            )
+        };
+        let rec = Recorder::start(cfg, clocks.clone()).unwrap();
+        let step = Duration::from_millis(100);
+        step_until(&clocks, 1, step, "the first pass", || {
+            rec.index.segment(old[0]).unwrap().is_none()
+        });
+        let gone_at = clocks.monotonic();
+
+        // Expired too, but the next pass is due in an hour: a minute later it is still there.
+        let old2 = fake_segments(&rec, &[("cam-a", now - 94 * DAY_MS)]);
+        for _ in 0..600 {
+            clocks.settle(1);
+            clocks.advance(step);
+        }
+        clocks.settle(1);
+        assert!(rec.index.segment(old2[0]).unwrap().is_some());
+        assert_eq!(rec.status().unwrap().retention.deleted_by_age, 1);
+        // A wake (a writer's failed write) runs a pass at the next step.
+        rec.wake_retention();
+        step_until(&clocks, 1, step, "the woken pass", || {
+            rec.index.segment(old2[0]).unwrap().is_none()
+        });
+        assert!(clocks.monotonic() - gone_at < Duration::from_secs(61));
+        assert_eq!(rec.status().unwrap().retention.deleted_by_age, 2);
+        clocks.free_run();
+        rec.shutdown();
+    }
+
     /// Segments of 1 KiB on disk and in the index: `(camera, start_ms)`.
     fn fake_segments(rec: &Recorder, segs: &[(&str, i64)]) -> Vec<i64> {
+        fake_segments_in(&rec.cfg.dir, &rec.index, segs)
+    }
+
+    /// [`fake_segments`] in recordings directory `dir` with index `index`.
+    fn fake_segments_in(dir: &Path, index: &Index, segs: &[(&str, i64)]) -> Vec<i64> {
         segs.iter()
             .map(|(cam, start)| {
                 let rel = format!("{cam}/{}/{start}.mp4", crate::writer::day_dir(*start));
-                let p = rec.cfg.dir.join(&rel);
+                let p = dir.join(&rel);
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                 std::fs::write(&p, vec![0u8; 1024]).unwrap();
-                let id = rec
-                    .index
+                let id = index
                     .begin_segment(&NewSegment {
                         camera_id: (*cam).into(),
                         run_id: 0,
@@ -761,7 +905,7 @@ mod tests {
                         height: 0,
                     })
                     .unwrap();
-                rec.index
+                index
                     .complete_segment(id, (start + 60_000) * 90, start + 60_000, 1024)
                     .unwrap();
                 id
@@ -773,13 +917,14 @@ mod tests {
     fn retention_deletes_by_age_and_budget_through_the_index_and_keeps_locked_video() {
         let d = TempDir::new("retention");
         let now = T0_MS as i64 + 100 * DAY_MS;
-        let clocks = SimulatedClocks::new(UNIX_EPOCH + Duration::from_millis(now as u64));
+        // Simulated time that does not move: only the explicit passes below run.
+        let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(now as u64));
         let mut cfg = RecorderConfig::new(&d.0);
         cfg.max_usage = Budget::Bytes(6 * 1024);
         cfg.min_free = Budget::Bytes(0);
         cfg.default_retention_days = 90;
         cfg.retention_interval = Duration::from_secs(3600);
-        let rec = Recorder::start(cfg, Arc::new(clocks.clone())).unwrap();
+        let rec = Recorder::start(cfg, clocks.clone()).unwrap();
         let min = 60_000;
         // cam-a: 2 segments older than 90 days, then 6 recent ones; cam-b: 2 recent ones.
         let old = fake_segments(
@@ -840,6 +985,7 @@ mod tests {
         assert_eq!(cam_a.oldest_ms, Some(now - 60 * min));
         // A second pass has nothing to do.
         assert!(rec.retention_pass().unwrap().deletions.is_empty());
+        clocks.free_run();
         rec.shutdown();
     }
 

@@ -14,7 +14,9 @@
 //! ingest or viewers.
 
 use crate::index::{Index, Keyframe, NewSegment, Progress};
-use crate::segmenter::{Action, FragmentOut, Segmenter, SegmenterConfig, SegmenterStats};
+use crate::segmenter::{
+    Action, FragmentOut, Segmenter, SegmenterConfig, SegmenterStats, segment_init,
+};
 use crate::{TICKS_PER_MS, ticks_to_ms, wall_90k};
 use base::{Clocks, Error, ErrorKind, ResultExt};
 use parking_lot::Mutex;
@@ -182,6 +184,8 @@ pub(crate) enum Command {
 }
 
 struct Pending {
+    /// The start the init segment was built for.
+    start_90k: i64,
     run_id: i64,
     codec: &'static str,
     params: Arc<media::VideoParams>,
@@ -236,10 +240,19 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
     let mut closed = Vec::new();
     // Progress the index could not take yet (its volume full, say): retried with the next commit.
     let mut unsaved: Vec<Progress> = Vec::new();
-    let mut status_at = Instant::now();
+    let mut status_at = ctx.clocks.monotonic();
     loop {
         loop {
-            match commands.try_recv() {
+            let next = if cams.is_empty() && unsaved.is_empty() {
+                // Idle: nothing to poll, so wait for a command (not on the clock: an idle writer
+                // neither wakes up nor moves a simulated clock).
+                commands
+                    .recv()
+                    .map_err(|_| mpsc::TryRecvError::Disconnected)
+            } else {
+                commands.try_recv()
+            };
+            match next {
                 Ok(Command::Add(id, sub)) => {
                     if let Some(i) = cams.iter().position(|c| c.id == id) {
                         let mut old = cams.swap_remove(i);
@@ -292,11 +305,13 @@ pub(crate) fn run(ctx: Ctx, commands: mpsc::Receiver<Command>) {
             execute(&ctx, c, &mut actions, &mut closed);
         }
         commit(&ctx, &mut cams, &mut closed, &mut unsaved);
-        if status_at.elapsed() >= STATUS_EVERY {
+        let now = ctx.clocks.monotonic();
+        if now.saturating_duration_since(status_at) >= STATUS_EVERY {
             publish_status(&ctx, &cams);
-            status_at = Instant::now();
+            status_at = now;
         }
-        std::thread::sleep(ctx.cfg.poll);
+        // Through the clocks, so tests run the writer on simulated time.
+        ctx.clocks.sleep_blocking(ctx.cfg.poll);
     }
 }
 
@@ -375,7 +390,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
     for a in actions.drain(..) {
         match a {
             Action::Open {
-                start_90k: _,
+                start_90k,
                 run_id,
                 codec,
                 params,
@@ -384,6 +399,7 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
             } => {
                 close(c, closed);
                 c.pending = Some(Pending {
+                    start_90k,
                     run_id,
                     codec,
                     params,
@@ -401,10 +417,11 @@ fn execute(ctx: &Ctx, c: &mut Camera, actions: &mut Vec<Action>, closed: &mut Ve
             }
         }
     }
+    let now = ctx.clocks.monotonic();
     if let Some(o) = &mut c.open
-        && o.last_sync.elapsed() >= ctx.cfg.sync_interval
+        && now.saturating_duration_since(o.last_sync) >= ctx.cfg.sync_interval
     {
-        o.last_sync = Instant::now();
+        o.last_sync = now;
         let _ = ctx.sync_tx.send(SyncJob::Sync(o.file.clone()));
     }
 }
@@ -438,7 +455,17 @@ fn write(ctx: &Ctx, c: &mut Camera, f: FragmentOut) {
             return;
         };
         match create(ctx, c, &p, f.start_90k) {
-            Ok(o) => c.open = Some(o),
+            Ok(mut o) => {
+                if f.start_90k != p.start_90k {
+                    // The segment's first fragment was lost: the edit list must start at the
+                    // first fragment written.
+                    match segment_init(&p.params, p.audio.as_deref(), f.start_90k) {
+                        Ok(init) => o.init = Some(init),
+                        Err(e) => tracing::warn!("camera {}: init segment: {e}", c.id),
+                    }
+                }
+                c.open = Some(o)
+            }
             Err(e) => {
                 // Try again with the next GOP.
                 c.pending = Some(p);
@@ -567,7 +594,7 @@ fn create(ctx: &Ctx, c: &Camera, p: &Pending, start_90k: i64) -> Result<Open, Er
             bytes: 0,
             end_90k: start_90k,
             start_ms,
-            last_sync: Instant::now(),
+            last_sync: ctx.clocks.monotonic(),
             progress: None,
         });
     }

@@ -101,6 +101,43 @@ fn ffprobe(file: &Path) -> (u64, String, u64) {
     )
 }
 
+/// ffprobe's presentation timeline of a file's video (E2E only): the format's start time, the
+/// first video packet's time and the end of the last one (pts + duration), seconds. A segment
+/// plays on its own from 0 (its edit list), whatever its wall-clock `tfdt`s.
+fn ffprobe_span(file: &Path) -> (f64, f64, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "format=start_time:packet=pts_time,duration_time",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe installed (VANTAGE_E2E=1)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffprobe {}: {stderr}", file.display());
+    assert!(stderr.trim().is_empty(), "ffprobe: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let num = |x: &Value| {
+        x.as_str()
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let packets = v["packets"].as_array().cloned().unwrap_or_default();
+    assert!(!packets.is_empty(), "{}: no packets", file.display());
+    let first = packets
+        .iter()
+        .map(|p| num(&p["pts_time"]))
+        .fold(f64::MAX, f64::min);
+    let end = packets
+        .iter()
+        .map(|p| num(&p["pts_time"]) + num(&p["duration_time"]))
+        .fold(f64::MIN, f64::max);
+    (num(&v["format"]["start_time"]), first, end)
+}
+
 /// ffprobe's view of a file's audio stream: codec, sample rate, frames decoded, and the audio's
 /// start time minus the video's, seconds (E2E only).
 fn ffprobe_audio(file: &Path) -> (String, u64, u64, f64) {
@@ -326,6 +363,16 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
                 };
                 assert_eq!((codec.as_str(), width), (want, 640));
                 assert_eq!(frames, samples, "{}: every frame decodes", s.path);
+                // The segment presents from 0 for its own length (not from 1970).
+                let (start, first, end) = ffprobe_span(&file);
+                let secs = dur as f64 / 90_000.0;
+                assert!(start.abs() < 0.001, "{}: starts at {start}", s.path);
+                assert!(first.abs() < 0.001, "{}: first frame at {first}", s.path);
+                assert!(
+                    (end - secs).abs() < 0.05,
+                    "{}: presents {end} s of a {secs} s segment",
+                    s.path
+                );
             }
         }
         // Nothing lost between the first frame and shutdown (≤ one 2 s GOP at the start).
@@ -354,6 +401,14 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
                 .sum()
         };
         assert_eq!(frames, n(&b1) + n(&b2));
+        // One stream from 0 over both segments.
+        let (start, first, end) = ffprobe_span(&joined);
+        let both = (s2.end_90k - s1.start_90k) as f64 / 90_000.0;
+        assert!(
+            start.abs() < 0.001 && first.abs() < 0.001,
+            "{start} {first}"
+        );
+        assert!((end - both).abs() < 0.05, "{end} s of {both} s");
     }
     drop(rtsp);
 }
@@ -575,6 +630,24 @@ async fn evidence_locks_are_validated_listed_and_deleted() {
             .contains("[2026-11-21T08:00:00.000Z, 2026-11-21T08:10:00.000Z)"),
         "{e}"
     );
+
+    // A lock over months is fine (its summary is one aggregate), but a timeline query is
+    // bounded: at most 7 days at a time, 400 naming the field beyond.
+    let (s, long) = post(with("end_time", json!("2027-03-01T00:00:00Z"))).await;
+    assert_eq!((s, long["segments"].as_u64()), (201, Some(0)), "{long}");
+    let (s, e) = api
+        .get("/api/v1/recordings/cam-a?start=2026-11-01T00:00:00Z&end=2026-11-21T00:00:00Z")
+        .await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+        (Some("INVALID_REQUEST"), Some("start")),
+        "{e}"
+    );
+    let (s, tl) = api
+        .get("/api/v1/recordings/cam-a?start=2026-11-14T00:00:00Z&end=2026-11-21T00:00:00Z")
+        .await;
+    assert_eq!(s, 200, "{tl}");
     node.shutdown().await;
     drop(rtsp);
 }
