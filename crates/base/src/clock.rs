@@ -46,13 +46,18 @@ impl Clocks for RealClocks {
         SystemTime::now()
     }
     fn sleep_until(&self, deadline: Instant) -> Sleep {
-        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-            deadline,
-        )))
+        tokio_sleep_until(deadline)
     }
     fn sleep_blocking(&self, d: Duration) {
         std::thread::sleep(d)
     }
+}
+
+/// A wait on tokio's timer (which `tokio::time::pause` controls in tests).
+fn tokio_sleep_until(deadline: Instant) -> Sleep {
+    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+        deadline,
+    )))
 }
 
 /// Real wall-clock time, with monotonic time and waits on tokio's clock: the same as
@@ -70,9 +75,7 @@ impl Clocks for TokioClocks {
         SystemTime::now()
     }
     fn sleep_until(&self, deadline: Instant) -> Sleep {
-        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-            deadline,
-        )))
+        tokio_sleep_until(deadline)
     }
     fn sleep_blocking(&self, d: Duration) {
         std::thread::sleep(d)
