@@ -1,6 +1,7 @@
 //! Request extractors whose every rejection is the API's JSON error body, naming the field at
 //! fault; and the last-resort layer that turns any other error answer (an unknown route, a
 //! method not allowed, a body over the limit, a failed WebSocket upgrade) into that body too.
+#![deny(clippy::indexing_slicing)]
 
 use crate::{ApiError, invalid};
 use axum::body::Bytes;

@@ -1,4 +1,5 @@
 //! Keeps credentials out of logs, errors and API responses.
+#![deny(clippy::indexing_slicing)]
 
 /// Query parameter names (after lower-casing and dropping everything but letters and digits)
 /// whose value is a secret or an identity, or names containing one of [`SECRET_PARTS`].

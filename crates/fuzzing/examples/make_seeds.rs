@@ -6,6 +6,7 @@
 //!
 //! Seeds stay small (a few KB per target): media is cut to the first access units or frames and
 //! slice data is truncated (no parser here decodes pixels), so the mutator's edits land on headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use media::fmp4::{AudioSample, Sample, fragment, fragment_av, init_segment, init_segment_av};
 use media::nal::{annexb_nals, nal_type};

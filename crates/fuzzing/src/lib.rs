@@ -10,6 +10,11 @@
 //!
 //! A failing input found either way reproduces with `cargo test -p fuzzing --test replay` once it
 //! is added to `fuzz/seeds/<target>/`.
+//!
+//! This crate is test harness, not product code: a broken invariant is reported by panicking (that
+//! is what libFuzzer and the replay test detect), so `unwrap`/`expect` on what a body just checked
+//! are allowed here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mutate;
 pub mod replay;

@@ -1,4 +1,5 @@
 //! Ingest against the in-process RTSP server (`rtsp-server`) serving the fixture clips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

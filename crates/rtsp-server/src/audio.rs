@@ -19,6 +19,7 @@
 //! | 13 | aac_frame_length (header, CRC and raw data) |
 //! | 11 | adts_buffer_fullness |
 //! | 2 | number_of_raw_data_blocks_in_frame (minus one) |
+#![deny(clippy::indexing_slicing)]
 
 use base::{Error, ErrorKind, ResultExt, bail};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -62,7 +63,7 @@ struct AdtsHeader {
 
 /// Parses the ADTS header at the start of `b` (`pos` only for messages).
 fn parse_header(b: &[u8], pos: usize) -> Result<AdtsHeader, Error> {
-    let Some(h) = b.get(..ADTS_HEADER_LEN) else {
+    let Some(h) = b.first_chunk::<ADTS_HEADER_LEN>() else {
         bail!(
             InvalidArgument,
             "truncated ADTS header at byte {pos}: {} of {ADTS_HEADER_LEN} bytes",
@@ -141,8 +142,7 @@ pub fn parse_adts(data: &[u8]) -> Result<(AudioParams, Vec<Bytes>), Error> {
     let mut frames = Vec::new();
     let mut format: Option<AdtsFormat> = None;
     let mut pos = 0usize;
-    while pos < data.len() {
-        let rest = &data[pos..];
+    while let Some(rest) = data.get(pos..).filter(|rest| !rest.is_empty()) {
         let h = parse_header(rest, pos)?;
         if rest.len() < h.frame_len {
             bail!(
@@ -186,8 +186,11 @@ fn audio_params(f: AdtsFormat) -> AudioParams {
     };
     AudioParams {
         codec: AudioCodec::Aac,
+        // `parse_header` refused an index beyond the table.
         sample_rate: SAMPLING_FREQUENCIES
-            [usize::from(f.sampling_index) % SAMPLING_FREQUENCIES.len()],
+            .get(usize::from(f.sampling_index))
+            .copied()
+            .unwrap_or_default(),
         channels,
         rfc6381: format!("mp4a.40.{}", f.object_type),
         config: Bytes::copy_from_slice(&asc.to_be_bytes()),
@@ -282,6 +285,7 @@ impl AudioClip {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use super::*;
 

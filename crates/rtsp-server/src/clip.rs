@@ -1,6 +1,7 @@
 //! A clip loaded from an Annex B elementary stream file, split into access units and packetized
 //! once, ready to be played in a loop by a mount, optionally with an AAC audio track
 //! ([`AudioClip`]).
+#![deny(clippy::indexing_slicing)]
 
 use crate::AudioClip;
 use base::{Error, ErrorKind, ResultExt, bail};
@@ -53,16 +54,16 @@ impl ClipSource {
             bail!(InvalidArgument, "unsupported frame rate {fps}");
         }
         let aus = split_access_units(codec, data);
-        let Some(first_key) = aus.iter().position(|a| a.is_key) else {
+        let mut kept = aus.iter().skip_while(|a| !a.is_key).peekable();
+        let Some(first_key) = kept.peek() else {
             bail!(
                 InvalidArgument,
                 "no {codec} key frame in {} bytes",
                 data.len()
             );
         };
-        let params = VideoParams::from_key_access_unit(codec, &aus[first_key].data, 0)?;
-        let frames = aus[first_key..]
-            .iter()
+        let params = VideoParams::from_key_access_unit(codec, &first_key.data, 0)?;
+        let frames = kept
             .map(|au| ClipFrame {
                 payloads: packetize(codec, &au.data, DEFAULT_PAYLOAD_SIZE).into(),
                 data: au.data.clone(),

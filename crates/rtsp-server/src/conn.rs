@@ -1,5 +1,6 @@
 //! One RTSP connection: reads requests, answers them, owns its sessions. A session is bound to the
 //! connection that created it and ends with it.
+#![deny(clippy::indexing_slicing)]
 
 use crate::mount::{Mount, MountFrame, Track};
 use crate::request::{Message, Request, parse_message};
@@ -106,10 +107,37 @@ struct TrackSetup {
     next_seq: u16,
 }
 
+/// A session's SETUP'd tracks, one slot per [`Track`].
+#[derive(Default)]
+struct Tracks {
+    video: Option<TrackSetup>,
+    audio: Option<TrackSetup>,
+}
+
+impl Tracks {
+    fn slot(&self, track: Track) -> &Option<TrackSetup> {
+        match track {
+            Track::Video => &self.video,
+            Track::Audio => &self.audio,
+        }
+    }
+
+    fn slot_mut(&mut self, track: Track) -> &mut Option<TrackSetup> {
+        match track {
+            Track::Video => &mut self.video,
+            Track::Audio => &mut self.audio,
+        }
+    }
+
+    /// The tracks set up, video first.
+    fn iter(&self) -> impl Iterator<Item = &TrackSetup> {
+        self.video.iter().chain(self.audio.iter())
+    }
+}
+
 struct Session {
     mount: Arc<Mount>,
-    /// By [`Track::index`].
-    tracks: [Option<TrackSetup>; 2],
+    tracks: Tracks,
     playing: Option<Playing>,
 }
 
@@ -471,13 +499,13 @@ impl Conn {
                 return Response::new(454);
             };
             // A session aggregates the tracks of one mount, each set up once.
-            if !Arc::ptr_eq(&sess.mount, &mount) || sess.tracks[track.index()].is_some() {
+            if !Arc::ptr_eq(&sess.mount, &mount) || sess.tracks.slot(track).is_some() {
                 return Response::new(459);
             }
             if sess.playing.is_some() {
                 return Response::new(455);
             }
-            taken = sess.tracks.iter().flatten().find_map(|t| match t.sink {
+            taken = sess.tracks.iter().find_map(|t| match t.sink {
                 Sink::Tcp {
                     rtp_channel,
                     rtcp_channel,
@@ -545,14 +573,14 @@ impl Conn {
         let id = match existing {
             Some(id) => {
                 if let Some(sess) = self.sessions.get_mut(&id) {
-                    sess.tracks[track.index()] = Some(setup);
+                    *sess.tracks.slot_mut(track) = Some(setup);
                 }
                 id
             }
             None => {
                 let id = format!("{:016X}", rand::random::<u64>());
-                let mut tracks = [None, None];
-                tracks[track.index()] = Some(setup);
+                let mut tracks = Tracks::default();
+                *tracks.slot_mut(track) = Some(setup);
                 self.sessions.insert(
                     id.clone(),
                     Session {
@@ -583,13 +611,13 @@ impl Conn {
             let mount = &sess.mount;
             let sub = mount.subscribe(
                 &shutdown,
-                sess.tracks[Track::Video.index()].is_some(),
-                sess.tracks[Track::Audio.index()].is_some(),
+                sess.tracks.video.is_some(),
+                sess.tracks.audio.is_some(),
             );
             let mut fwds = Vec::new();
             let mut rtp_info = Vec::new();
             for (track, rx) in [(Track::Video, sub.video), (Track::Audio, sub.audio)] {
-                let (Some(setup), Some((rx, rtptime))) = (&sess.tracks[track.index()], rx) else {
+                let (Some(setup), Some((rx, rtptime))) = (sess.tracks.slot(track), rx) else {
                     continue;
                 };
                 rtp_info.push(format!(
@@ -739,6 +767,7 @@ fn sender_report(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use super::*;
 

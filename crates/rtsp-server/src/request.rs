@@ -1,6 +1,7 @@
 //! Incremental RTSP/1.0 request parsing from a byte buffer. Also recognises interleaved binary
 //! frames (`$`, channel, 16-bit length, data) that clients send on the same TCP connection
 //! (RTCP receiver reports). Never panics on any input; bounded sizes.
+#![deny(clippy::indexing_slicing)]
 
 use bytes::Bytes;
 
@@ -96,7 +97,7 @@ impl std::fmt::Display for ParseError {
 /// the message and the number of bytes it used.
 pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> {
     if buf.first() == Some(&b'$') {
-        let Some(hdr) = buf.get(..4) else {
+        let Some(hdr) = buf.first_chunk::<4>() else {
             return Ok(None);
         };
         let len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
@@ -116,7 +117,7 @@ pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError>
         .iter()
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
-    let buf_s = &buf[skip..];
+    let buf_s = buf.get(skip..).unwrap_or_default();
     let Some(head_end) = find_head_end(buf_s) else {
         if buf_s.len() > MAX_HEAD_LEN {
             return Err(ParseError::TooLarge);
@@ -126,8 +127,10 @@ pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError>
     if head_end.0 > MAX_HEAD_LEN {
         return Err(ParseError::TooLarge);
     }
-    let head = std::str::from_utf8(&buf_s[..head_end.0])
-        .map_err(|_| ParseError::Malformed("head is not UTF-8"))?;
+    let head = buf_s
+        .get(..head_end.0)
+        .ok_or(ParseError::Malformed("bad head"))?;
+    let head = std::str::from_utf8(head).map_err(|_| ParseError::Malformed("head is not UTF-8"))?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let first = lines.next().ok_or(ParseError::Malformed("empty request"))?;
     let mut parts = first.split(' ').filter(|p| !p.is_empty());
@@ -194,9 +197,10 @@ pub fn parse_message(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError>
 fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     let limit = buf.len().min(MAX_HEAD_LEN + 4);
     (0..limit).find_map(|i| {
-        if buf[i..].starts_with(b"\r\n\r\n") {
+        let rest = buf.get(i..)?;
+        if rest.starts_with(b"\r\n\r\n") {
             Some((i, i + 4))
-        } else if buf[i..].starts_with(b"\n\n") {
+        } else if rest.starts_with(b"\n\n") {
             Some((i, i + 2))
         } else {
             None
@@ -205,6 +209,7 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use super::*;
 

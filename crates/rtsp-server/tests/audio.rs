@@ -1,5 +1,6 @@
 //! Clip mounts with an AAC track: the fixture's ADTS parsing, the SDP, SETUP of both tracks, and
 //! playback with retina (TCP and UDP) and, with `VANTAGE_E2E=1`, ffprobe and GStreamer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures::StreamExt;
 use media::{AudioCodec, Codec};

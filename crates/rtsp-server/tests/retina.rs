@@ -1,4 +1,5 @@
 //! Drives the server with retina (TCP and UDP, H.264 and H.265) and, with `VANTAGE_E2E=1`, ffprobe.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures::StreamExt;
 use media::Codec;

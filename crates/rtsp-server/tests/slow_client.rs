@@ -1,5 +1,6 @@
 //! A TCP client that stops reading makes its session lag; it must resume at a key frame instead of
 //! receiving a backlog.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use media::Codec;
 use rtsp_server::{ClipSource, RtspServer};

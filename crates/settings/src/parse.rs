@@ -1,4 +1,5 @@
 //! Scalars (durations, sizes), YAML reading and environment overrides.
+#![deny(clippy::indexing_slicing)]
 
 use crate::Problem;
 use serde_json::Value;

@@ -1,4 +1,5 @@
 //! Walks the configuration document, building [`Config`] and collecting every problem.
+#![deny(clippy::indexing_slicing)]
 
 use crate::parse::{parse_duration, parse_size_or_percent};
 use crate::*;
@@ -587,10 +588,13 @@ fn check_rtsp_url(raw: &str, path: String, p: &mut Vec<Problem>) -> url::Url {
     } else {
         plain_url(raw, &["rtsp", "rtsps"], &path, p)
     };
-    checked.unwrap_or_else(|| {
-        url::Url::parse("rtsp://invalid.invalid/")
-            .expect("a constant, valid URL (checked by the tests)")
-    })
+    checked.unwrap_or_else(placeholder_url)
+}
+
+/// The URL a camera gets after its own was refused; the configuration is rejected anyway.
+#[allow(clippy::expect_used)] // proven: a constant, valid URL (`tests::placeholder_url_parses`)
+fn placeholder_url() -> url::Url {
+    url::Url::parse("rtsp://invalid.invalid/").expect("a constant, valid URL")
 }
 
 /// `recording: continuous | off` (default off) of a section at `path`.
@@ -694,6 +698,7 @@ fn cameras(v: Option<&Value>, agencies: &[Agency], p: &mut Vec<Problem>) -> Vec<
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use crate::*;
 
@@ -716,6 +721,11 @@ cameras:
 
     fn no_env() -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    #[test]
+    fn placeholder_url_parses() {
+        assert_eq!(super::placeholder_url().as_str(), "rtsp://invalid.invalid/");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! HTTP handlers of the management server / API Gateway and of the recording server. Routing is
 //! done by hand on the lower-cased path, because IIS paths are case-insensitive.
+#![deny(clippy::indexing_slicing)]
 
 use axum::Router;
 use axum::body::Bytes;

@@ -1,5 +1,6 @@
 //! XProtect-style timestamps: 7 fractional digits (`2025-10-27T15:03:52.8070000Z`), the .NET
 //! minimum without a zone (`0001-01-01T00:00:00.0000000`) and offsets (`...-05:00`).
+#![deny(clippy::indexing_slicing)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};

@@ -1,5 +1,6 @@
 //! Just enough XML for SOAP requests: the first element inside `Body` (the operation) and the
 //! text of named child elements, ignoring namespace prefixes. Never panics on any input.
+#![deny(clippy::indexing_slicing)]
 
 /// Local name (without prefix) of the first element inside the SOAP `Body`.
 pub fn body_operation(xml: &str) -> Option<String> {

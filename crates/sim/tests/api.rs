@@ -1,5 +1,6 @@
 //! End-to-end tests of the simulator with a plain HTTP client and raw RTSP, against the shapes in
 //! `shared/reference/milestone-xprotect.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
 use sim::{Faults, SimConfig, Simulator};

@@ -1,5 +1,6 @@
 //! The setup `vantage sim xprotect` prints works on its own: the `milestone:` block validates
 //! and names the live method whose RTSP paths the simulator serves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sim::{SimConfig, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,4 +1,5 @@
 //! Audit log: concurrent recording, filters, persistence, awkward strings, limits, throughput.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

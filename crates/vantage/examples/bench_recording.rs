@@ -17,6 +17,7 @@
 //! `/proc/self/task/*/stat`), writes and bytes per second, frame-arrival-to-disk lag, frames
 //! skipped or dropped; at the end the size of the media index per camera-day. Prints one JSON
 //! line.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

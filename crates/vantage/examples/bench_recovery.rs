@@ -7,6 +7,7 @@
 //!   cargo run --release -p vantage --example bench_recovery -- DIR CAMERAS DAYS
 //!
 //! Prints one JSON line: rows, files, the recovery report and the time it took.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use media::Codec;
 use recorder::index::{Index, NewSegment};

@@ -1,5 +1,6 @@
 //! Crash safety and disk-full behaviour of recording, against the real `vantage serve` process:
 //! repeated SIGKILLs while recording, and a small tmpfs that fills up many times over.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Restarting the demo: the new run's node does not start from the previous run's simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

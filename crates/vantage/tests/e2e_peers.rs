@@ -2,6 +2,7 @@
 //! aiortc WHEP viewers, headless Chromium on the demo page. Each test starts the peers it needs on
 //! free ports, checks they are still alive at the end, and stops them. Without `VANTAGE_E2E=1`
 //! these tests return at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Whole-node WHEP tests against real third-party WebRTC stacks (`VANTAGE_E2E=1`): pion/webrtc
 //! (`pion_whep`), aiortc (`whep_client.py`) and headless Chromium (`whep_chromium.js`), with
 //! GStreamer's RTSP server as the camera. Without `VANTAGE_E2E=1` these tests return at once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Hermetic integration tests of the live path, in `cargo test`: the in-process RTSP server plays
 //! fixture clips as cameras, a node ingests them, and an in-test WHEP client (str0m) receives the
 //! video. Also the API's bad-input contract, asserted on status codes and JSON fields.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Continuous recording through a whole node (issue 5): cameras from the in-process RTSP server
 //! are recorded into fMP4 segments; the files, the media index and the API agree. With
 //! `VANTAGE_E2E=1` the run lasts minutes and every segment is decoded by ffprobe.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

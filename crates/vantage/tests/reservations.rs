@@ -1,5 +1,6 @@
 //! Stream reservations and agency quotas through the HTTP API: atomic admission under
 //! concurrency, the error contract, leases (simulated clock), the stats WebSocket, the audit log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

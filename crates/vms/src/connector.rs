@@ -1,4 +1,7 @@
 //! The async connector: HTTP, tokens, rate limits, the inventory walk.
+//!
+//! The walk links groups and cameras by what the VMS answered, so it indexes only through `get`.
+#![deny(clippy::indexing_slicing)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -622,9 +625,10 @@ impl Inner {
         for g in &groups {
             for cid in &g.camera_ids {
                 if let Some(&i) = cam_index.get(&cid.to_ascii_lowercase())
-                    && !cameras[i].group_ids.contains(&g.id)
+                    && let Some(cam) = cameras.get_mut(i)
+                    && !cam.group_ids.contains(&g.id)
                 {
-                    cameras[i].group_ids.push(g.id.clone());
+                    cam.group_ids.push(g.id.clone());
                 }
             }
         }
@@ -652,7 +656,9 @@ impl Inner {
             }
         }
         while let Some(i) = queue.pop_front() {
-            let id = groups[i].id.clone();
+            let Some(id) = groups.get(i).map(|g| g.id.clone()) else {
+                continue;
+            };
             if !id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '{' | '}'))
@@ -674,10 +680,11 @@ impl Inner {
                     Some(&j) => {
                         // Listed as a root too (a server that lists every group at the top).
                         if j != i
-                            && groups[j].parent_id.is_none()
+                            && groups.get(j).is_some_and(|g| g.parent_id.is_none())
                             && !is_ancestor(&groups, &index, j, i)
+                            && let Some(g) = groups.get_mut(j)
                         {
-                            groups[j].parent_id = Some(id.clone());
+                            g.parent_id = Some(id.clone());
                         }
                     }
                     None if groups.len() < MAX_GROUPS => {
@@ -701,22 +708,27 @@ impl Inner {
                 Err(e) => return Err(e),
             };
             let mut seen = HashSet::new();
-            groups[i].camera_ids = cams
-                .into_iter()
-                .map(|c| c.id)
-                .filter(|c| seen.insert(c.clone()))
-                .collect();
+            if let Some(g) = groups.get_mut(i) {
+                g.camera_ids = cams
+                    .into_iter()
+                    .map(|c| c.id)
+                    .filter(|c| seen.insert(c.clone()))
+                    .collect();
+            }
         }
         // Paths from the parent links, guarding against cycles.
-        let paths: Vec<String> = (0..groups.len())
-            .map(|i| {
-                let mut names = vec![groups[i].name.as_str()];
-                let mut cur = i;
+        let parent_of = |g: &Group| g.parent_id.as_ref().and_then(|p| index.get(p)).copied();
+        let paths: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let mut names = vec![g.name.as_str()];
+                let mut cur = g;
                 for _ in 0..groups.len() {
-                    match groups[cur].parent_id.as_ref().and_then(|p| index.get(p)) {
-                        Some(&p) if p != i => {
-                            names.push(groups[p].name.as_str());
-                            cur = p;
+                    match parent_of(cur).and_then(|p| Some((p, groups.get(p)?))) {
+                        Some((p, parent)) if p != i => {
+                            names.push(parent.name.as_str());
+                            cur = parent;
                         }
                         _ => break,
                     }
@@ -799,7 +811,11 @@ fn is_ancestor(groups: &[Group], index: &HashMap<String, usize>, a: usize, b: us
         if cur == a {
             return true;
         }
-        match groups[cur].parent_id.as_deref().and_then(|p| index.get(p)) {
+        match groups
+            .get(cur)
+            .and_then(|g| g.parent_id.as_deref())
+            .and_then(|p| index.get(p))
+        {
             Some(&p) => cur = p,
             None => return false,
         }

@@ -5,6 +5,7 @@
 //! objects, two error body shapes with `httpCode` as number or string, 7-digit fractional seconds,
 //! timestamps without zone (UTC) or with an offset, and `0001-01-01T00:00:00.0000000` (no value).
 //! Malformed JSON is a [`base::ErrorKind::DataLoss`] error naming the resource.
+#![deny(clippy::indexing_slicing)]
 
 use std::time::{Duration, SystemTime};
 

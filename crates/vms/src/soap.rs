@@ -3,6 +3,7 @@
 //!
 //! Answers are read into a small element tree (local names only: namespace prefixes vary between
 //! SOAP stacks), bounded in depth and element count, so hostile input cannot exhaust the stack.
+#![deny(clippy::indexing_slicing)]
 
 use std::time::{Duration, SystemTime};
 
@@ -105,7 +106,7 @@ impl Element {
 
 fn local(name: &[u8]) -> String {
     let n = match name.iter().rposition(|&b| b == b':') {
-        Some(i) => &name[i + 1..],
+        Some(i) => name.get(i + 1..).unwrap_or_default(),
         None => name,
     };
     String::from_utf8_lossy(n).into_owned()

@@ -1,5 +1,6 @@
 //! The connector against an in-test axum mock of the XProtect management server and one
 //! recording server (same listener).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! Parsers against fixtures copied from the reference document (see fixtures/README.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, SystemTime};
 

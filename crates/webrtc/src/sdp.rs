@@ -3,6 +3,7 @@
 //! str0m parses and validates the offer (see [`crate::server`]); this module only scans the
 //! offer's text for the video `a=rtpmap`/`a=fmtp` lines, which str0m does not expose, so that the
 //! choice of payload type is ours and can be tested without a peer.
+#![deny(clippy::indexing_slicing)]
 
 use base::{Error, bail, err};
 use media::{Codec, VideoParams};
@@ -360,12 +361,12 @@ pub fn choose_h264(formats: &[OfferedFormat], params: &VideoParams) -> Result<H2
         .copied()
         .filter(|f| f.packetization_mode == 1)
         .collect();
-    if mode1.is_empty() {
+    let Some(&first_mode1) = mode1.first() else {
         bail!(
             NotAcceptable,
             "camera sends H.264; offer accepts H.264 only with packetization-mode=0"
         );
-    }
+    };
     let cam = camera_plid(params);
     let plid_of = |f: &OfferedFormat| f.profile_level_id.unwrap_or([0x42, 0xe0, 0x1f]);
     // Same profile class (e.g. constrained baseline) beats same profile_idc only (high camera,
@@ -375,8 +376,7 @@ pub fn choose_h264(formats: &[OfferedFormat], params: &VideoParams) -> Result<H2
         Some(c) if plid_of(f)[0] == c[0] => 1,
         _ => 0,
     };
-    // Cannot fail: mode1 is not empty (checked above).
-    let mut chosen = mode1[0];
+    let mut chosen = first_mode1;
     for f in mode1.iter().copied() {
         if score(f) > score(chosen) {
             chosen = f;

@@ -1,5 +1,6 @@
 //! End-to-end WHEP tests: an in-test channel fed from a fixture clip at 25 fps, a WhepServer on
 //! 127.0.0.1:0 behind a tiny axum route, and the str0m-based `testing::WhepClient`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
 use axum::extract::{Path, State};

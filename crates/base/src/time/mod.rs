@@ -4,6 +4,7 @@
 //! start) is a count of 90 kHz ticks, the RTP video clock. The newtypes keep them apart from
 //! other integers, convert to and from [`std::time::Duration`], and print and parse as
 //! `1h02m03.040s` (the form logs and tests use); plain seconds (`3.04`) parse too.
+#![deny(clippy::indexing_slicing)]
 
 pub mod rfc3339;
 
@@ -360,6 +361,7 @@ impl FromStr for Time {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};

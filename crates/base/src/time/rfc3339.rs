@@ -8,6 +8,7 @@
 //!   "never") as `None`.
 //! - [`format`]: UTC with millisecond precision (`2026-11-21T14:02:11.123Z`), as every API
 //!   response and log line shows times.
+#![deny(clippy::indexing_slicing)]
 
 use crate::{Error, err};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -180,6 +181,7 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // tests index what they just built or checked
 mod tests {
     use super::*;
     use crate::ErrorKind;

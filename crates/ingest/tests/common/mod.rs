@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use hub::{Channel, ChannelConfig, State, Status};
 use ingest::{SourceConfig, Transport};

@@ -2,6 +2,7 @@
 //! the end, killed on drop), an in-process node, and small HTTP helpers.
 
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
