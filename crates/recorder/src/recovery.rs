@@ -84,14 +84,16 @@ fn remove_file(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// The key frames of a scanned file: the fragments that start with a key frame.
+/// The key frames of a scanned file: the fragments that start with a key frame, at their
+/// wall-clock time (from their `prft`: the segment's start plus the fragment's time in the file;
+/// in files written before `prft`s, the `tfdt`).
 fn keyframes(scan: &Scan) -> Vec<Keyframe> {
     scan.fragments
         .iter()
         .filter(|f| f.starts_with_key)
         .filter_map(|f| {
             Some(Keyframe {
-                time_90k: i64::try_from(f.base_decode_time).ok()?,
+                time_90k: i64::try_from(f.wall_90k).ok()?,
                 byte_offset: f.offset,
             })
         })
