@@ -822,11 +822,14 @@ mod tests {
             assert_eq!(sc.start_90k(), Some(s.start as u64));
             assert_eq!(sc.end_90k(), Some(end as u64));
             assert_eq!(sc.codec.as_deref(), Some("h264"));
-            // The init segment's edit list starts presentation at the first tfdt, and mvhd
-            // holds the wall-clock start (seconds since 1904).
-            let elst = s.init.windows(4).position(|w| w == b"elst").unwrap();
-            let media_time = i64::from_be_bytes(s.init[elst + 20..elst + 28].try_into().unwrap());
-            assert_eq!(media_time, s.start, "edit list media_time = first tfdt");
+            // The file's media starts at 0 (no edit list needed), each fragment's prft carries
+            // its wall-clock time, and mvhd holds the wall-clock start (seconds since 1904).
+            assert!(s.init.windows(4).all(|w| w != b"edts"), "no edit list");
+            for (f, sf) in s.frags.iter().zip(&sc.fragments) {
+                assert_eq!(sf.base_decode_time, (f.start_90k - s.start) as u64);
+                assert_eq!(sf.wall_90k, f.start_90k as u64);
+                assert_eq!(&f.bytes[4..8], b"prft");
+            }
             let mvhd = s.init.windows(4).position(|w| w == b"mvhd").unwrap();
             assert_eq!(s.init[mvhd + 4], 1, "mvhd version 1");
             let created = u64::from_be_bytes(s.init[mvhd + 8..mvhd + 16].try_into().unwrap());
