@@ -708,6 +708,25 @@ mod tests {
                 (f64::from(in_scan) - want).abs() <= 2.0,
                 "segment of {secs} s has {in_scan} audio frames, want about {want}"
             );
+            // A/V sync within the file: the video's media time starts at 0, the audio's at its
+            // offset from the segment's first video frame, in samples (the audio frames fall
+            // every 5760 ticks from the first segment's start, which is also an audio frame's).
+            let first = &s.frags[0].bytes;
+            let tfdts: Vec<u64> = first
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == b"tfdt")
+                .map(|(i, _)| u64::from_be_bytes(first[i + 8..i + 16].try_into().unwrap()))
+                .collect();
+            // (The first segment's first audio frame came before any video: not recorded.)
+            let since = (s.start - segs[0].start) % 5760;
+            let offset_ticks = if s.start == segs[0].start {
+                5760
+            } else {
+                (5760 - since) % 5760
+            };
+            let want_audio = (offset_ticks as u64 * 16_000 + 45_000) / 90_000;
+            assert_eq!(tfdts, [0, want_audio], "video and audio tfdt of the first fragment");
             // Every fragment after the first of a segment carries the audio of its GOP.
             for f in &s.frags[1..] {
                 assert!(
