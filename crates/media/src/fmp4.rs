@@ -223,10 +223,7 @@ fn write_init(
         let created = start.map(|s| mp4_time(s.unix_secs));
         // Media from 0 needs no edit list.
         let edit = start.map(|s| s.decode_time_90k).filter(|&t| t > 0);
-        let video = Times {
-            created,
-            edit,
-        };
+        let video = Times { created, edit };
         write_video_trak(&mut out, params, width, height, video)?;
         if let Some(a) = audio {
             let times = Times {
@@ -585,7 +582,9 @@ pub const PRFT_FLAGS_CAPTURED: u32 = 24;
 /// Written right before the fragment's `moof`.
 pub fn prft(unix_90k: i64, media_time_90k: u64) -> [u8; PRFT_LEN] {
     let rate = i64::from(VIDEO_CLOCK_RATE);
-    let secs = unix_90k.div_euclid(rate).saturating_add(NTP_UNIX_OFFSET_SECS);
+    let secs = unix_90k
+        .div_euclid(rate)
+        .saturating_add(NTP_UNIX_OFFSET_SECS);
     let rem = unix_90k.rem_euclid(rate).unsigned_abs(); // In [0, 90000).
     let frac = (rem << 32) / u64::from(VIDEO_CLOCK_RATE);
     // The low 32 bits of the seconds: the NTP era is implied.
@@ -1213,7 +1212,11 @@ mod tests {
             assert_eq!(&mdhd[20..24], &plain_mdhd[12..16], "timescale");
             assert_eq!(&mdhd[32..], &plain_mdhd[20..], "language");
             let (tkhd, plain_tkhd) = (child(t, b"tkhd"), child(p, b"tkhd"));
-            assert_eq!(u32_at(tkhd, 0), (1 << 24) | 3, "version 1, enabled + in movie");
+            assert_eq!(
+                u32_at(tkhd, 0),
+                (1 << 24) | 3,
+                "version 1, enabled + in movie"
+            );
             assert_eq!((&tkhd[4..12], &tkhd[12..20]), (&created[..], &created[..]));
             assert_eq!(&tkhd[20..24], &plain_tkhd[12..16], "track_ID");
             assert_eq!(&tkhd[28..36], &[0; 8], "duration");

@@ -12,6 +12,8 @@
 //! Every byte is untrusted: no panics, checked arithmetic, and allocations are bounded by
 //! [`MAX_META_BOX_LEN`] whatever the size fields say.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::borrow::Cow;
 
 /// Largest `moov` or `moof` box accepted. Ours are a few KiB (a `moof` grows by 16 bytes per
@@ -842,6 +844,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::fmp4::{AudioSample, Sample, fragment, fragment_av, init_segment, init_segment_av};
@@ -1184,7 +1187,10 @@ mod tests {
         other.extend_from_slice(&buf[(init_len as usize + crate::fmp4::PRFT_LEN)..]);
         let s = scan_bytes(&other);
         assert_eq!(s.fragments[0].wall_90k, 0, "the tfdt");
-        assert_eq!(s.fragments[0].offset, init_len + crate::fmp4::PRFT_LEN as u64);
+        assert_eq!(
+            s.fragments[0].offset,
+            init_len + crate::fmp4::PRFT_LEN as u64
+        );
         assert_eq!(s.fragments[1], expected[1]);
     }
 
@@ -1207,7 +1213,10 @@ mod tests {
         }
         // 2026-12-01T00:00:00Z in NTP seconds (RFC 5905: 1900 epoch).
         let p = crate::fmp4::prft(1_796_083_200 * 90_000, 0);
-        assert_eq!(u32::from_be_bytes(p[16..20].try_into().unwrap()), 4_005_072_000);
+        assert_eq!(
+            u32::from_be_bytes(p[16..20].try_into().unwrap()),
+            4_005_072_000
+        );
         assert_eq!(&p[20..24], &[0; 4]);
     }
 

@@ -1,6 +1,8 @@
 //! `media::fmp4` on the fixture clips: box structure, timeline, sync flags, a stable digest, and
 //! (with `VANTAGE_E2E=1` and ffprobe installed) playability.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use media::fmp4::{
     NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, SegmentStart, fragment, init_segment,
     init_segment_at, prft,

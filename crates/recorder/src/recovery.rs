@@ -17,6 +17,8 @@
 //! The index therefore never points at missing bytes, and the directory walk is bounded by the
 //! days a crash can have touched, not by the size of the archive.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::index::{Index, Keyframe, NewSegment, Segment, SegmentState};
 use crate::retention::DAY_MS;
 use crate::scan::{self, Scan};
@@ -345,6 +347,7 @@ fn quarantine(dir: &Path, rel: &str) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::index::{Index, NewSegment, SegmentState};

@@ -726,7 +726,11 @@ mod tests {
                 (5760 - since) % 5760
             };
             let want_audio = (offset_ticks as u64 * 16_000 + 45_000) / 90_000;
-            assert_eq!(tfdts, [0, want_audio], "video and audio tfdt of the first fragment");
+            assert_eq!(
+                tfdts,
+                [0, want_audio],
+                "video and audio tfdt of the first fragment"
+            );
             // Every fragment after the first of a segment carries the audio of its GOP.
             for f in &s.frags[1..] {
                 assert!(

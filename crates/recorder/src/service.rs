@@ -818,10 +818,7 @@ mod tests {
             // starts at 0 (and its fragment's prft says so).
             assert_eq!(sc.fragments[0].base_decode_time, 0);
             for (k, fr) in kfs.iter().zip(&sc.fragments) {
-                assert_eq!(
-                    (k.byte_offset, k.time_90k as u64),
-                    (fr.offset, fr.wall_90k)
-                );
+                assert_eq!((k.byte_offset, k.time_90k as u64), (fr.offset, fr.wall_90k));
                 assert_eq!(k.time_90k, s.start_90k + fr.base_decode_time as i64);
             }
             keyframes += kfs.len();
