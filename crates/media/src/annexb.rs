@@ -8,6 +8,8 @@
 //!   48..=55, or a VCL NAL unit (0..=31) with `first_slice_segment_in_pic_flag` set (top bit of the
 //!   byte after the 2-byte header).
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::Codec;
 use crate::nal::{annexb_nals, is_random_access_nal, nal_type};
 use bytes::Bytes;
@@ -84,6 +86,7 @@ pub fn split_access_units(codec: Codec, stream: &[u8]) -> Vec<AccessUnit> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
 

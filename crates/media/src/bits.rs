@@ -1,6 +1,8 @@
 //! RBSP helpers: emulation-prevention removal and an MSB-first bit reader with exp-Golomb codes.
 //! Every read returns `None` past the end of the data; nothing here panics on any input.
 
+#![deny(clippy::indexing_slicing)]
+
 /// Removes emulation-prevention bytes (`00 00 03` becomes `00 00`) from a NAL unit's payload.
 pub fn unescape_rbsp(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
@@ -95,6 +97,7 @@ impl<'a> BitReader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
 

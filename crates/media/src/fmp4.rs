@@ -102,14 +102,16 @@ pub struct AudioSample<'a> {
     pub duration: u32,
 }
 
-/// Where a file's presentation starts, for [`init_segment_at`].
+/// Where a file's media starts and when it was recorded, for [`init_segment_at`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentStart {
-    /// The base media decode time (90 kHz) of the file's first video fragment: the edit lists
-    /// map it to presentation time 0.
+    /// The base media decode time (90 kHz) of the file's first video fragment. The recorder
+    /// writes 0 (its files' `tfdt`s start at 0), and then no edit list is needed; a larger value
+    /// (the file's first fragment was lost) gets an edit list per track that maps it to
+    /// presentation time 0.
     pub decode_time_90k: u64,
-    /// The wall-clock time of that instant, seconds since the Unix epoch (written as `mvhd`
-    /// creation and modification time).
+    /// The wall-clock time of the file's start, seconds since the Unix epoch (written as the
+    /// creation and modification time of `mvhd`, every `tkhd` and every `mdhd`).
     pub unix_secs: i64,
 }
 
@@ -122,10 +124,12 @@ pub fn init_segment(params: &VideoParams) -> Result<Vec<u8>, Error> {
     init_segment_av(params, None)
 }
 
-/// Writes the initialization segment of a file whose first fragment is decoded at
-/// `start.decode_time_90k`: as [`init_segment_av`], plus an edit list per track so that the file
-/// presents from 0, and `start.unix_secs` as the movie's creation time. The audio track's edit
-/// starts at the same instant, in its own timescale (rounded to the nearest sample).
+/// Writes the initialization segment of a recorded file: as [`init_segment_av`], with
+/// `start.unix_secs` as the creation and modification time of the movie, its tracks and their
+/// media (version 1 boxes: seconds since 1904 overflow 32 bits in 2040). When the file's first
+/// fragment is decoded at `start.decode_time_90k` > 0, each track gets an edit list so that the
+/// file still presents from 0; the audio track's edit starts at the same instant, in its own
+/// timescale (rounded to the nearest sample).
 pub fn init_segment_at(
     video: &VideoParams,
     audio: Option<&AudioParams>,
@@ -195,8 +199,7 @@ fn write_init(
             Some(s) => {
                 // Version 1: 64-bit times (seconds since 1904 overflow 32 bits in 2040).
                 let mvhd = begin_full(&mut out, b"mvhd", 1, 0);
-                let created =
-                    u64::try_from(s.unix_secs.saturating_add(MP4_EPOCH_OFFSET_SECS)).unwrap_or(0);
+                let created = mp4_time(s.unix_secs);
                 put_u64(&mut out, created); // creation_time
                 put_u64(&mut out, created); // modification_time
                 put_u32(&mut out, VIDEO_CLOCK_RATE); // timescale
@@ -217,11 +220,17 @@ fn write_init(
         put_u32(&mut out, last_track + 1); // next_track_ID
         end(&mut out, mvhd)?;
 
-        let video_edit = start.map(|s| s.decode_time_90k);
-        write_video_trak(&mut out, params, width, height, video_edit)?;
+        let created = start.map(|s| mp4_time(s.unix_secs));
+        // Media from 0 needs no edit list.
+        let edit = start.map(|s| s.decode_time_90k).filter(|&t| t > 0);
+        let video = Times { created, edit };
+        write_video_trak(&mut out, params, width, height, video)?;
         if let Some(a) = audio {
-            let audio_edit = start.map(|s| rescale_90k(s.decode_time_90k, a.sample_rate));
-            write_audio_trak(&mut out, a, audio_edit)?;
+            let times = Times {
+                created,
+                edit: edit.map(|t| rescale_90k(t, a.sample_rate)),
+            };
+            write_audio_trak(&mut out, a, times)?;
         }
 
         let mvex = begin(&mut out, b"mvex");
@@ -233,6 +242,19 @@ fn write_init(
     }
     end(&mut out, moov)?;
     Ok(out)
+}
+
+/// `unix_secs` as MP4 time: seconds since 1904-01-01 (0 before that).
+fn mp4_time(unix_secs: i64) -> u64 {
+    u64::try_from(unix_secs.saturating_add(MP4_EPOCH_OFFSET_SECS)).unwrap_or(0)
+}
+
+/// A track's creation time (MP4 time; `None`: version 0 boxes with 0) and edit (`media_time`
+/// in the track's timescale presented at 0; `None`: no edit list).
+#[derive(Clone, Copy, Debug, Default)]
+struct Times {
+    created: Option<u64>,
+    edit: Option<u64>,
 }
 
 /// Rejects audio parameters that [`write_audio_trak`] cannot write.
@@ -266,18 +288,18 @@ fn write_video_trak(
     params: &VideoParams,
     width: u16,
     height: u16,
-    edit: Option<u64>,
+    times: Times,
 ) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
-        write_tkhd(out, TRACK_ID, 0, width, height)?; // no volume (video)
-        if let Some(media_time) = edit {
+        write_tkhd(out, TRACK_ID, 0, width, height, times.created)?; // no volume (video)
+        if let Some(media_time) = times.edit {
             write_edts(out, media_time)?;
         }
 
         let mdia = begin(out, b"mdia");
         {
-            write_mdhd(out, VIDEO_CLOCK_RATE)?;
+            write_mdhd(out, VIDEO_CLOCK_RATE, times.created)?;
             write_hdlr(out, b"vide", b"VideoHandler\0")?;
 
             let minf = begin(out, b"minf");
@@ -306,19 +328,35 @@ fn write_video_trak(
 }
 
 /// A `tkhd` (enabled, in movie) for track `id`; `volume` is 8.8 fixed point, the size in pixels.
+/// With a creation time (MP4 time) it is version 1, else version 0 with zero times.
 fn write_tkhd(
     out: &mut Vec<u8>,
     id: u32,
     volume: u16,
     width: u16,
     height: u16,
+    created: Option<u64>,
 ) -> Result<(), Error> {
-    let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
-    put_u32(out, 0); // creation_time
-    put_u32(out, 0); // modification_time
-    put_u32(out, id);
-    put_u32(out, 0); // reserved
-    put_u32(out, 0); // duration
+    let tkhd = match created {
+        None => {
+            let tkhd = begin_full(out, b"tkhd", 0, 0x3); // enabled, in movie
+            put_u32(out, 0); // creation_time
+            put_u32(out, 0); // modification_time
+            put_u32(out, id);
+            put_u32(out, 0); // reserved
+            put_u32(out, 0); // duration
+            tkhd
+        }
+        Some(t) => {
+            let tkhd = begin_full(out, b"tkhd", 1, 0x3); // enabled, in movie
+            put_u64(out, t); // creation_time
+            put_u64(out, t); // modification_time
+            put_u32(out, id);
+            put_u32(out, 0); // reserved
+            put_u64(out, 0); // duration (unknown: fragmented)
+            tkhd
+        }
+    };
     out.extend_from_slice(&[0; 8]); // reserved
     put_u16(out, 0); // layer
     put_u16(out, 0); // alternate_group
@@ -331,17 +369,17 @@ fn write_tkhd(
 }
 
 /// The audio `trak` (track [`AUDIO_TRACK_ID`]); `a` passed [`check_audio`].
-fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams, edit: Option<u64>) -> Result<(), Error> {
+fn write_audio_trak(out: &mut Vec<u8>, a: &AudioParams, times: Times) -> Result<(), Error> {
     let trak = begin(out, b"trak");
     {
-        write_tkhd(out, AUDIO_TRACK_ID, 0x0100, 0, 0)?; // volume 1.0, no picture
-        if let Some(media_time) = edit {
+        write_tkhd(out, AUDIO_TRACK_ID, 0x0100, 0, 0, times.created)?; // volume 1.0, no picture
+        if let Some(media_time) = times.edit {
             write_edts(out, media_time)?;
         }
 
         let mdia = begin(out, b"mdia");
         {
-            write_mdhd(out, a.sample_rate)?;
+            write_mdhd(out, a.sample_rate, times.created)?;
             write_hdlr(out, b"soun", b"SoundHandler\0")?;
 
             let minf = begin(out, b"minf");
@@ -406,12 +444,26 @@ fn write_edts(out: &mut Vec<u8>, media_time: u64) -> Result<(), Error> {
     end(out, edts)
 }
 
-fn write_mdhd(out: &mut Vec<u8>, timescale: u32) -> Result<(), Error> {
-    let mdhd = begin_full(out, b"mdhd", 0, 0);
-    put_u32(out, 0); // creation_time
-    put_u32(out, 0); // modification_time
-    put_u32(out, timescale);
-    put_u32(out, 0); // duration
+/// `mdhd`: version 1 with a creation time (MP4 time), else version 0 with zero times.
+fn write_mdhd(out: &mut Vec<u8>, timescale: u32, created: Option<u64>) -> Result<(), Error> {
+    let mdhd = match created {
+        None => {
+            let mdhd = begin_full(out, b"mdhd", 0, 0);
+            put_u32(out, 0); // creation_time
+            put_u32(out, 0); // modification_time
+            put_u32(out, timescale);
+            put_u32(out, 0); // duration
+            mdhd
+        }
+        Some(t) => {
+            let mdhd = begin_full(out, b"mdhd", 1, 0);
+            put_u64(out, t); // creation_time
+            put_u64(out, t); // modification_time
+            put_u32(out, timescale);
+            put_u64(out, 0); // duration (unknown: fragmented)
+            mdhd
+        }
+    };
     put_u16(out, 0x55c4); // language "und"
     put_u16(out, 0); // pre_defined
     end(out, mdhd)
@@ -511,6 +563,54 @@ fn put_descriptor_header(out: &mut Vec<u8>, tag: u8, n: usize) {
         let more = if i == 0 { 0 } else { 0x80 };
         out.push(((n >> (7 * i)) & 0x7f) as u8 | more);
     }
+}
+
+/// Seconds from 1900-01-01 (the NTP epoch) to 1970-01-01.
+const NTP_UNIX_OFFSET_SECS: i64 = 2_208_988_800;
+
+/// Bytes of a [`prft`] box.
+pub const PRFT_LEN: usize = 32;
+
+/// `prft` flags: the NTP time is when the sample at `media_time` was captured (ISO/IEC 14496-12
+/// §8.16.5; ours is the frame's anchored receive time, the closest measure of capture we have).
+pub const PRFT_FLAGS_CAPTURED: u32 = 24;
+
+/// A `prft` (Producer Reference Time, ISO/IEC 14496-12 §8.16.5, version 1) box for the video
+/// track: the sample decoded at `media_time_90k` (the fragment's `tfdt`) was captured at
+/// `unix_90k` (90 kHz ticks since the Unix epoch), as a 64-bit NTP timestamp (RFC 5905; its
+/// 32-bit seconds wrap in 2036, and [`ntp_to_unix_90k`] reads 1968 to 2104 as RFC 4330 §3 says).
+/// Written right before the fragment's `moof`.
+pub fn prft(unix_90k: i64, media_time_90k: u64) -> [u8; PRFT_LEN] {
+    let rate = i64::from(VIDEO_CLOCK_RATE);
+    let secs = unix_90k
+        .div_euclid(rate)
+        .saturating_add(NTP_UNIX_OFFSET_SECS);
+    let rem = unix_90k.rem_euclid(rate).unsigned_abs(); // In [0, 90000).
+    let frac = (rem << 32) / u64::from(VIDEO_CLOCK_RATE);
+    // The low 32 bits of the seconds: the NTP era is implied.
+    let ntp = (secs.max(0).unsigned_abs() << 32) | frac;
+    let mut out = [0u8; PRFT_LEN];
+    out[..4].copy_from_slice(&(PRFT_LEN as u32).to_be_bytes());
+    out[4..8].copy_from_slice(b"prft");
+    out[8..12].copy_from_slice(&((1u32 << 24) | PRFT_FLAGS_CAPTURED).to_be_bytes());
+    out[12..16].copy_from_slice(&TRACK_ID.to_be_bytes());
+    out[16..24].copy_from_slice(&ntp.to_be_bytes());
+    out[24..32].copy_from_slice(&media_time_90k.to_be_bytes());
+    out
+}
+
+/// The Unix time (90 kHz ticks) of a 64-bit NTP timestamp between 1968 and 2104 (RFC 4330 §3:
+/// seconds with the top bit clear are in era 1, from 2036), exact for timestamps [`prft`] wrote
+/// (the fraction is rounded up to the tick it was rounded down from).
+pub fn ntp_to_unix_90k(ntp: u64) -> i64 {
+    let mut secs = ntp >> 32;
+    if secs & 0x8000_0000 == 0 {
+        secs += 1 << 32;
+    }
+    let frac = ntp & 0xffff_ffff;
+    let ticks = (frac * u64::from(VIDEO_CLOCK_RATE)).div_ceil(1 << 32); // < 90000.
+    // secs < 2^33 and ticks < 90000: both fit i64.
+    (secs as i64 - NTP_UNIX_OFFSET_SECS) * i64::from(VIDEO_CLOCK_RATE) + ticks as i64
 }
 
 /// Writes one video-only fragment (`moof` + `mdat`) holding `samples` in decode order, the first
@@ -1096,12 +1196,45 @@ mod tests {
         assert_eq!(media_time(traks[0]), 1_796_083_200 * 90_000 + 1234);
         // 1234 ticks at 16 kHz: 219.4 samples, rounded.
         assert_eq!(media_time(traks[1]), 1_796_083_200 * 16_000 + 219);
-        // Apart from mvhd and the edit lists, the plain init segment.
+        // Apart from the edit lists and the creation times (version 1 mvhd, tkhd and mdhd:
+        // seconds since 1904), the plain init segment.
+        let created = (1_796_083_200u64 + 2_082_844_800).to_be_bytes();
         let plain_traks = all(boxes(&plain)[1].1, b"trak");
         for (t, p) in traks.iter().zip(&plain_traks) {
-            assert_eq!(child(t, b"mdia"), child(p, b"mdia"));
-            assert_eq!(child(t, b"tkhd"), child(p, b"tkhd"));
+            let (mdia, plain_mdia) = (child(t, b"mdia"), child(p, b"mdia"));
+            for b in [b"hdlr", b"minf"] {
+                assert_eq!(child(mdia, b), child(plain_mdia, b));
+            }
+            let mdhd = child(mdia, b"mdhd");
+            assert_eq!(mdhd[0], 1, "mdhd version 1");
+            assert_eq!((&mdhd[4..12], &mdhd[12..20]), (&created[..], &created[..]));
+            let plain_mdhd = child(plain_mdia, b"mdhd");
+            assert_eq!(&mdhd[20..24], &plain_mdhd[12..16], "timescale");
+            assert_eq!(&mdhd[32..], &plain_mdhd[20..], "language");
+            let (tkhd, plain_tkhd) = (child(t, b"tkhd"), child(p, b"tkhd"));
+            assert_eq!(
+                u32_at(tkhd, 0),
+                (1 << 24) | 3,
+                "version 1, enabled + in movie"
+            );
+            assert_eq!((&tkhd[4..12], &tkhd[12..20]), (&created[..], &created[..]));
+            assert_eq!(&tkhd[20..24], &plain_tkhd[12..16], "track_ID");
+            assert_eq!(&tkhd[28..36], &[0; 8], "duration");
+            assert_eq!(&tkhd[36..], &plain_tkhd[24..]);
         }
+        // A file whose media starts at 0 (what the recorder writes) needs no edit list.
+        let from_zero = SegmentStart {
+            decode_time_90k: 0,
+            ..start
+        };
+        let init = init_segment_at(&params, Some(&audio), from_zero).unwrap();
+        let moov = boxes(&init)[1].1;
+        for t in all(moov, b"trak") {
+            let kids: Vec<[u8; 4]> = boxes(t).iter().map(|(k, _)| *k).collect();
+            assert_eq!(kids, [*b"tkhd", *b"mdia"]);
+            assert_eq!(&child(t, b"tkhd")[4..12], &created[..]);
+        }
+        assert_eq!(&child(moov, b"mvhd")[4..12], &created[..]);
         assert_eq!(rescale_90k(90_000, 44_100), 44_100);
         assert_eq!(rescale_90k(u64::MAX, 1), u64::MAX / 90_000);
         // A start beyond i64 has no edit list to write.

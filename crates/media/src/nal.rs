@@ -1,5 +1,7 @@
 //! H.264 / H.265 NAL unit helpers over Annex B byte streams.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::Codec;
 
 /// Iterates over the NAL units of an Annex B buffer (3- or 4-byte start codes), yielding each NAL
@@ -12,14 +14,15 @@ pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
             match find_start_code(data, start) {
                 Some((sc, end)) => {
                     pos = Some(end);
-                    let nal = trim_trailing_zeros(&data[start..sc]);
+                    // start <= sc: the start code was searched from `start`.
+                    let nal = trim_trailing_zeros(data.get(start..sc).unwrap_or_default());
                     if !nal.is_empty() {
                         return Some(nal);
                     }
                 }
                 None => {
                     pos = None;
-                    let nal = &data[start..];
+                    let nal = data.get(start..).unwrap_or_default();
                     if !nal.is_empty() {
                         return Some(nal);
                     }
@@ -30,6 +33,8 @@ pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Finds the next `00 00 01` at or after `from`; returns (index of its first byte, index after it).
+// The hot loop of every NAL scan: plain indexing, each index below `i + 3 <= data.len()`.
+#[allow(clippy::indexing_slicing)] // proven: the loop condition bounds i + 2 < data.len().
 fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from;
     while i + 3 <= data.len() {
@@ -45,12 +50,11 @@ fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// A 4-byte start code's leading zero belongs to the start code, not to the previous NAL.
-fn trim_trailing_zeros(nal: &[u8]) -> &[u8] {
-    let mut end = nal.len();
-    while end > 0 && nal[end - 1] == 0 {
-        end -= 1;
+fn trim_trailing_zeros(mut nal: &[u8]) -> &[u8] {
+    while let Some((0, rest)) = nal.split_last() {
+        nal = rest;
     }
-    &nal[..end]
+    nal
 }
 
 /// The NAL unit type from the first header byte(s).
@@ -78,6 +82,7 @@ pub fn is_key_frame(codec: Codec, annexb: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
 

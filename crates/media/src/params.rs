@@ -1,6 +1,8 @@
 //! Parameter sets (VPS/SPS/PPS) taken from key access units, and the [`VideoParams`] built from
 //! them, including the SDP `fmtp` attribute that describes them.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::nal::{annexb_nals, nal_type};
 use crate::sps::{parse_h264_sps, parse_h265_sps};
 use crate::{Codec, VideoParams};
@@ -152,6 +154,7 @@ impl VideoParams {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::annexb::split_access_units;

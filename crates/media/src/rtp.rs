@@ -2,6 +2,8 @@
 //! and H.265 (RFC 7798, single NAL unit packets and FU type 49), plus a fixed RTP header writer.
 //! Access unit delimiters are not sent: the RTP marker bit marks the end of an access unit.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::Codec;
 use crate::nal::{annexb_nals, nal_type};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -40,29 +42,30 @@ pub fn packetize(codec: Codec, au: &[u8], max_payload: usize) -> Vec<RtpPayload>
             });
             continue;
         }
-        // Indexing below cannot fail: `annexb_nals` never yields empty NALs, H.265 NALs shorter
-        // than their 2-byte header were skipped above, and here `nal.len() > max >= 16`.
-        match codec {
-            Codec::H264 => {
+        // `annexb_nals` never yields empty NALs, and H.265 NALs shorter than their 2-byte header
+        // were skipped above, so the headers are there.
+        match (codec, nal) {
+            (Codec::H264, [h, body @ ..]) => {
                 // FU indicator: F and NRI from the NAL header, type 28. FU header: S, E, type.
-                let indicator = (nal[0] & 0xe0) | 28;
-                let typ = nal[0] & 0x1f;
-                fragment(&nal[1..], max - 2, &mut out, |start, end, buf| {
+                let indicator = (h & 0xe0) | 28;
+                let typ = h & 0x1f;
+                fragment(body, max - 2, &mut out, |start, end, buf| {
                     buf.put_u8(indicator);
                     buf.put_u8(fu_flags(start, end) | typ);
                 });
             }
-            Codec::H265 => {
+            (Codec::H265, [h0, h1, body @ ..]) => {
                 // PayloadHdr: the NAL header with type 49. FU header: S, E, 6-bit type.
-                let h0 = (nal[0] & 0x81) | (49 << 1);
-                let h1 = nal[1];
-                let typ = (nal[0] >> 1) & 0x3f;
-                fragment(&nal[2..], max - 3, &mut out, |start, end, buf| {
-                    buf.put_u8(h0);
+                let payload_hdr = (h0 & 0x81) | (49 << 1);
+                let typ = (h0 >> 1) & 0x3f;
+                let h1 = *h1;
+                fragment(body, max - 3, &mut out, |start, end, buf| {
+                    buf.put_u8(payload_hdr);
                     buf.put_u8(h1);
                     buf.put_u8(fu_flags(start, end) | typ);
                 });
             }
+            _ => {}
         }
     }
     if let Some(last) = out.last_mut() {
@@ -113,6 +116,7 @@ pub fn rtp_packet(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::annexb::{push_nal, split_access_units};

@@ -12,23 +12,31 @@
 //! Every byte is untrusted: no panics, checked arithmetic, and allocations are bounded by
 //! [`MAX_META_BOX_LEN`] whatever the size fields say.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::borrow::Cow;
 
 /// Largest `moov` or `moof` box accepted. Ours are a few KiB (a `moof` grows by 16 bytes per
 /// sample); the cap keeps a corrupt size field from driving a huge read.
 pub const MAX_META_BOX_LEN: u64 = 4 << 20;
 
-/// One complete media fragment (`moof` + `mdat`).
+/// One complete media fragment (`moof` + `mdat`, and the `prft` right before the `moof` if
+/// there is one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FragmentInfo {
-    /// Byte offset of the `moof` in the file.
+    /// Byte offset of the fragment in the file: of its `prft`, else of its `moof`.
     pub offset: u64,
-    /// Bytes of `moof` + `mdat`.
+    /// Bytes of the fragment (`prft` if any, `moof`, `mdat`).
     pub len: u64,
     /// `mfhd` sequence number.
     pub sequence: u32,
-    /// `tfdt` base media decode time (90 kHz).
+    /// `tfdt` base media decode time (90 kHz): the time in the file (from 0 in files with
+    /// `prft`s).
     pub base_decode_time: u64,
+    /// Wall-clock time of the first video sample, 90 kHz ticks since the Unix epoch: from the
+    /// video track's `prft` right before the `moof`; without one (files written before `prft`s,
+    /// whose `tfdt`s are wall-clock times), the `tfdt` itself.
+    pub wall_90k: u64,
     /// Sum of the video sample durations (90 kHz).
     pub duration: u64,
     /// Video samples.
@@ -57,18 +65,48 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Decode time of the first fragment (90 kHz).
+    /// Wall-clock time of the first fragment (90 kHz ticks since the Unix epoch; see
+    /// [`FragmentInfo::wall_90k`]).
     pub fn start_90k(&self) -> Option<u64> {
-        self.fragments.first().map(|f| f.base_decode_time)
+        self.fragments.first().map(|f| f.wall_90k)
     }
 
-    /// Decode time just after the last sample (last `tfdt` + its fragment's duration).
+    /// Wall-clock time just after the last sample (the last fragment's wall-clock time + its
+    /// duration).
     pub fn end_90k(&self) -> Option<u64> {
         self.fragments
             .last()
-            .and_then(|f| f.base_decode_time.checked_add(f.duration))
+            .and_then(|f| f.wall_90k.checked_add(f.duration))
     }
 }
+
+/// What a `prft` box says: the wall-clock time of a decode time of a track.
+#[derive(Clone, Copy, Debug)]
+struct Prft {
+    /// Where the box starts.
+    pos: u64,
+    track_id: u32,
+    ntp: u64,
+    media_time: u64,
+}
+
+/// Parses a `prft` body (version 0: 32-bit media time, 1: 64-bit).
+fn parse_prft(pos: u64, b: &[u8]) -> Option<Prft> {
+    let media_time = match b.first()? {
+        0 => u64::from(be_u32(b, 16)?),
+        1 => be_u64(b, 16)?,
+        _ => return None,
+    };
+    Some(Prft {
+        pos,
+        track_id: be_u32(b, 4)?,
+        ntp: be_u64(b, 8)?,
+        media_time,
+    })
+}
+
+/// Largest `prft` body read (ours are 24 bytes).
+const MAX_PRFT_LEN: u64 = 64;
 
 /// Scans an in-memory segment. Never fails: the result describes the valid prefix.
 pub fn scan_bytes(buf: &[u8]) -> Scan {
@@ -225,8 +263,10 @@ pub fn scan_source<S: Source>(src: &mut S) -> Result<Scan, S::Err> {
     scan.init_len = init_len;
     scan.valid_len = init_len;
 
-    // Fragments, with complete filler boxes allowed between them.
+    // Fragments, with complete filler boxes allowed between them. A `prft` of the video track
+    // right before a `moof` belongs to that fragment.
     let mut pos = init_len;
+    let mut prft: Option<Prft> = None;
     loop {
         let Some(h) = read_header(src, pos)? else {
             break;
@@ -236,14 +276,35 @@ pub fn scan_source<S: Source>(src: &mut S) -> Result<Scan, S::Err> {
         };
         match &h.fourcc {
             b"moof" => {
-                let Some(info) = read_fragment(src, pos, &h, &tracks)? else {
+                let Some(mut info) = read_fragment(src, pos, &h, &tracks)? else {
                     break;
                 };
                 pos = pos.saturating_add(info.len); // Within total_len: checked.
+                if let Some(p) = prft.take() {
+                    info.len = pos - p.pos; // p.pos < the moof's position.
+                    info.offset = p.pos;
+                    let wall = i128::from(crate::fmp4::ntp_to_unix_90k(p.ntp))
+                        + i128::from(info.base_decode_time)
+                        - i128::from(p.media_time);
+                    info.wall_90k = u64::try_from(wall.max(0)).unwrap_or(u64::MAX);
+                }
                 scan.valid_len = pos;
                 scan.fragments.push(info);
             }
-            b"free" | b"skip" | b"styp" | b"sidx" | b"prft" | b"emsg" => pos = end,
+            b"prft" => {
+                prft = if h.size - h.header_len <= MAX_PRFT_LEN {
+                    read_body(src, pos, &h)?
+                        .and_then(|b| parse_prft(pos, &b))
+                        .filter(|p| p.track_id == tracks.video_id)
+                } else {
+                    None
+                };
+                pos = end;
+            }
+            b"free" | b"skip" | b"styp" | b"sidx" | b"emsg" => {
+                prft = None;
+                pos = end;
+            }
             _ => break,
         }
     }
@@ -295,6 +356,7 @@ fn read_fragment<S: Source>(
         len,
         sequence: moof.sequence,
         base_decode_time: video.base_decode_time,
+        wall_90k: video.base_decode_time,
         duration: video.duration,
         samples: video.samples,
         starts_with_key: video.starts_with_key,
@@ -782,6 +844,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::fmp4::{AudioSample, Sample, fragment, fragment_av, init_segment, init_segment_av};
@@ -855,6 +918,7 @@ mod tests {
                 len: frag.len() as u64,
                 sequence: seq,
                 base_decode_time: t,
+                wall_90k: t,
                 duration,
                 samples: per_gop as u32,
                 starts_with_key: true,
@@ -907,6 +971,7 @@ mod tests {
                 len: frag.len() as u64,
                 sequence: seq,
                 base_decode_time: t,
+                wall_90k: t,
                 duration: 3600 * per_gop as u64,
                 samples: per_gop as u32,
                 starts_with_key: true,
@@ -1059,6 +1124,100 @@ mod tests {
             }
         }
         std::fs::remove_file(&p).unwrap();
+    }
+
+    /// A file as the recorder writes it: init segment with creation times and no edit list,
+    /// fragments whose `tfdt`s start at 0, each after a `prft` with its wall-clock time. The scan
+    /// reports the wall-clock times (exact to the tick) and counts each `prft` in its fragment,
+    /// so a file torn after a `prft` is cut back before it.
+    #[test]
+    fn recorded_files_with_prft_scan_wall_clock_times() {
+        let (params, aus) = clip(Codec::H264);
+        // 2026-12-01T00:00:00Z plus an odd number of ticks.
+        let wall0: i64 = 1_796_083_200 * 90_000 + 1_234;
+        let start = crate::fmp4::SegmentStart {
+            decode_time_90k: 0,
+            unix_secs: wall0 / 90_000,
+        };
+        let mut buf = crate::fmp4::init_segment_at(&params, None, start).unwrap();
+        assert!(buf.windows(4).all(|w| w != b"edts"), "no edit list");
+        let init_len = buf.len() as u64;
+        let keys: Vec<usize> = (0..aus.len()).filter(|&i| aus[i].is_key).collect();
+        let mut expected = Vec::new();
+        let mut t = 0u64;
+        for (f, &k) in keys.iter().take(3).enumerate() {
+            let samples: Vec<Sample> = aus[k..k + 3]
+                .iter()
+                .map(|au| Sample {
+                    data: &au.data,
+                    duration: 3601,
+                    is_key: au.is_key,
+                })
+                .collect();
+            let seq = f as u32 + 1;
+            let wall = wall0 + t as i64;
+            let mut frag = crate::fmp4::prft(wall, t).to_vec();
+            frag.extend(fragment(seq, t, &samples).unwrap());
+            expected.push(FragmentInfo {
+                offset: buf.len() as u64,
+                len: frag.len() as u64,
+                sequence: seq,
+                base_decode_time: t,
+                wall_90k: wall as u64,
+                duration: 3 * 3601,
+                samples: 3,
+                starts_with_key: true,
+                audio_samples: 0,
+            });
+            buf.extend_from_slice(&frag);
+            t += 3 * 3601;
+        }
+        let s = scan_bytes(&buf);
+        assert_eq!(s.fragments, expected);
+        assert_eq!(s.start_90k(), Some(wall0 as u64), "wall clock, not tfdt");
+        assert_eq!(s.end_90k(), Some(wall0 as u64 + t));
+        assert_eq!(s.fragments[0].base_decode_time, 0);
+        check_every_truncation("prft", &buf, init_len, &expected);
+
+        // A prft of another track, or one not right before the moof, is not the fragment's.
+        let mut other = buf[..init_len as usize].to_vec();
+        let mut p = crate::fmp4::prft(wall0, 0);
+        p[12..16].copy_from_slice(&9u32.to_be_bytes());
+        other.extend_from_slice(&p);
+        other.extend_from_slice(&buf[(init_len as usize + crate::fmp4::PRFT_LEN)..]);
+        let s = scan_bytes(&other);
+        assert_eq!(s.fragments[0].wall_90k, 0, "the tfdt");
+        assert_eq!(
+            s.fragments[0].offset,
+            init_len + crate::fmp4::PRFT_LEN as u64
+        );
+        assert_eq!(s.fragments[1], expected[1]);
+    }
+
+    #[test]
+    fn ntp_times_round_trip_exactly() {
+        for t in [
+            0i64,
+            1,
+            89_999,
+            1_796_083_200 * 90_000 + 1_234,
+            // After the NTP era rolls over (2036-02-07) and near the end of era 1.
+            2_085_978_496 * 90_000 + 45_000,
+            4_000_000_000 * 90_000 + 89_999,
+        ] {
+            let p = crate::fmp4::prft(t, 7);
+            let ntp = u64::from_be_bytes(p[16..24].try_into().unwrap());
+            assert_eq!(crate::fmp4::ntp_to_unix_90k(ntp), t, "{t}");
+            assert_eq!(&p[24..], &7u64.to_be_bytes());
+            assert_eq!(&p[4..8], b"prft");
+        }
+        // 2026-12-01T00:00:00Z in NTP seconds (RFC 5905: 1900 epoch).
+        let p = crate::fmp4::prft(1_796_083_200 * 90_000, 0);
+        assert_eq!(
+            u32::from_be_bytes(p[16..20].try_into().unwrap()),
+            4_005_072_000
+        );
+        assert_eq!(&p[20..24], &[0; 4]);
     }
 
     #[test]

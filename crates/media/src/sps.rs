@@ -2,6 +2,8 @@
 //! [`crate::VideoParams`] needs. Parsers return `None` on anything malformed or truncated and never
 //! panic.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::bits::{BitReader, unescape_rbsp};
 
 /// What Vantage needs from an H.264 SPS.
@@ -67,7 +69,7 @@ impl H265Sps {
             .iter()
             .rposition(|&b| b != 0)
             .map_or(0, |i| i + 1);
-        for b in &self.general_constraint_bytes[..used] {
+        for b in self.general_constraint_bytes.iter().take(used) {
             s.push_str(&format!(".{b:X}"));
         }
         s
@@ -244,7 +246,7 @@ pub fn parse_h265_sps(nal: &[u8]) -> Option<H265Sps> {
     if (nal.first()? >> 1) & 0x3f != 33 || nal.len() < 3 {
         return None;
     }
-    let rbsp = unescape_rbsp(&nal[2..]);
+    let rbsp = unescape_rbsp(nal.get(2..)?);
     let mut r = BitReader::new(&rbsp);
     let _vps_id = r.read_bits(4)?;
     let max_sub_layers_minus1 = r.read_bits(3)?;
@@ -262,22 +264,22 @@ pub fn parse_h265_sps(nal: &[u8]) -> Option<H265Sps> {
         *b = r.read_bits(8)? as u8;
     }
     let general_level_idc = r.read_bits(8)? as u8;
-    let mut sub_profile = [false; 8];
-    let mut sub_level = [false; 8];
-    for i in 0..max_sub_layers_minus1 as usize {
-        sub_profile[i] = r.read_flag()?;
-        sub_level[i] = r.read_flag()?;
+    // At most 6 sub-layers: checked above.
+    let mut sub_layers = [(false, false); 6];
+    for (profile, level) in sub_layers.iter_mut().take(max_sub_layers_minus1 as usize) {
+        *profile = r.read_flag()?;
+        *level = r.read_flag()?;
     }
     if max_sub_layers_minus1 > 0 {
         for _ in max_sub_layers_minus1..8 {
             r.skip_bits(2)?;
         }
     }
-    for i in 0..max_sub_layers_minus1 as usize {
-        if sub_profile[i] {
+    for &(profile, level) in sub_layers.iter().take(max_sub_layers_minus1 as usize) {
+        if profile {
             r.skip_bits(88)?;
         }
-        if sub_level[i] {
+        if level {
             r.skip_bits(8)?;
         }
     }
@@ -331,6 +333,7 @@ pub fn parse_h265_sps(nal: &[u8]) -> Option<H265Sps> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
 

@@ -1,9 +1,11 @@
 //! `media::fmp4` on the fixture clips: box structure, timeline, sync flags, a stable digest, and
 //! (with `VANTAGE_E2E=1` and ffprobe installed) playability.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use media::fmp4::{
     NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, Sample, SegmentStart, fragment, init_segment,
-    init_segment_at,
+    init_segment_at, prft,
 };
 use media::{AccessUnit, Codec, VideoParams, split_access_units};
 
@@ -293,39 +295,76 @@ const H265_FNV: &str = "56866a9c8cab89c1";
 const WALL_SECS: i64 = 1_796_083_200;
 const WALL_90K: u64 = WALL_SECS as u64 * 90_000;
 
-/// The init segment of a file recorded from `WALL_90K` on, as the recorder writes it.
-fn anchored_init(codec: Codec) -> Vec<u8> {
+/// The init segment of a file recorded from `WALL_90K` on whose first fragment is decoded at
+/// `first` (0 as the recorder writes it; more when the file's first GOP was lost).
+fn recorded_init(codec: Codec, first: u64) -> Vec<u8> {
     let (params, _) = clip(codec);
     init_segment_at(
         &params,
         None,
         SegmentStart {
-            decode_time_90k: WALL_90K,
+            decode_time_90k: first,
             unix_secs: WALL_SECS,
         },
     )
     .unwrap()
 }
 
+/// A file as the recorder writes it, starting at wall-clock `wall_90k`: the init segment with
+/// creation times, then one fragment per GOP whose `tfdt`s start at 0, each after a `prft` with
+/// its wall-clock time.
+fn recorded(codec: Codec, wall_90k: u64) -> Vec<u8> {
+    let (_, aus) = clip(codec);
+    let mut file = recorded_init(codec, 0);
+    let mut t = 0u64;
+    for f in fragments(&aus, 1, 0) {
+        file.extend_from_slice(&prft((wall_90k + t) as i64, t));
+        // The fragment's tfdt is `t`.
+        let tfdt = f.windows(4).position(|w| w == b"tfdt").unwrap() + 8;
+        assert_eq!(&f[tfdt..tfdt + 8], &t.to_be_bytes());
+        let samples = u32_at(&f, f.windows(4).position(|w| w == b"trun").unwrap() + 8);
+        t += u64::from(FRAME_TICKS) * u64::from(samples);
+        file.extend(f);
+    }
+    file
+}
+
 #[test]
-fn anchored_init_segment_has_edit_list_and_creation_time() {
+fn recorded_init_segment_has_creation_times_and_an_edit_list_only_when_needed() {
+    let created = (WALL_SECS as u64 + 2_082_844_800).to_be_bytes(); // Seconds since 1904.
     for codec in [Codec::H264, Codec::H265] {
         let plain = check_init(codec);
-        let init = anchored_init(codec);
+        let init = recorded_init(codec, 0);
         let moov = boxes(&init)[1].1;
         let mvhd = child(moov, b"mvhd");
         assert_eq!(mvhd[0], 1, "mvhd version 1");
-        let created = u64::from_be_bytes(mvhd[4..12].try_into().unwrap());
-        assert_eq!(
-            created,
-            WALL_SECS as u64 + 2_082_844_800,
-            "seconds since 1904"
-        );
+        assert_eq!(&mvhd[4..12], &created, "seconds since 1904");
         assert_eq!(&mvhd[4..12], &mvhd[12..20], "modification = creation");
         assert_eq!(u32_at(mvhd, 20), 90_000, "timescale");
         assert_eq!(&mvhd[24..32], &[0; 8], "duration unknown");
         assert_eq!(mvhd.len(), 112);
         let trak = child(moov, b"trak");
+        let kids: Vec<[u8; 4]> = boxes(trak).iter().map(|(t, _)| *t).collect();
+        assert_eq!(kids, [*b"tkhd", *b"mdia"], "media from 0: no edit list");
+        let tkhd = child(trak, b"tkhd");
+        assert_eq!(tkhd[0], 1, "tkhd version 1");
+        assert_eq!((&tkhd[4..12], &tkhd[12..20]), (&created[..], &created[..]));
+        let mdhd = path(trak, &[b"mdia", b"mdhd"]);
+        assert_eq!(mdhd[0], 1, "mdhd version 1");
+        assert_eq!((&mdhd[4..12], &mdhd[12..20]), (&created[..], &created[..]));
+        assert_eq!(u32_at(mdhd, 20), 90_000, "timescale");
+        // Everything else is the plain init segment's.
+        let plain_moov = boxes(&plain)[1].1;
+        assert_eq!(child(moov, b"mvex"), child(plain_moov, b"mvex"));
+        let (mdia, plain_mdia) = (child(trak, b"mdia"), path(plain_moov, &[b"trak", b"mdia"]));
+        for b in [b"hdlr", b"minf"] {
+            assert_eq!(child(mdia, b), child(plain_mdia, b));
+        }
+
+        // The first GOP was lost: the file's media starts 2 s in, and an edit list presents it
+        // from 0.
+        let init = recorded_init(codec, 180_000);
+        let trak = child(boxes(&init)[1].1, b"trak");
         let kids: Vec<[u8; 4]> = boxes(trak).iter().map(|(t, _)| *t).collect();
         assert_eq!(kids, [*b"tkhd", *b"edts", *b"mdia"]);
         let elst = path(trak, &[b"edts", b"elst"]);
@@ -334,35 +373,29 @@ fn anchored_init_segment_has_edit_list_and_creation_time() {
         assert_eq!(&elst[8..16], &[0; 8], "segment_duration: the whole file");
         assert_eq!(
             u64::from_be_bytes(elst[16..24].try_into().unwrap()),
-            WALL_90K,
+            180_000,
             "media_time = the first tfdt"
         );
         assert_eq!(u32_at(elst, 24), 0x0001_0000, "rate 1.0");
         assert_eq!(elst.len(), 28);
-        // Everything else is the plain init segment's.
-        let plain_moov = boxes(&plain)[1].1;
-        assert_eq!(child(moov, b"mvex"), child(plain_moov, b"mvex"));
-        assert_eq!(child(trak, b"mdia"), path(plain_moov, &[b"trak", b"mdia"]));
     }
 }
 
-/// FNV-1a digests of recordings as the recorder writes them (init with edit list + five
-/// fragments on the wall-clock timeline). Update them deliberately when the layout changes.
+/// FNV-1a digests of recordings as the recorder writes them (init with creation times, five
+/// fragments from 0, each after its `prft`). Update them deliberately when the layout changes.
 #[test]
-fn anchored_recording_digests_are_stable() {
+fn recorded_file_digests_are_stable() {
     for (codec, want) in [
-        (Codec::H264, H264_ANCHORED_FNV),
-        (Codec::H265, H265_ANCHORED_FNV),
+        (Codec::H264, H264_RECORDED_FNV),
+        (Codec::H265, H265_RECORDED_FNV),
     ] {
-        let (_, aus) = clip(codec);
-        let mut file = anchored_init(codec);
-        file.extend(fragments(&aus, 1, WALL_90K).concat());
+        let file = recorded(codec, WALL_90K);
         assert_eq!(format!("{:016x}", fnv1a(&file)), want, "{codec}");
     }
 }
 
-const H264_ANCHORED_FNV: &str = "ff0fc1a9682e19b2";
-const H265_ANCHORED_FNV: &str = "187f3c698dd5ed23";
+const H264_RECORDED_FNV: &str = "452706d624357f41";
+const H265_RECORDED_FNV: &str = "187d7c6cb9f44c6b";
 
 fn e2e() -> bool {
     std::env::var("VANTAGE_E2E").is_ok_and(|v| v == "1")
@@ -454,26 +487,19 @@ fn ffprobe_counts_concatenated_segments() {
     }
 }
 
-/// A recorded file (fragments on the wall-clock timeline, an edit list) presents from 0 for its
-/// own length: ffprobe's start times are 0 and its packets' presentation times run from 0 to the
-/// file's length. Two consecutive files concatenate (the first's init, both files' fragments)
-/// into one stream that starts at 0 and decodes completely.
-///
-/// ffprobe's `duration` is not asserted: ffmpeg's mov demuxer (5.1 here, and Chromium's
-/// `<video src>`, which uses it) takes a fragmented track's duration from the raw end of its
-/// decode timeline (`tfdt` + durations), ignoring the edit list, so it shows the wall-clock
-/// offset (design 0006, "Presentation time"). Media Source Extensions honour the edit list.
+/// A recorded file (fragments from 0, `prft`s with the wall-clock time) plays on its own: ffprobe
+/// reports start 0 and the file's length as its duration, and its packets present from 0 to that
+/// length. Two consecutive files play in sequence as a user would play them, through ffmpeg's
+/// concat demuxer, every frame of both decoded in order.
 #[test]
-fn ffprobe_anchored_recordings_start_at_zero() {
+fn ffprobe_recorded_files_start_at_zero_and_last_their_length() {
     if !e2e() {
         return;
     }
     for codec in [Codec::H264, Codec::H265] {
-        let (_, aus) = clip(codec);
-        let mut file = anchored_init(codec);
-        file.extend(fragments(&aus, 1, WALL_90K).concat());
+        let file = recorded(codec, WALL_90K);
         let json = ffprobe_with(
-            &format!("{codec:?}-anchored.mp4"),
+            &format!("{codec:?}-recorded.mp4"),
             &file,
             &[
                 "-show_format",
@@ -487,23 +513,34 @@ fn ffprobe_anchored_recordings_start_at_zero() {
         assert_eq!(json_field(&json, "start_time"), "0.000000", "{json}");
         let format = &json[json.find("\"format\"").unwrap()..];
         assert_eq!(json_field(format, "start_time"), "0.000000", "{json}");
+        assert_eq!(json_field(format, "duration"), "10.000000", "{json}");
 
-        let mut joined = anchored_init(codec);
-        joined.extend(fragments(&aus, 1, WALL_90K).concat());
-        joined.extend(fragments(&aus, 6, WALL_90K + 250 * u64::from(FRAME_TICKS)).concat());
-        let json = ffprobe_with(
-            &format!("{codec:?}-joined.mp4"),
-            &joined,
-            &[
-                "-show_format",
-                "-show_entries",
-                "packet=pts_time,duration_time",
-            ],
-        );
-        check_ffprobe(&json, codec, 500);
-        assert_eq!(packet_span(&json), (0.0, 20.0), "{codec}");
-        let format = &json[json.find("\"format\"").unwrap()..];
-        assert_eq!(json_field(format, "start_time"), "0.000000", "{json}");
+        // Two consecutive 10 s files, through the concat demuxer.
+        let dir = std::env::temp_dir().join(format!(
+            "vantage-fmp4-concat-{codec:?}-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.mp4"), &file).unwrap();
+        std::fs::write(dir.join("b.mp4"), recorded(codec, WALL_90K + 900_000)).unwrap();
+        std::fs::write(dir.join("list.txt"), "file 'a.mp4'\nfile 'b.mp4'\n").unwrap();
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-f", "concat", "-safe", "0", "-i"])
+            .arg(dir.join("list.txt"))
+            .args(["-f", "framemd5", "-"])
+            .output()
+            .expect("ffmpeg installed");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+        // framemd5: one line per decoded frame, `stream, dts, pts, duration, size, md5`.
+        let pts: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(',').nth(2).unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(pts.len(), 500, "{codec}: every frame of both files");
+        assert!(pts.windows(2).all(|w| w[1] > w[0]), "{codec}: in order");
     }
 }
 

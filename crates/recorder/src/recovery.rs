@@ -17,6 +17,8 @@
 //! The index therefore never points at missing bytes, and the directory walk is bounded by the
 //! days a crash can have touched, not by the size of the archive.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::index::{Index, Keyframe, NewSegment, Segment, SegmentState};
 use crate::retention::DAY_MS;
 use crate::scan::{self, Scan};
@@ -84,14 +86,16 @@ fn remove_file(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// The key frames of a scanned file: the fragments that start with a key frame.
+/// The key frames of a scanned file: the fragments that start with a key frame, at their
+/// wall-clock time (from their `prft`: the segment's start plus the fragment's time in the file;
+/// in files written before `prft`s, the `tfdt`).
 fn keyframes(scan: &Scan) -> Vec<Keyframe> {
     scan.fragments
         .iter()
         .filter(|f| f.starts_with_key)
         .filter_map(|f| {
             Some(Keyframe {
-                time_90k: i64::try_from(f.base_decode_time).ok()?,
+                time_90k: i64::try_from(f.wall_90k).ok()?,
                 byte_offset: f.offset,
             })
         })
@@ -343,6 +347,7 @@ fn quarantine(dir: &Path, rel: &str) -> Result<(), Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use crate::index::{Index, NewSegment, SegmentState};

@@ -1,6 +1,8 @@
 //! Segment files on disk: the fMP4 reader ([`media::scan`], re-exported here) over a file, and
 //! cutting a torn file back to its last complete fragment (recovery).
 
+#![deny(clippy::indexing_slicing)]
+
 pub use media::scan::{FragmentInfo, MAX_META_BOX_LEN, Scan, Source, scan_bytes, scan_source};
 
 use base::{Error, ErrorKind, bail};
@@ -72,6 +74,7 @@ impl Source for FileSource {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // Tests index known fixtures.
 mod tests {
     use super::*;
     use media::fmp4::{Sample, fragment, init_segment};

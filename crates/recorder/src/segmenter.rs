@@ -155,24 +155,24 @@ pub struct Segmenter {
     stats: SegmenterStats,
 }
 
-/// The init segment of a segment file whose first fragment starts at anchored time `start_90k`:
-/// its edit lists make the file present from 0 (`media_time` = `start_90k`, the first `tfdt`),
-/// and `mvhd` carries the wall-clock start. The fragments keep their anchored `tfdt`s, so
-/// consecutive files still concatenate on one timeline. Fails as
-/// [`media::fmp4::init_segment_at`] does, and with `InvalidArgument` for a time before 1970.
+/// The init segment of a segment file that starts at anchored time `start_90k` (its name and
+/// index row) and whose first fragment is decoded at `first_decode_90k` in the file: 0 normally,
+/// since each file's `tfdt`s count from the segment's start, so the file plays on its own from 0
+/// for its own length. The wall-clock start is the creation time of `mvhd`, `tkhd` and `mdhd`
+/// (and every fragment's `prft` maps its media time to the wall clock). A file whose first
+/// fragment was lost (`first_decode_90k` > 0) gets edit lists that present it from 0. Fails as
+/// [`media::fmp4::init_segment_at`] does.
 pub fn segment_init(
     params: &VideoParams,
     audio: Option<&AudioParams>,
     start_90k: i64,
+    first_decode_90k: u64,
 ) -> Result<Vec<u8>, base::Error> {
-    let Ok(decode_time_90k) = u64::try_from(start_90k) else {
-        base::bail!(InvalidArgument, "segment start {start_90k} before 1970");
-    };
     fmp4::init_segment_at(
         params,
         audio,
         fmp4::SegmentStart {
-            decode_time_90k,
+            decode_time_90k: first_decode_90k,
             unix_secs: start_90k.div_euclid(TICKS_PER_SEC),
         },
     )
@@ -366,7 +366,7 @@ impl Segmenter {
 
     fn open_segment(&mut self, t: i64, params: &Arc<VideoParams>, out: &mut Vec<Action>) {
         let audio = self.audio.clone();
-        match segment_init(params, audio.as_deref(), t) {
+        match segment_init(params, audio.as_deref(), t, 0) {
             Ok(init) => {
                 self.stats.segments += 1;
                 self.sequence = 0;
@@ -438,7 +438,8 @@ impl Segmenter {
             .collect();
         let start = gop[0].t;
         self.sequence = self.sequence.wrapping_add(1);
-        let Ok(base) = u64::try_from(start) else {
+        // The file's media time counts from the segment's start.
+        let Ok(base) = u64::try_from(start.saturating_sub(self.open_start)) else {
             self.stats.build_errors += 1;
             return;
         };
@@ -456,7 +457,11 @@ impl Segmenter {
             .as_ref()
             .map(|(dt, _)| (*dt, audio_samples.as_slice()));
         match fmp4::fragment_av(self.sequence, base, &samples, audio_arg) {
-            Ok(bytes) => {
+            Ok(moof_mdat) => {
+                // The fragment's wall-clock time first, in the same write.
+                let mut bytes = Vec::with_capacity(fmp4::PRFT_LEN + moof_mdat.len());
+                bytes.extend_from_slice(&fmp4::prft(start, base));
+                bytes.extend_from_slice(&moof_mdat);
                 self.stats.fragments += 1;
                 let end = end.max(start);
                 self.written_end = end;
@@ -489,8 +494,11 @@ impl Segmenter {
             return None;
         }
         let rate = i128::from(params.sample_rate.max(1));
+        // The offset from the segment's start (where the video's media time is 0) in samples.
+        let open_start = self.open_start;
         let to_rate = |t: i64| -> u64 {
-            let v = (i128::from(t.max(0)) * rate + 45_000) / i128::from(TICKS_PER_SEC);
+            let since = t.saturating_sub(open_start).max(0);
+            let v = (i128::from(since) * rate + 45_000) / i128::from(TICKS_PER_SEC);
             u64::try_from(v).unwrap_or(u64::MAX)
         };
         let first = self.audio_pending.front().map_or(0, |(_, t)| to_rate(*t));
@@ -700,6 +708,29 @@ mod tests {
                 (f64::from(in_scan) - want).abs() <= 2.0,
                 "segment of {secs} s has {in_scan} audio frames, want about {want}"
             );
+            // A/V sync within the file: the video's media time starts at 0, the audio's at its
+            // offset from the segment's first video frame, in samples (the audio frames fall
+            // every 5760 ticks from the first segment's start, which is also an audio frame's).
+            let first = &s.frags[0].bytes;
+            let tfdts: Vec<u64> = first
+                .windows(4)
+                .enumerate()
+                .filter(|(_, w)| *w == b"tfdt")
+                .map(|(i, _)| u64::from_be_bytes(first[i + 8..i + 16].try_into().unwrap()))
+                .collect();
+            // (The first segment's first audio frame came before any video: not recorded.)
+            let since = (s.start - segs[0].start) % 5760;
+            let offset_ticks = if s.start == segs[0].start {
+                5760
+            } else {
+                (5760 - since) % 5760
+            };
+            let want_audio = (offset_ticks as u64 * 16_000 + 45_000) / 90_000;
+            assert_eq!(
+                tfdts,
+                [0, want_audio],
+                "video and audio tfdt of the first fragment"
+            );
             // Every fragment after the first of a segment carries the audio of its GOP.
             for f in &s.frags[1..] {
                 assert!(
@@ -814,11 +845,14 @@ mod tests {
             assert_eq!(sc.start_90k(), Some(s.start as u64));
             assert_eq!(sc.end_90k(), Some(end as u64));
             assert_eq!(sc.codec.as_deref(), Some("h264"));
-            // The init segment's edit list starts presentation at the first tfdt, and mvhd
-            // holds the wall-clock start (seconds since 1904).
-            let elst = s.init.windows(4).position(|w| w == b"elst").unwrap();
-            let media_time = i64::from_be_bytes(s.init[elst + 20..elst + 28].try_into().unwrap());
-            assert_eq!(media_time, s.start, "edit list media_time = first tfdt");
+            // The file's media starts at 0 (no edit list needed), each fragment's prft carries
+            // its wall-clock time, and mvhd holds the wall-clock start (seconds since 1904).
+            assert!(s.init.windows(4).all(|w| w != b"edts"), "no edit list");
+            for (f, sf) in s.frags.iter().zip(&sc.fragments) {
+                assert_eq!(sf.base_decode_time, (f.start_90k - s.start) as u64);
+                assert_eq!(sf.wall_90k, f.start_90k as u64);
+                assert_eq!(&f.bytes[4..8], b"prft");
+            }
             let mvhd = s.init.windows(4).position(|w| w == b"mvhd").unwrap();
             assert_eq!(s.init[mvhd + 4], 1, "mvhd version 1");
             let created = u64::from_be_bytes(s.init[mvhd + 8..mvhd + 16].try_into().unwrap());

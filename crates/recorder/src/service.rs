@@ -814,11 +814,12 @@ mod tests {
             assert_eq!(sc.end_90k(), Some(s.end_90k as u64));
             let kfs = ix.keyframes(s.id).unwrap();
             assert_eq!(kfs.len(), sc.fragments.len());
+            // Each key frame's time is the segment's start plus its time in the file, which
+            // starts at 0 (and its fragment's prft says so).
+            assert_eq!(sc.fragments[0].base_decode_time, 0);
             for (k, fr) in kfs.iter().zip(&sc.fragments) {
-                assert_eq!(
-                    (k.byte_offset, k.time_90k as u64),
-                    (fr.offset, fr.base_decode_time)
-                );
+                assert_eq!((k.byte_offset, k.time_90k as u64), (fr.offset, fr.wall_90k));
+                assert_eq!(k.time_90k, s.start_90k + fr.base_decode_time as i64);
             }
             keyframes += kfs.len();
         }

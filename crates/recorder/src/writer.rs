@@ -457,9 +457,11 @@ fn write(ctx: &Ctx, c: &mut Camera, f: FragmentOut) {
         match create(ctx, c, &p, f.start_90k) {
             Ok(mut o) => {
                 if f.start_90k != p.start_90k {
-                    // The segment's first fragment was lost: the edit list must start at the
-                    // first fragment written.
-                    match segment_init(&p.params, p.audio.as_deref(), f.start_90k) {
+                    // The segment's first fragment was lost: the file starts at this fragment,
+                    // whose media time (counted from the segment's start) is not 0, so its init
+                    // segment gets an edit list that presents it from 0.
+                    let first = u64::try_from(f.start_90k - p.start_90k).unwrap_or(0);
+                    match segment_init(&p.params, p.audio.as_deref(), f.start_90k, first) {
                         Ok(init) => o.init = Some(init),
                         Err(e) => tracing::warn!("camera {}: init segment: {e}", c.id),
                     }

@@ -270,17 +270,24 @@ fn mp4_files(dir: &Path) -> Vec<String> {
 fn check_index(rec: &Path) -> Vec<Row> {
     let db = open_index(&rec.join("index.db"));
     let rows = rows(&db);
-    let mut kf: HashMap<i64, Vec<u64>> = HashMap::new();
+    // Per segment: (byte offset, time) of its key-frame rows.
+    let mut kf: HashMap<i64, Vec<(u64, i64)>> = HashMap::new();
     {
         let mut q = db
-            .prepare("SELECT segment_id, byte_offset FROM keyframe")
+            .prepare("SELECT segment_id, byte_offset, time_90k FROM keyframe")
             .expect("prepare");
         for r in q
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
             .expect("query")
         {
-            let (s, o) = r.expect("row");
-            kf.entry(s).or_default().push(o as u64);
+            let (s, o, t) = r.expect("row");
+            kf.entry(s).or_default().push((o as u64, t));
         }
     }
     assert!(!rows.is_empty(), "no segments recorded");
@@ -307,14 +314,31 @@ fn check_index(rec: &Path) -> Vec<Row> {
         assert_eq!(sc.start_90k(), Some(r.start_90k as u64), "start of {r:?}");
         assert_eq!(sc.end_90k(), Some(r.end_90k as u64), "end of {r:?}");
         assert!(r.end_wall_ms >= r.start_wall_ms, "{r:?}");
-        let offsets: HashSet<u64> = sc.fragments.iter().map(|f| f.offset).collect();
+        // Each file's media time starts at 0 (or, when the segment's first GOP could not be
+        // written, where the file's edit list starts it); the fragments' wall-clock times (from
+        // their prfts) are the segment's start plus their time in the file.
+        let has_edit = std::fs::read(&path).expect("read")[..sc.init_len as usize]
+            .windows(4)
+            .any(|w| w == b"elst");
+        assert_eq!(first.base_decode_time == 0, !has_edit, "{r:?} starts at 0");
+        let times: HashMap<u64, i64> = sc
+            .fragments
+            .iter()
+            .map(|f| {
+                let in_file = f.base_decode_time - first.base_decode_time;
+                assert_eq!(f.wall_90k, r.start_90k as u64 + in_file, "{r:?}");
+                (f.offset, f.wall_90k as i64)
+            })
+            .collect();
         let seg_kf = kf.remove(&r.id).unwrap_or_default();
-        for o in &seg_kf {
-            assert!(
-                offsets.contains(o),
-                "{r:?}: key frame at {o} is no fragment"
+        for (o, t) in &seg_kf {
+            assert_eq!(
+                times.get(o),
+                Some(t),
+                "{r:?}: key frame at {o} ({t}) is no fragment at that time"
             );
         }
+        let seg_kf: Vec<u64> = seg_kf.into_iter().map(|(o, _)| o).collect();
         let keys: HashSet<u64> = sc
             .fragments
             .iter()

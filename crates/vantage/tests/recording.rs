@@ -102,15 +102,16 @@ fn ffprobe(file: &Path) -> (u64, String, u64) {
     )
 }
 
-/// ffprobe's presentation timeline of a file's video (E2E only): the format's start time, the
-/// first video packet's time and the end of the last one (pts + duration), seconds. A segment
-/// plays on its own from 0 (its edit list), whatever its wall-clock `tfdt`s.
-fn ffprobe_span(file: &Path) -> (f64, f64, f64) {
+/// ffprobe's presentation timeline of a file's video (E2E only): the format's start time and
+/// duration, the video stream's duration, the first video packet's time and the end of the last
+/// one (pts + duration), seconds. A segment plays on its own from 0 for its own length (its
+/// `tfdt`s start at 0).
+fn ffprobe_span(file: &Path) -> (f64, f64, f64, f64, f64) {
     let out = std::process::Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0"])
         .args([
             "-show_entries",
-            "format=start_time:packet=pts_time,duration_time",
+            "format=start_time,duration:stream=duration:packet=pts_time,duration_time",
             "-of",
             "json",
         ])
@@ -136,8 +137,112 @@ fn ffprobe_span(file: &Path) -> (f64, f64, f64) {
         .iter()
         .map(|p| num(&p["pts_time"]) + num(&p["duration_time"]))
         .fold(f64::MIN, f64::max);
-    (num(&v["format"]["start_time"]), first, end)
+    (
+        num(&v["format"]["start_time"]),
+        num(&v["format"]["duration"]),
+        num(&v["streams"][0]["duration"]),
+        first,
+        end,
+    )
 }
+
+/// Plays `files` one after the other through ffmpeg's concat demuxer, as a user plays
+/// consecutive segments, decoding every video frame (E2E only): the frames' presentation times,
+/// in decode order.
+fn ffmpeg_concat_pts(dir: &Path, files: &[PathBuf]) -> Vec<i64> {
+    let list = dir.join("concat.txt");
+    let mut text = String::new();
+    for f in files {
+        text.push_str(&format!("file '{}'\n", f.display()));
+    }
+    std::fs::write(&list, text).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "concat", "-safe", "0", "-i"])
+        .arg(&list)
+        .args(["-map", "0:v", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg installed (VANTAGE_E2E=1)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg concat: {stderr}");
+    assert!(stderr.trim().is_empty(), "ffmpeg concat: {stderr}");
+    // framemd5: `stream, dts, pts, duration, size, md5` per decoded frame.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            l.split(',')
+                .nth(2)
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| panic!("framemd5 line {l}"))
+        })
+        .collect()
+}
+
+/// Headless Chromium loads `file` in a plain `<video src>` (a `file://` page beside it) and
+/// plays it for a second (E2E only); returns what the element reports: `duration`,
+/// `current_time`, `frames` (`getVideoPlaybackQuality().totalVideoFrames`), `error`.
+fn chromium_video_src(dir: &Path, file: &Path) -> Value {
+    let page = dir.join("video_src.html");
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::copy(file, dir.join(&name)).unwrap();
+    std::fs::write(
+        &page,
+        format!("<video id=v muted autoplay playsinline src=\"{name}\"></video>"),
+    )
+    .unwrap();
+    let script = dir.join("video_src.js");
+    std::fs::write(&script, VIDEO_SRC_JS).unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["120", "node"])
+        .arg(&script)
+        .arg(format!("file://{}", page.display()))
+        .env("PEERS_HOME", common::peers_home())
+        .output()
+        .expect("node installed (VANTAGE_E2E=1)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chromium: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("chromium json")
+}
+
+/// The page script of [`chromium_video_src`]: Chromium launched as the shared peers'
+/// `whep_chromium.js` launches it; waits until the video played a second (or failed, or 20 s).
+const VIDEO_SRC_JS: &str = r#"
+const home = process.env.PEERS_HOME || (require('os').homedir() + '/.cache/peers');
+const { chromium } = require(home + '/npm/node_modules/playwright-core');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required', '--allow-file-access-from-files'];
+(async () => {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ARGS });
+  const out = { chromium: browser.version() };
+  try {
+    const page = await browser.newPage();
+    await page.goto(process.argv[2]);
+    Object.assign(out, await page.evaluate(() => new Promise(resolve => {
+      const v = document.getElementById('v');
+      const done = extra => resolve(Object.assign({
+        duration: v.duration, current_time: v.currentTime,
+        error: v.error ? v.error.code + ' ' + v.error.message : null,
+        frames: v.getVideoPlaybackQuality().totalVideoFrames,
+      }, extra));
+      const check = () => {
+        if (v.error) return done({});
+        if (v.currentTime >= 1.0 && v.getVideoPlaybackQuality().totalVideoFrames > 0) return done({});
+        setTimeout(check, 50);
+      };
+      v.play().catch(() => {});
+      check();
+      setTimeout(() => done({ timeout: true }), 20000);
+    })));
+  } catch (e) { out.exception = String(e); }
+  console.log(JSON.stringify(out));
+  await browser.close();
+})();
+"#;
 
 /// ffprobe's view of a file's audio stream: codec, sample rate, frames decoded, and the audio's
 /// start time minus the video's, seconds (E2E only).
@@ -364,10 +469,24 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
                 };
                 assert_eq!((codec.as_str(), width), (want, 640));
                 assert_eq!(frames, samples, "{}: every frame decodes", s.path);
-                // The segment presents from 0 for its own length (not from 1970).
-                let (start, first, end) = ffprobe_span(&file);
+                // The segment presents from 0 for its own length (not from 1970), and that is
+                // its video's duration (within one 40 ms frame) and the file's (for cam-a within
+                // two more 64 ms AAC frames: its last audio frame may end after the last video
+                // frame, and its contiguous audio timeline may run up to a frame ahead of the
+                // anchored time before the segmenter re-bases it).
+                let (start, duration, video, first, end) = ffprobe_span(&file);
                 let secs = dur as f64 / 90_000.0;
                 assert!(start.abs() < 0.001, "{}: starts at {start}", s.path);
+                assert!(
+                    (video - secs).abs() <= 0.04,
+                    "{}: video duration {video} s of a {secs} s segment",
+                    s.path
+                );
+                assert!(
+                    (duration - secs).abs() <= 0.04 + 2.0 * 0.064,
+                    "{}: duration {duration} s of a {secs} s segment",
+                    s.path
+                );
                 assert!(first.abs() < 0.001, "{}: first frame at {first}", s.path);
                 assert!(
                     (end - secs).abs() < 0.05,
@@ -384,32 +503,40 @@ async fn several_cameras_are_recorded_into_playable_contiguous_segments() {
         );
     }
     if e2e() {
-        // Fragments of consecutive segments concatenate: the init of the first and the
-        // fragments of both decode as one stream.
+        // Consecutive segments play in sequence as a user plays them: ffmpeg's concat demuxer
+        // decodes every frame of both, in order. They join without a gap in wall-clock time:
+        // the second starts (index row, and its first fragment's prft) where the first ends.
         let segs = ix.segments("cam-b", 0, i64::MAX).unwrap();
         let (s1, s2) = (&segs[0], &segs[1]);
-        let b1 = std::fs::read(rec_dir.join(&s1.path)).unwrap();
-        let b2 = std::fs::read(rec_dir.join(&s2.path)).unwrap();
-        let init2 = recorder::scan::scan_bytes(&b2).init_len as usize;
-        let joined: PathBuf = data.join("joined.mp4");
-        std::fs::write(&joined, [&b1[..], &b2[init2..]].concat()).unwrap();
-        let (frames, _, _) = ffprobe(&joined);
-        let n = |b: &[u8]| -> u64 {
-            recorder::scan::scan_bytes(b)
-                .fragments
-                .iter()
-                .map(|f| u64::from(f.samples))
-                .sum()
-        };
-        assert_eq!(frames, n(&b1) + n(&b2));
-        // One stream from 0 over both segments.
-        let (start, first, end) = ffprobe_span(&joined);
-        let both = (s2.end_90k - s1.start_90k) as f64 / 90_000.0;
-        assert!(
-            start.abs() < 0.001 && first.abs() < 0.001,
-            "{start} {first}"
+        assert_eq!(s2.start_90k, s1.end_90k, "contiguous in the index");
+        let (f1, f2) = (rec_dir.join(&s1.path), rec_dir.join(&s2.path));
+        let (sc1, sc2) = (
+            recorder::scan::scan_file(&f1).unwrap(),
+            recorder::scan::scan_file(&f2).unwrap(),
         );
-        assert!((end - both).abs() < 0.05, "{end} s of {both} s");
+        assert_eq!(sc2.start_90k(), sc1.end_90k(), "contiguous by their prfts");
+        assert_eq!(sc2.start_90k(), Some(s2.start_90k as u64));
+        assert_eq!(sc2.fragments[0].base_decode_time, 0, "each file from 0");
+        let n = |sc: &recorder::scan::Scan| -> usize {
+            sc.fragments.iter().map(|f| f.samples as usize).sum()
+        };
+        let pts = ffmpeg_concat_pts(&data, &[f1, f2.clone()]);
+        assert_eq!(pts.len(), n(&sc1) + n(&sc2), "every frame of both decodes");
+        assert!(pts.windows(2).all(|w| w[1] > w[0]), "in order: {pts:?}");
+
+        // Chromium plays one segment file on its own in a plain <video src>: its duration is
+        // the segment's length, and it plays.
+        let secs = (s2.end_90k - s2.start_90k) as f64 / 90_000.0;
+        let v = chromium_video_src(&data, &f2);
+        eprintln!("chromium <video src> of a {secs} s segment: {v}");
+        assert!(v["error"].is_null() && v["timeout"].is_null(), "{v}");
+        let duration = v["duration"].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            (duration - secs).abs() <= 0.1,
+            "<video> duration {duration} s of a {secs} s segment: {v}"
+        );
+        assert!(v["current_time"].as_f64().unwrap_or(0.0) >= 1.0, "{v}");
+        assert!(v["frames"].as_u64().unwrap_or(0) > 0, "{v}");
     }
     drop(rtsp);
 }
