@@ -8,7 +8,10 @@
 //! slice data is truncated (no parser here decodes pixels), so the mutator's edits land on headers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use media::fmp4::{AudioSample, Sample, fragment, fragment_av, init_segment, init_segment_av};
+use media::fmp4::{
+    AudioSample, Sample, SegmentStart, fragment, fragment_av, init_segment, init_segment_at,
+    init_segment_av, prft,
+};
 use media::nal::{annexb_nals, nal_type};
 use media::{Codec, VideoParams, split_access_units};
 use std::path::{Path, PathBuf};
@@ -83,13 +86,39 @@ fn segment(
     per: usize,
     audio: Option<(&media::AudioParams, &[Vec<u8>])>,
 ) -> Vec<u8> {
+    segment_from(codec, clip, frags, per, audio, None)
+}
+
+/// A segment as the recorder writes it since issue 9: creation times in the init segment (and an
+/// edit list when the first fragment is decoded after 0), a `prft` before every fragment giving
+/// its wall-clock time.
+fn recorded_segment(
+    codec: Codec,
+    clip: &[u8],
+    frags: usize,
+    per: usize,
+    start: SegmentStart,
+) -> Vec<u8> {
+    segment_from(codec, clip, frags, per, None, Some(start))
+}
+
+fn segment_from(
+    codec: Codec,
+    clip: &[u8],
+    frags: usize,
+    per: usize,
+    audio: Option<(&media::AudioParams, &[Vec<u8>])>,
+    recorded: Option<SegmentStart>,
+) -> Vec<u8> {
     let aus = split_access_units(codec, clip);
     let params = VideoParams::from_key_access_unit(codec, &aus[0].data, 1).expect("params");
-    let mut out = match audio {
-        Some((a, _)) => init_segment_av(&params, Some(a)),
-        None => init_segment(&params),
+    let mut out = match (audio, recorded) {
+        (a, Some(start)) => init_segment_at(&params, a.map(|(a, _)| a), start),
+        (Some((a, _)), None) => init_segment_av(&params, Some(a)),
+        (None, None) => init_segment(&params),
     }
     .expect("init segment");
+    let mut t = recorded.map_or(0, |r| r.decode_time_90k);
     let cut: Vec<Vec<u8>> = aus
         .iter()
         .take(frags * per)
@@ -102,7 +131,6 @@ fn segment(
             v
         })
         .collect();
-    let mut t = 0u64;
     for f in 0..frags {
         let samples: Vec<Sample> = cut[f * per..(f + 1) * per]
             .iter()
@@ -134,6 +162,10 @@ fn segment(
             None => fragment(seq, t, &samples),
         }
         .expect("fragment");
+        if let Some(r) = recorded {
+            let wall = r.unix_secs * 90_000 + (t - r.decode_time_90k) as i64;
+            out.extend_from_slice(&prft(wall, t));
+        }
         out.extend_from_slice(&frag);
         t += 3600 * per as u64;
     }
@@ -359,6 +391,21 @@ fn main() {
         t,
         "h265_1x2.mp4",
         &segment(Codec::H265, &h265_a, 1, 2, None),
+    );
+    let start = |decode_time_90k| SegmentStart {
+        decode_time_90k,
+        unix_secs: 1_796_089_055,
+    };
+    out.put(
+        t,
+        "h264_recorded_prft_2x3.mp4",
+        &recorded_segment(Codec::H264, &h264_a, 2, 3, start(0)),
+    );
+    // The file's first fragment was lost: an edit list maps its decode time to 0.
+    out.put(
+        t,
+        "h264_recorded_edit_list_1x2.mp4",
+        &recorded_segment(Codec::H264, &h264_a, 1, 2, start(180_000)),
     );
     let (aparams, aframes) = rtsp_server::audio::parse_adts(&aac).expect("aac fixture");
     let frames: Vec<Vec<u8>> = aframes.iter().take(3).map(|f| f.to_vec()).collect();
