@@ -16,6 +16,7 @@
 
 pub mod anchor;
 pub mod index;
+pub mod pins;
 pub mod recovery;
 pub mod retention;
 pub mod rotation;

@@ -11,9 +11,10 @@
 //!    remaining segments, across all cameras.
 //!
 //! A locked segment is never selected, not even in an emergency; what cannot be freed because of
-//! locks is reported as a shortfall.
+//! locks is reported as a shortfall. A segment pinned by a reader ([`plan_with_pins`]) is kept
+//! the same way while the pin lasts, and counted apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One recorded segment as retention sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +111,8 @@ pub struct Plan {
     pub shortfall_bytes: u64,
     /// Segments kept only because a lock covers them and some pass wanted them.
     pub locked_kept: usize,
+    /// Segments kept only because a reader pins them and some pass wanted them.
+    pub pinned_kept: usize,
 }
 
 /// Milliseconds per day.
@@ -123,12 +126,27 @@ pub fn plan(
     policy: &Policy,
     usage: Usage,
 ) -> Plan {
+    plan_with_pins(now_ms, segments, locks, &HashSet::new(), policy, usage)
+}
+
+/// [`plan`], where the segments in `pinned` (read by a playback or an export now, design 0008)
+/// are kept as locked ones are, and counted apart in [`Plan::pinned_kept`].
+pub fn plan_with_pins(
+    now_ms: i64,
+    segments: &[SegmentInfo],
+    locks: &[LockRange],
+    pinned: &HashSet<i64>,
+    policy: &Policy,
+    usage: Usage,
+) -> Plan {
     let active: Vec<&LockRange> = locks.iter().filter(|l| l.active(now_ms)).collect();
     let mut order: Vec<&SegmentInfo> = segments.iter().collect();
     order.sort_by_key(|s| (s.start_ms, s.id));
+    let is_pinned: Vec<bool> = order.iter().map(|s| pinned.contains(&s.id)).collect();
     let locked: Vec<bool> = order
         .iter()
-        .map(|s| active.iter().any(|l| l.covers(s)))
+        .zip(&is_pinned)
+        .map(|(s, &p)| p || active.iter().any(|l| l.covers(s)))
         .collect();
     let mut chosen: Vec<Option<Reason>> = vec![None; order.len()];
     let mut freed: u64 = 0;
@@ -200,7 +218,16 @@ pub fn plan(
         bytes_freed: freed,
         emergency,
         shortfall_bytes: shortfall,
-        locked_kept: wanted_locked.iter().filter(|&&w| w).count(),
+        locked_kept: wanted_locked
+            .iter()
+            .zip(&is_pinned)
+            .filter(|&(&w, &p)| w && !p)
+            .count(),
+        pinned_kept: wanted_locked
+            .iter()
+            .zip(&is_pinned)
+            .filter(|&(&w, &p)| w && p)
+            .count(),
     }
 }
 
@@ -328,6 +355,13 @@ mod tests {
         let locks = [lock("a", base, base + 2 * MIN)];
         let p = plan(NOW, &s, &locks, &pol, usage);
         assert_eq!(ids(&p), vec![11, 12, 3, 13]);
+        assert_eq!((p.locked_kept, p.pinned_kept), (2, 0));
+        // A reader pins camera a's first segment and b's second: the budget takes the next
+        // oldest instead, and the pinned ones are counted apart from locked ones.
+        let pinned = HashSet::from([1, 12]);
+        let p = plan_with_pins(NOW, &s, &locks[..0], &pinned, &pol, usage);
+        assert_eq!(ids(&p), vec![11, 2, 3, 13]);
+        assert_eq!((p.locked_kept, p.pinned_kept), (0, 2));
     }
 
     #[test]

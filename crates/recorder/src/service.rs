@@ -12,6 +12,7 @@
 //!   nothing walks the directory tree.
 
 use crate::index::{Index, RecordingSetting};
+use crate::pins::Pins;
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, Policy, Reason, Usage};
 use crate::segmenter::SegmenterConfig;
@@ -61,6 +62,9 @@ pub struct RecorderConfig {
     pub default_retention_days: u32,
     /// Recovery checks the files of each camera's segments of this last stretch.
     pub verify_window: Duration,
+    /// A reader's pin protects its segments from retention for at most this long (design 0008,
+    /// "Pins").
+    pub max_pin: Duration,
 }
 
 impl RecorderConfig {
@@ -76,6 +80,7 @@ impl RecorderConfig {
             retention_interval: Duration::from_secs(60),
             default_retention_days: 90,
             verify_window: Duration::from_secs(2 * 3600),
+            max_pin: Duration::from_secs(3600),
         }
     }
 }
@@ -136,6 +141,10 @@ pub struct RetentionStats {
     pub deleted_in_emergency: u64,
     /// From the last pass: segments a pass wanted but locks kept, and bytes it could not free.
     pub locked_kept: u64,
+    /// From the last pass: segments a pass wanted but readers (playback, exports) pinned.
+    pub pinned_kept: u64,
+    /// Since start: deletions put off because a reader pinned the segment.
+    pub skipped_pinned: u64,
     pub shortfall_bytes: u64,
     pub last_pass_ms: Option<i64>,
     pub last_error: Option<String>,
@@ -191,6 +200,8 @@ struct Writers {
 pub struct Recorder {
     cfg: RecorderConfig,
     index: Arc<Index>,
+    /// Segments readers hold; retention skips them (design 0008, "Pins").
+    pins: Arc<Pins>,
     shared: Arc<Shared>,
     clocks: Arc<dyn Clocks>,
     /// Recorded channels and their retention.
@@ -249,6 +260,7 @@ impl Recorder {
                 cleaner: None,
             }),
             settings: Mutex::new(settings),
+            pins: Pins::new(cfg.max_pin),
         });
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -313,6 +325,16 @@ impl Recorder {
 
     pub fn config(&self) -> &RecorderConfig {
         &self.cfg
+    }
+
+    /// The pin registry: readers pin the segments they read so retention keeps them.
+    pub fn pins(&self) -> &Arc<Pins> {
+        &self.pins
+    }
+
+    /// The recordings directory's path of a segment's `path` column.
+    pub fn segment_path(&self, relative: &str) -> PathBuf {
+        self.cfg.dir.join(relative)
     }
 
     pub fn recovery(&self) -> &RecoveryReport {
@@ -458,7 +480,16 @@ impl Recorder {
                 }
             }
         }
-        let mut plan = retention::plan(now_ms, &candidates, &locks, &policy, usage);
+        let mono = self.clocks.monotonic();
+        let pinned_of = |c: &[retention::SegmentInfo]| -> HashSet<i64> {
+            c.iter()
+                .filter(|s| self.pins.is_pinned(s.id, mono))
+                .map(|s| s.id)
+                .collect()
+        };
+        let mut pinned = pinned_of(&candidates);
+        let mut plan =
+            retention::plan_with_pins(now_ms, &candidates, &locks, &pinned, &policy, usage);
         // Budget and emergency need the oldest segments: walk the index in pages until enough
         // is selected or nothing older is left.
         const PAGE: usize = 2_000;
@@ -469,13 +500,16 @@ impl Recorder {
             after = Some((last.start_ms, last.id));
             let full = page.len() == PAGE;
             candidates.extend(page.into_iter().filter(|s| seen.insert(s.id)));
-            plan = retention::plan(now_ms, &candidates, &locks, &policy, usage);
+            pinned = pinned_of(&candidates);
+            plan = retention::plan_with_pins(now_ms, &candidates, &locks, &pinned, &policy, usage);
             if !full {
                 break;
             }
         }
-        self.delete(&plan)?;
+        let skipped = self.delete(&mut plan, mono)?;
         let mut st = self.retention_stats.lock();
+        st.pinned_kept = (plan.pinned_kept + skipped) as u64;
+        st.skipped_pinned += (plan.pinned_kept + skipped) as u64;
         st.passes += 1;
         st.emergency_passes += u64::from(plan.emergency);
         st.locked_kept = plan.locked_kept as u64;
@@ -509,14 +543,33 @@ impl Recorder {
         Ok(plan)
     }
 
-    /// Deletes the plan's segments: mark `deleting`, unlink, delete the row.
-    fn delete(&self, plan: &retention::Plan) -> Result<(), Error> {
+    /// Deletes the plan's segments: claim them from the pins (a reader may have pinned one since
+    /// the plan was made: it is kept, dropped from the plan and counted), mark `deleting`,
+    /// unlink, delete the row. Returns how many were kept for readers.
+    fn delete(&self, plan: &mut retention::Plan, now: std::time::Instant) -> Result<usize, Error> {
         let ids: Vec<i64> = plan.deletions.iter().map(|d| d.id).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let claim = self.pins.claim_for_deletion(&ids, now);
+        if !claim.pinned.is_empty() {
+            plan.deletions.retain(|d| !claim.pinned.contains(&d.id));
+            plan.bytes_freed = plan.deletions.iter().map(|d| d.bytes).sum();
+        }
+        let ids = claim.granted;
+        let result = self.delete_claimed(&ids);
+        for id in &ids {
+            self.pins.deleted(*id);
+        }
+        result.map(|()| claim.pinned.len())
+    }
+
+    fn delete_claimed(&self, ids: &[i64]) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());
         }
-        self.index.mark_deleting(&ids)?;
-        for id in ids {
+        self.index.mark_deleting(ids)?;
+        for &id in ids {
             let Some(s) = self.index.segment(id)? else {
                 continue;
             };
@@ -912,6 +965,38 @@ mod tests {
                 id
             })
             .collect()
+    }
+
+    #[test]
+    fn retention_skips_a_segment_a_reader_pins_until_the_reader_ends() {
+        let d = TempDir::new("retention-pins");
+        let now = T0_MS as i64 + 100 * DAY_MS;
+        let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(now as u64));
+        let mut cfg = RecorderConfig::new(&d.0);
+        cfg.min_free = Budget::Bytes(0);
+        cfg.default_retention_days = 90;
+        cfg.retention_interval = Duration::from_secs(3600);
+        let rec = Recorder::start(cfg, clocks.clone()).unwrap();
+        let old = fake_segments(
+            &rec,
+            &[("cam-a", now - 95 * DAY_MS), ("cam-a", now - 91 * DAY_MS)],
+        );
+        let guard = rec.pins().pin(&[old[1]], clocks.monotonic()).unwrap();
+        let plan = rec.retention_pass().unwrap();
+        let deleted: Vec<i64> = plan.deletions.iter().map(|x| x.id).collect();
+        assert_eq!(deleted, vec![old[0]]);
+        assert_eq!(plan.pinned_kept, 1);
+        assert!(rec.index.segment(old[1]).unwrap().is_some());
+        assert_eq!(count_files(&d.0), 1, "the pinned file stays on disk");
+        let st = rec.status().unwrap().retention;
+        assert_eq!((st.pinned_kept, st.skipped_pinned), (1, 1));
+        drop(guard);
+        let plan = rec.retention_pass().unwrap();
+        assert_eq!(plan.deletions.len(), 1);
+        assert_eq!(plan.deletions[0].id, old[1]);
+        assert_eq!(rec.index.segment(old[1]).unwrap(), None);
+        assert_eq!(rec.status().unwrap().retention.pinned_kept, 0);
+        rec.shutdown();
     }
 
     #[test]
