@@ -2,11 +2,12 @@
 //!
 //! Each is a cheap-to-clone `Arc<str>` newtype, so a function that takes a `&CameraId` cannot be
 //! handed a reservation id by mistake. They borrow as `str` (a `HashMap<CameraId, _>` is looked up
-//! with a `&str`), display as the plain string, and convert from `&str`/`String`. Inside a crate,
+//! with a `&str`; `&id` coerces to `&str` where a lookup takes one), display as the plain string, and convert from `&str`/`String`. Inside a crate,
 //! and in SQLite rows and the API's JSON, plain strings stay.
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
 macro_rules! string_id {
@@ -30,6 +31,13 @@ macro_rules! string_id {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
                 &self.0
             }
         }
