@@ -1,4 +1,4 @@
-//! Ids that cross crates: [`CameraId`], [`ReservationId`] and [`SessionId`].
+//! Ids that cross crates: [`CameraId`], [`ChannelId`], [`ReservationId`] and [`SessionId`].
 //!
 //! Each is a cheap-to-clone `Arc<str>` newtype, so a function that takes a `&CameraId` cannot be
 //! handed a reservation id by mistake. They borrow as `str` (a `HashMap<CameraId, _>` is looked up
@@ -84,6 +84,25 @@ string_id!(
     /// A camera's stable id (`cam-001-sheikh-zayed`), as the catalog names it.
     CameraId
 );
+
+string_id!(
+    /// A live channel's id (`hub::Channel`, and the ingest source feeding it): the camera id for
+    /// a camera's main stream, `camera@quality` for a sub-stream. Its own type rather than a
+    /// [`CameraId`], because a sub-stream's channel id is not a camera id.
+    ChannelId
+);
+
+impl ChannelId {
+    /// The channel of a camera's main stream.
+    pub fn main(camera: &CameraId) -> Self {
+        ChannelId(camera.0.clone())
+    }
+
+    /// The channel of a camera's sub-stream of `quality`.
+    pub fn substream(camera: &CameraId, quality: &str) -> Self {
+        ChannelId(format!("{camera}@{quality}").into())
+    }
+}
 
 string_id!(
     /// A stream reservation's id, as admission issues it.

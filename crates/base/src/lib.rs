@@ -10,7 +10,7 @@ pub mod time;
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks, TokioClocks};
 pub use error::{Error, ErrorKind, ResultExt};
-pub use id::{CameraId, ReservationId, SessionId};
+pub use id::{CameraId, ChannelId, ReservationId, SessionId};
 pub use redact::{
     is_credential_query_key, is_secret_query_key, query_credential_keys, query_secrets,
     redact_secret_in, redact_url,
