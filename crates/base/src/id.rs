@@ -85,6 +85,13 @@ string_id!(
     CameraId
 );
 
+/// The empty id, for structs that derive `Default` and fill it in.
+impl Default for CameraId {
+    fn default() -> Self {
+        CameraId("".into())
+    }
+}
+
 string_id!(
     /// A live channel's id (`hub::Channel`, and the ingest source feeding it): the camera id for
     /// a camera's main stream, `camera@quality` for a sub-stream. Its own type rather than a
