@@ -7,6 +7,7 @@ use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, State};
+use base::CameraId;
 use base::clock::rfc3339_ms;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -49,7 +50,7 @@ pub(crate) async fn timeline(
         return Err(invalid("start", "must be before end"));
     }
     let t =
-        st.timeline(&camera_id, start, end)
+        st.timeline(&CameraId::from(camera_id.as_str()), start, end)
             .await
             .map_err(|e| match (e.field, e.error.kind()) {
                 (Some(field), _) => invalid(field, e.error.message()),
