@@ -8,8 +8,8 @@
 
 mod memory;
 
-pub use memory::MemoryAdmission;
 pub use base::{CameraId, ReservationId, SessionId};
+pub use memory::MemoryAdmission;
 
 use std::collections::BTreeMap;
 use std::fmt;

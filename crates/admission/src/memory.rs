@@ -97,11 +97,7 @@ impl Admission for MemoryAdmission {
         let lease = self.limits.lease;
         let mut st = self.state.lock();
         if !req.ephemeral {
-            let key = (
-                req.user_id.to_owned(),
-                req.camera_id.clone(),
-                req.quality,
-            );
+            let key = (req.user_id.to_owned(), req.camera_id.clone(), req.quality);
             if let Some(id) = st.by_key.get(&key).cloned()
                 && let Some(r) = st.set_expiry(&id, now + lease)
             {
@@ -428,7 +424,10 @@ mod tests {
         let r2 = id(a.reserve(&e, at(0)));
         assert_ne!(r1, r2, "ephemeral reservations are never shared");
         assert_eq!(a.attach_session(&r1, &"s1".into()), Some(None));
-        assert_eq!(a.session_ended(&"s1".into()).map(|r| r.id), Some(r1.clone()));
+        assert_eq!(
+            a.session_ended(&"s1".into()).map(|r| r.id),
+            Some(r1.clone())
+        );
         assert!(a.get(&r1).is_none());
         // A normal reservation survives its session (the viewer may reconnect).
         let n = id(a.reserve(&req("c1", "OTHER", "op"), at(0)));

@@ -1,11 +1,11 @@
 //! Catalog: cameras with their live status, and agencies with their stream counts.
 
-use base::CameraId;
 use crate::extract::Query;
 use crate::model;
 use crate::{ApiError, AppState, camera_not_found};
 use axum::Json;
 use axum::extract::{Path, State};
+use base::CameraId;
 use node::ports::CameraView;
 use serde::Deserialize;
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! Stream reservations: reserve, heartbeat, release, listings, stats (JSON and WebSocket), audit.
 
-use base::{CameraId, ReservationId};
 use crate::extract::{JsonBody, Query};
 use crate::model;
 use crate::{
@@ -13,6 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base::{CameraId, ReservationId};
 use node::ports::Release;
 use node::reservations::AdmitError;
 use serde::Deserialize;

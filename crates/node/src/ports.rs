@@ -204,7 +204,8 @@ pub trait Recordings: Send + Sync {
         lock: NewLock,
         actor: &'a str,
     ) -> BoxFuture<'a, Result<CreatedLock, Error>>;
-    fn locks(&self, camera_id: Option<CameraId>) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>>;
+    fn locks(&self, camera_id: Option<CameraId>)
+    -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>>;
     fn lock(&self, id: i64) -> BoxFuture<'_, Result<Option<EvidenceLock>, Error>>;
     /// Deletes a lock (audited as `actor`); false when unknown.
     fn delete_lock<'a>(&'a self, id: i64, actor: &'a str) -> BoxFuture<'a, Result<bool, Error>>;

@@ -276,7 +276,10 @@ impl Recordings for Arc<Services> {
         })
     }
 
-    fn locks(&self, camera_id: Option<CameraId>) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>> {
+    fn locks(
+        &self,
+        camera_id: Option<CameraId>,
+    ) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>> {
         blocking(self, move |st| {
             st.recorder.index().locks(camera_id.as_deref())
         })
