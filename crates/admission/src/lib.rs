@@ -8,6 +8,7 @@
 
 mod memory;
 
+pub use base::{CameraId, ReservationId, SessionId};
 pub use memory::MemoryAdmission;
 
 use std::collections::BTreeMap;
@@ -49,15 +50,15 @@ impl fmt::Display for Quality {
 /// A user's lease on live viewing of one camera.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reservation {
-    pub id: String,
-    pub camera_id: String,
+    pub id: ReservationId,
+    pub camera_id: CameraId,
     pub agency: String,
     pub user_id: String,
     pub quality: Quality,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
     /// The WHEP session attached, if any.
-    pub session: Option<String>,
+    pub session: Option<SessionId>,
     /// Exists for exactly one WHEP session (per-camera WHEP endpoint): ends with it.
     pub ephemeral: bool,
 }
@@ -78,7 +79,7 @@ pub struct Limits {
 /// What a reserve asks for.
 #[derive(Clone, Debug)]
 pub struct Request<'a> {
-    pub camera_id: &'a str,
+    pub camera_id: CameraId,
     pub agency: &'a str,
     pub user_id: &'a str,
     pub quality: Quality,
@@ -224,7 +225,7 @@ pub trait Admission: Send + Sync + 'static {
     /// that vanished loses its reservation at most one lease after its last packet). Only leases
     /// ending before `now + lease / 2` are touched (renewing more often changes nothing a client
     /// can see), and a lease never moves backwards. Returns how many were renewed.
-    fn renew(&self, seen: &[(String, SystemTime)], now: SystemTime) -> usize;
+    fn renew(&self, seen: &[(ReservationId, SystemTime)], now: SystemTime) -> usize;
     /// Ends a reservation; returns it, or None if it did not exist.
     fn release(&self, id: &str) -> Option<Reservation>;
     /// Ends and returns every reservation whose lease ended at or before `now`.
@@ -234,9 +235,9 @@ pub trait Admission: Send + Sync + 'static {
     fn list(&self) -> Vec<Reservation>;
     /// Attaches a WHEP session; returns `Some(previous session)`, or None if the reservation is
     /// gone.
-    fn attach_session(&self, id: &str, session: &str) -> Option<Option<String>>;
+    fn attach_session(&self, id: &str, session: &SessionId) -> Option<Option<SessionId>>;
     /// A WHEP session ended: detaches it; an ephemeral reservation ends with it and is returned.
-    fn session_ended(&self, session: &str) -> Option<Reservation>;
+    fn session_ended(&self, session: &SessionId) -> Option<Reservation>;
     fn stats(&self) -> Stats;
     /// Increases whenever the counts in [`Admission::stats`] change.
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -7,12 +7,12 @@ use tokio::sync::watch;
 
 #[derive(Default)]
 struct State {
-    by_id: HashMap<String, Reservation>,
+    by_id: HashMap<ReservationId, Reservation>,
     /// (user, camera, quality) -> id, for idempotent repeats (non-ephemeral only).
-    by_key: HashMap<(String, String, Quality), String>,
-    by_session: HashMap<String, String>,
+    by_key: HashMap<(String, CameraId, Quality), ReservationId>,
+    by_session: HashMap<SessionId, ReservationId>,
     /// (expires_at, id), for expiry without scanning.
-    expiry: BTreeSet<(SystemTime, String)>,
+    expiry: BTreeSet<(SystemTime, ReservationId)>,
     per_agency: HashMap<String, u32>,
     per_user: HashMap<String, u32>,
     total: u32,
@@ -97,11 +97,7 @@ impl Admission for MemoryAdmission {
         let lease = self.limits.lease;
         let mut st = self.state.lock();
         if !req.ephemeral {
-            let key = (
-                req.user_id.to_owned(),
-                req.camera_id.to_owned(),
-                req.quality,
-            );
+            let key = (req.user_id.to_owned(), req.camera_id.clone(), req.quality);
             if let Some(id) = st.by_key.get(&key).cloned()
                 && let Some(r) = st.set_expiry(&id, now + lease)
             {
@@ -133,8 +129,8 @@ impl Admission for MemoryAdmission {
         }
         let r = Reservation {
             // Time-ordered (v7): audit-log index inserts stay append-mostly, and ids sort by creation.
-            id: uuid::Uuid::now_v7().simple().to_string(),
-            camera_id: req.camera_id.to_owned(),
+            id: uuid::Uuid::now_v7().simple().to_string().into(),
+            camera_id: req.camera_id.clone(),
             agency: req.agency.to_owned(),
             user_id: req.user_id.to_owned(),
             quality: req.quality,
@@ -159,7 +155,7 @@ impl Admission for MemoryAdmission {
         st.set_expiry(id, now + self.limits.lease)
     }
 
-    fn renew(&self, seen: &[(String, SystemTime)], now: SystemTime) -> usize {
+    fn renew(&self, seen: &[(ReservationId, SystemTime)], now: SystemTime) -> usize {
         let lease = self.limits.lease;
         let mut st = self.state.lock();
         let mut n = 0;
@@ -212,18 +208,19 @@ impl Admission for MemoryAdmission {
         v
     }
 
-    fn attach_session(&self, id: &str, session: &str) -> Option<Option<String>> {
+    fn attach_session(&self, id: &str, session: &SessionId) -> Option<Option<SessionId>> {
         let mut st = self.state.lock();
         let r = st.by_id.get_mut(id)?;
-        let previous = r.session.replace(session.to_owned());
+        let previous = r.session.replace(session.clone());
+        let rid = r.id.clone();
         if let Some(p) = &previous {
             st.by_session.remove(p);
         }
-        st.by_session.insert(session.to_owned(), id.to_owned());
+        st.by_session.insert(session.clone(), rid);
         Some(previous)
     }
 
-    fn session_ended(&self, session: &str) -> Option<Reservation> {
+    fn session_ended(&self, session: &SessionId) -> Option<Reservation> {
         let mut st = self.state.lock();
         let id = st.by_session.remove(session)?;
         let ephemeral = {
@@ -293,7 +290,7 @@ mod tests {
 
     fn req<'a>(camera: &'a str, agency: &'a str, user: &'a str) -> Request<'a> {
         Request {
-            camera_id: camera,
+            camera_id: camera.into(),
             agency,
             user_id: user,
             quality: Quality::Auto,
@@ -301,7 +298,7 @@ mod tests {
         }
     }
 
-    fn id(a: Result<Admitted, Denied>) -> String {
+    fn id(a: Result<Admitted, Denied>) -> ReservationId {
         a.expect("admitted").reservation().id.clone()
     }
 
@@ -344,7 +341,7 @@ mod tests {
         assert_eq!(a.renew(&seen(30), at(31)), 1);
         assert_eq!(a.get(&r).unwrap().expires_at, at(90));
         assert_eq!(a.renew(&seen(20), at(61)), 0, "never backwards");
-        assert_eq!(a.renew(&[("nope".to_owned(), at(31))], at(31)), 0);
+        assert_eq!(a.renew(&[("nope".into(), at(31))], at(31)), 0);
         assert_eq!(
             a.renew(&seen(89), at(95)),
             0,
@@ -426,18 +423,21 @@ mod tests {
         let r1 = id(a.reserve(&e, at(0)));
         let r2 = id(a.reserve(&e, at(0)));
         assert_ne!(r1, r2, "ephemeral reservations are never shared");
-        assert_eq!(a.attach_session(&r1, "s1"), Some(None));
-        assert_eq!(a.session_ended("s1").map(|r| r.id), Some(r1.clone()));
+        assert_eq!(a.attach_session(&r1, &"s1".into()), Some(None));
+        assert_eq!(
+            a.session_ended(&"s1".into()).map(|r| r.id),
+            Some(r1.clone())
+        );
         assert!(a.get(&r1).is_none());
         // A normal reservation survives its session (the viewer may reconnect).
         let n = id(a.reserve(&req("c1", "OTHER", "op"), at(0)));
-        a.attach_session(&n, "s2");
-        assert_eq!(a.attach_session(&n, "s3"), Some(Some("s2".into())));
+        a.attach_session(&n, &"s2".into());
+        assert_eq!(a.attach_session(&n, &"s3".into()), Some(Some("s2".into())));
         assert!(
-            a.session_ended("s2").is_none(),
+            a.session_ended(&"s2".into()).is_none(),
             "replaced session is no longer attached"
         );
-        assert!(a.session_ended("s3").is_none());
+        assert!(a.session_ended(&"s3".into()).is_none());
         assert!(a.get(&n).unwrap().session.is_none());
         assert_eq!(a.stats().active_streams, 2);
     }

@@ -5,6 +5,7 @@ use crate::model;
 use crate::{ApiError, AppState, camera_not_found};
 use axum::Json;
 use axum::extract::{Path, State};
+use base::CameraId;
 use node::ports::CameraView;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -122,7 +123,10 @@ pub(crate) async fn get_camera(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<model::Camera>, ApiError> {
-    let v = st.camera(&id).await.ok_or_else(|| camera_not_found(&id))?;
+    let v = st
+        .camera(&CameraId::from(id.as_str()))
+        .await
+        .ok_or_else(|| camera_not_found(&id))?;
     Ok(Json(camera(&v)))
 }
 

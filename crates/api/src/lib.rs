@@ -43,8 +43,8 @@ impl AppState {
 
 pub(crate) fn reservation(r: &Reservation) -> model::Reservation {
     model::Reservation {
-        reservation_id: r.id.clone(),
-        camera_id: r.camera_id.clone(),
+        reservation_id: r.id.to_string(),
+        camera_id: r.camera_id.to_string(),
         agency: r.agency.clone(),
         user_id: r.user_id.clone(),
         quality: r.quality.as_str().to_owned(),
@@ -142,10 +142,10 @@ async fn vms_status(
         requests_last_sync: s.requests_last_sync,
         requests_total: s.requests_total,
         last_changes: model::VmsChanges {
-            added: s.last_changes.added,
-            removed: s.last_changes.removed,
-            renamed: s.last_changes.renamed,
-            moved: s.last_changes.moved,
+            added: ids(s.last_changes.added),
+            removed: ids(s.last_changes.removed),
+            renamed: ids(s.last_changes.renamed),
+            moved: ids(s.last_changes.moved),
         },
         cameras_without_live_url: s.cameras_without_live_url,
         unmapped_cameras: s
@@ -201,4 +201,9 @@ pub(crate) fn invalid(field: &str, why: &str) -> ApiError {
         format!("طلب غير صالح: الحقل {field}"),
     )
     .detail("field", field)
+}
+
+/// Camera ids as the JSON contract's plain strings.
+fn ids(v: Vec<base::CameraId>) -> Vec<String> {
+    v.into_iter().map(|c| c.to_string()).collect()
 }

@@ -7,6 +7,7 @@ use crate::storage::parse_time;
 use crate::{ApiError, AppState, camera_not_found, invalid};
 use axum::Json;
 use axum::extract::{Path, State};
+use base::CameraId;
 use base::clock::rfc3339_ms;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -48,14 +49,14 @@ pub(crate) async fn timeline(
     if start >= end {
         return Err(invalid("start", "must be before end"));
     }
-    let t =
-        st.timeline(&camera_id, start, end)
-            .await
-            .map_err(|e| match (e.field, e.error.kind()) {
-                (Some(field), _) => invalid(field, e.error.message()),
-                (None, base::ErrorKind::NotFound) => camera_not_found(&camera_id),
-                _ => ApiError::from(e.error),
-            })?;
+    let t = st
+        .timeline(&CameraId::from(camera_id.as_str()), start, end)
+        .await
+        .map_err(|e| match (e.field, e.error.kind()) {
+            (Some(field), _) => invalid(field, e.error.message()),
+            (None, base::ErrorKind::NotFound) => camera_not_found(&camera_id),
+            _ => ApiError::from(e.error),
+        })?;
     let live = t.live.as_ref();
     let live_codec = live.map(|p| p.codec.display_name());
     let resolution = live.map(|p| format!("{}x{}", p.width, p.height));

@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use base::clock::{rfc3339_ms, unix_ms};
-use base::err;
+use base::{CameraId, err};
 use node::ports::{RecordingState, Recordings};
 use recorder::index::{EvidenceLock, NewLock};
 use serde::Deserialize;
@@ -57,7 +57,7 @@ pub(crate) async fn get_recording(
     Path(id): Path<String>,
 ) -> Result<Json<model::Recording>, ApiError> {
     let r = st
-        .recording(&id)
+        .recording(&CameraId::from(id.as_str()))
         .await?
         .ok_or_else(|| camera_not_found(&id))?;
     Ok(Json(recording(&r)))
@@ -86,7 +86,7 @@ pub(crate) async fn put_recording(
         },
     };
     let r = st
-        .set_recording(&id, continuous, retention_days)
+        .set_recording(&CameraId::from(id.as_str()), continuous, retention_days)
         .await?
         .ok_or_else(|| camera_not_found(&id))?;
     Ok(Json(recording(&r)))
@@ -184,7 +184,7 @@ pub(crate) async fn list_locks(
     Query(f): Query<LockFilter>,
 ) -> Result<Json<model::EvidenceLockList>, ApiError> {
     let now_ms = unix_ms(st.now());
-    let locks = st.locks(f.camera_id).await?;
+    let locks = st.locks(f.camera_id.map(CameraId::from)).await?;
     let evidence_locks: Vec<model::EvidenceLock> = locks.iter().map(|l| lock(l, now_ms)).collect();
     Ok(Json(model::EvidenceLockList {
         total: evidence_locks.len(),
@@ -235,7 +235,7 @@ pub(crate) async fn storage(
         .cameras
         .iter()
         .map(|c| model::CameraStorage {
-            camera_id: c.camera_id.clone(),
+            camera_id: c.camera_id.to_string(),
             recording: c.recording,
             retention_days: c.retention_days,
             segments: c.segments,

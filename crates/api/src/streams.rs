@@ -12,6 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base::{CameraId, ReservationId};
 use node::ports::Release;
 use node::reservations::AdmitError;
 use serde::Deserialize;
@@ -100,7 +101,7 @@ pub(crate) async fn reserve(
         Some(_) => return Err(invalid("quality", "must be one of low, medium, high, auto")),
     };
     let a = st
-        .reserve(&camera_id, &user_id, quality)
+        .reserve(&CameraId::from(camera_id.as_str()), &user_id, quality)
         .map_err(|e| admit_error(e, &camera_id))?;
     let status = match a {
         Admitted::Created(_) => StatusCode::CREATED,
@@ -114,10 +115,10 @@ pub(crate) async fn heartbeat(
     Path(id): Path<String>,
 ) -> Result<Json<model::Heartbeat>, ApiError> {
     let r = st
-        .heartbeat(&id)
+        .heartbeat(&ReservationId::from(id.as_str()))
         .ok_or_else(|| reservation_not_found(&id))?;
     Ok(Json(model::Heartbeat {
-        reservation_id: r.id,
+        reservation_id: r.id.to_string(),
         expires_at: base::clock::rfc3339(r.expires_at),
     }))
 }
@@ -128,7 +129,7 @@ pub(crate) async fn release(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    match st.release(&id) {
+    match st.release(&ReservationId::from(id.as_str())) {
         Release::Released | Release::AlreadyEnded => Ok(StatusCode::NO_CONTENT),
         Release::Unknown => Err(reservation_not_found(&id)),
     }
@@ -155,7 +156,7 @@ pub(crate) async fn list_reservations(
         .filter(|v| {
             f.camera_id
                 .as_ref()
-                .is_none_or(|c| *c == v.reservation.camera_id)
+                .is_none_or(|c| v.reservation.camera_id == c.as_str())
         })
         .map(|v| model::ReservationListItem {
             reservation: reservation(&v.reservation),
@@ -268,9 +269,9 @@ pub(crate) async fn audit(
                 at: base::clock::rfc3339(e.at),
                 at_ms: base::clock::unix_ms(e.at),
                 action: e.action.as_str().to_owned(),
-                reservation_id: e.reservation_id.clone(),
+                reservation_id: e.reservation_id.as_ref().map(|r| r.to_string()),
                 user_id: e.user_id.clone(),
-                camera_id: e.camera_id.clone(),
+                camera_id: e.camera_id.to_string(),
                 agency: e.agency.clone(),
                 quality: e.quality.clone(),
                 reason: e.reason.clone(),

@@ -7,7 +7,7 @@ use crate::{ApiError, AppState, camera_unavailable, reservation_not_found};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base::err;
+use base::{CameraId, ReservationId, err};
 use node::ports::{OfferError, OfferTarget};
 use std::sync::Arc;
 
@@ -88,7 +88,8 @@ pub(crate) async fn offer(
     sdp: String,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
-    answer(&st, OfferTarget::Reservation(&rid), &rid, &sdp).await
+    let id = ReservationId::from(rid.as_str());
+    answer(&st, OfferTarget::Reservation(&id), &rid, &sdp).await
 }
 
 /// `POST /whep/cameras/{camera_id}`: a WHEP endpoint per camera, as players and video walls
@@ -106,8 +107,9 @@ pub(crate) async fn camera_offer(
         .and_then(|v| v.to_str().ok())
         .filter(|u| !u.is_empty() && u.len() <= 256)
         .unwrap_or("anonymous");
+    let id = CameraId::from(camera_id.as_str());
     let target = OfferTarget::Camera {
-        camera_id: &camera_id,
+        camera_id: &id,
         user,
     };
     answer(&st, target, &camera_id, &sdp).await
@@ -147,7 +149,7 @@ pub(crate) async fn delete(
     State(st): State<Arc<AppState>>,
     Path((rid, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    if st.close_session(&rid, &sid) {
+    if st.close_session(&ReservationId::from(rid.as_str()), &sid) {
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::from(

@@ -11,7 +11,7 @@ pub mod core;
 pub use crate::core::{ChannelConfig, ChannelStats, SubscriberStats};
 
 use crate::core::ChannelCore;
-use base::Clocks;
+use base::{ChannelId, Clocks};
 use media::{AudioFrame, AudioParams, Frame, VideoParams};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -62,7 +62,7 @@ pub struct Status {
 
 /// One camera's channel.
 pub struct Channel {
-    id: String,
+    id: ChannelId,
     core: Mutex<ChannelCore>,
     status: Mutex<Status>,
     params: Mutex<Option<Arc<VideoParams>>>,
@@ -75,14 +75,14 @@ pub struct Channel {
 
 impl Channel {
     /// A channel on tokio's clock ([`base::TokioClocks`]); its status starts `Idle` at `now`.
-    pub fn new(id: impl Into<String>, cfg: ChannelConfig, now: SystemTime) -> Arc<Self> {
+    pub fn new(id: impl Into<ChannelId>, cfg: ChannelConfig, now: SystemTime) -> Arc<Self> {
         Self::build(id.into(), cfg, now, Arc::new(base::TokioClocks))
     }
 
     /// A channel whose demand (idle grace) runs on `clocks`: pass the supervisor's, so that a
     /// test on [`base::SimulatedClocks`] decides when the grace ends.
     pub fn with_clocks(
-        id: impl Into<String>,
+        id: impl Into<ChannelId>,
         cfg: ChannelConfig,
         clocks: Arc<dyn Clocks>,
     ) -> Arc<Self> {
@@ -91,7 +91,7 @@ impl Channel {
     }
 
     fn build(
-        id: String,
+        id: ChannelId,
         cfg: ChannelConfig,
         now: SystemTime,
         clocks: Arc<dyn Clocks>,
@@ -117,7 +117,7 @@ impl Channel {
         &self.clocks
     }
 
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ChannelId {
         &self.id
     }
 
@@ -380,7 +380,7 @@ impl Drop for Pin {
 /// All channels of the process, by camera id.
 #[derive(Default)]
 pub struct Hub {
-    channels: RwLock<BTreeMap<String, Arc<Channel>>>,
+    channels: RwLock<BTreeMap<ChannelId, Arc<Channel>>>,
 }
 
 impl Hub {
@@ -392,7 +392,7 @@ impl Hub {
     pub fn add(&self, channel: Arc<Channel>) -> Arc<Channel> {
         self.channels
             .write()
-            .entry(channel.id().to_owned())
+            .entry(channel.id().clone())
             .or_insert(channel)
             .clone()
     }

@@ -25,6 +25,7 @@ pub use supervisor::{
     Connector, RtspConnector, Sink, SupervisorHandle, spawn_supervisor, spawn_supervisor_with,
 };
 
+use base::ChannelId;
 use std::fmt;
 
 /// How RTP travels from the camera.
@@ -40,7 +41,8 @@ pub enum Transport {
 /// Where and how to fetch one camera's stream.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SourceConfig {
-    pub camera_id: String,
+    /// The channel this source feeds: the camera id, or `camera@quality` for a sub-stream.
+    pub camera_id: ChannelId,
     /// The RTSP URL; never contains credentials (sessions refuse URLs that do).
     pub url: url::Url,
     pub username: Option<String>,

@@ -11,7 +11,7 @@ pub fn spawn_session_janitor(st: Arc<Services>) -> tokio::task::JoinHandle<()> {
             match events.recv().await {
                 Ok(webrtc::SessionEvent::Ended { id, reason }) => {
                     tracing::info!(session = %id, %reason, "whep session ended");
-                    st.session_ended(id.as_str());
+                    st.session_ended(&id);
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {

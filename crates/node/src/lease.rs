@@ -18,13 +18,12 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// its peer sent (RTCP reports, STUN consent checks, arriving every second or so), so a viewer
 /// that vanishes without a word loses its reservation at most one lease after its last packet.
 pub fn lease_tick(st: &Services, now: SystemTime, mono: Instant) {
-    let live: Vec<(String, SystemTime)> = st
+    let live: Vec<(base::ReservationId, SystemTime)> = st
         .admission
         .list()
         .into_iter()
         .filter_map(|r| {
-            let id = webrtc::SessionId::parse(r.session.as_deref()?)?;
-            let info = st.whep.session_info(&id)?;
+            let info = st.whep.session_info(r.session.as_ref()?)?;
             if info.state != webrtc::SessionState::Connected {
                 return None;
             }

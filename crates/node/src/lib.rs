@@ -24,7 +24,7 @@ pub mod upstreams;
 mod views;
 
 use admission::{Admission, EndReason, Reservation};
-use base::Clocks;
+use base::{CameraId, ChannelId, Clocks, ReservationId, SessionId};
 use hub::Hub;
 use parking_lot::Mutex;
 use settings::Config;
@@ -73,7 +73,7 @@ impl Services {
     /// remembered (so a repeated release stays idempotent).
     pub fn ended(&self, r: &Reservation, reason: EndReason) {
         if let Some(sid) = &r.session {
-            self.close_session(sid);
+            self.whep.close_session(sid);
         }
         self.recently_ended.lock().insert(r.id.clone(), reason);
         self.audit.record(reservations::audit_event(
@@ -106,7 +106,7 @@ impl Services {
 
     /// The channel that serves a reservation: the camera's sub-stream for its quality if the
     /// camera has one, else its main stream.
-    pub fn channel_id(&self, camera_id: &str, quality: admission::Quality) -> String {
+    pub fn channel_id(&self, camera_id: &CameraId, quality: admission::Quality) -> ChannelId {
         match self.catalog.get(camera_id) {
             Some(c)
                 if c.camera
@@ -114,9 +114,9 @@ impl Services {
                     .iter()
                     .any(|(q, _)| q == quality.as_str()) =>
             {
-                format!("{camera_id}@{quality}")
+                ChannelId::substream(camera_id, quality.as_str())
             }
-            _ => camera_id.to_owned(),
+            _ => ChannelId::main(camera_id),
         }
     }
 
@@ -127,7 +127,7 @@ impl Services {
 
     /// A WHEP session is over: detaches it from its reservation, and ends a per-session
     /// (ephemeral) reservation.
-    pub fn session_ended(&self, sid: &str) {
+    pub fn session_ended(&self, sid: &SessionId) {
         if let Some(r) = self.admission.session_ended(sid) {
             self.ended(&r, EndReason::SessionEnded);
         }
@@ -137,14 +137,14 @@ impl Services {
 /// Ids of reservations that ended recently, bounded, for idempotent releases.
 #[derive(Default)]
 struct RecentlyEnded {
-    order: VecDeque<String>,
-    reasons: HashMap<String, EndReason>,
+    order: VecDeque<ReservationId>,
+    reasons: HashMap<ReservationId, EndReason>,
 }
 
 impl RecentlyEnded {
     const CAPACITY: usize = 10_000;
 
-    fn insert(&mut self, id: String, reason: EndReason) {
+    fn insert(&mut self, id: ReservationId, reason: EndReason) {
         if self.reasons.insert(id.clone(), reason).is_none() {
             self.order.push_back(id);
             if self.order.len() > Self::CAPACITY

@@ -7,6 +7,7 @@ use crate::Services;
 use crate::ports::{OfferError, OfferTarget, OpenedSession};
 use crate::reservations::admit;
 use admission::{EndReason, Quality, Reservation};
+use base::{ReservationId, SessionId};
 use hub::{Channel, State as ChannelState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,10 +83,10 @@ async fn negotiate(st: &Services, r: &Reservation, sdp: &str) -> Result<OpenedSe
         .await
         .map_err(OfferError::Session)?;
     drop(demand);
-    match st.admission.attach_session(rid, sid.as_str()) {
+    match st.admission.attach_session(rid, &sid) {
         Some(previous) => {
             if let Some(old) = previous {
-                st.close_session(&old);
+                st.whep.close_session(&old);
             }
         }
         None => {
@@ -97,14 +98,14 @@ async fn negotiate(st: &Services, r: &Reservation, sdp: &str) -> Result<OpenedSe
     tracing::info!(reservation = %rid, session = %sid, camera = %r.camera_id, "whep session created");
     Ok(OpenedSession {
         reservation_id: rid.clone(),
-        session_id: sid.as_str().to_owned(),
+        session_id: sid,
         answer,
     })
 }
 
 /// `DELETE` of a WHEP session: true also for a session that already ended on its own (the
 /// peer closed DTLS first), so clients can always clean up the same way.
-pub(crate) fn close(st: &Services, rid: &str, sid: &str) -> bool {
+pub(crate) fn close(st: &Services, rid: &ReservationId, sid: &str) -> bool {
     let attached = st
         .admission
         .get(rid)
@@ -112,7 +113,7 @@ pub(crate) fn close(st: &Services, rid: &str, sid: &str) -> bool {
     let closed = st.close_session(sid);
     // Detaches the session and ends a per-session reservation; the janitor does the same when
     // the Ended event arrives, whichever comes first.
-    st.session_ended(sid);
+    st.session_ended(&SessionId::from(sid));
     let known = webrtc::SessionId::parse(sid).is_some_and(|id| st.whep.session_info(&id).is_some());
     closed || attached || known
 }

@@ -7,7 +7,7 @@
 use crate::recording::Effective;
 use crate::reservations::AdmitError;
 use admission::{Admitted, Quality, Reservation};
-use base::Error;
+use base::{CameraId, Error, ReservationId, SessionId};
 use media::{AudioParams, VideoParams};
 use recorder::index::{EvidenceLock, NewLock, QueryError};
 use recorder::service::StorageStatus;
@@ -57,7 +57,7 @@ pub struct AgencyView {
 pub trait Cameras: Send + Sync {
     /// Every camera: the configuration's first, then the VMS's by name.
     fn cameras(&self) -> BoxFuture<'_, Vec<CameraView>>;
-    fn camera<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<CameraView>>;
+    fn camera<'a>(&'a self, id: &'a CameraId) -> BoxFuture<'a, Option<CameraView>>;
     fn agencies(&self) -> Vec<AgencyView>;
 }
 
@@ -91,16 +91,19 @@ pub struct StreamStats {
 #[derive(Clone, Copy, Debug)]
 pub enum OfferTarget<'a> {
     /// `POST {whep_url}` of an existing reservation.
-    Reservation(&'a str),
+    Reservation(&'a ReservationId),
     /// `POST /whep/cameras/{id}`: admitted as an ephemeral reservation of `user`.
-    Camera { camera_id: &'a str, user: &'a str },
+    Camera {
+        camera_id: &'a CameraId,
+        user: &'a str,
+    },
 }
 
 /// A WHEP session created for an offer.
 #[derive(Clone, Debug)]
 pub struct OpenedSession {
-    pub reservation_id: String,
-    pub session_id: String,
+    pub reservation_id: ReservationId,
+    pub session_id: SessionId,
     /// The SDP answer.
     pub answer: String,
 }
@@ -121,13 +124,13 @@ pub enum OfferError {
 pub trait Live: Send + Sync {
     fn reserve(
         &self,
-        camera_id: &str,
+        camera_id: &CameraId,
         user_id: &str,
         quality: Quality,
     ) -> Result<Admitted, AdmitError>;
     /// Renews a live reservation's lease; None when unknown or lapsed.
-    fn heartbeat(&self, reservation_id: &str) -> Option<Reservation>;
-    fn release(&self, reservation_id: &str) -> Release;
+    fn heartbeat(&self, reservation_id: &ReservationId) -> Option<Reservation>;
+    fn release(&self, reservation_id: &ReservationId) -> Release;
     /// Live reservations, oldest first.
     fn reservations(&self) -> Vec<ReservationView>;
     fn stats(&self) -> StreamStats;
@@ -139,7 +142,7 @@ pub trait Live: Send + Sync {
         sdp: &'a str,
     ) -> BoxFuture<'a, Result<OpenedSession, OfferError>>;
     /// `DELETE` of a WHEP session; false when neither the session nor its reservation knows it.
-    fn close_session(&self, reservation_id: &str, session_id: &str) -> bool;
+    fn close_session(&self, reservation_id: &ReservationId, session_id: &str) -> bool;
 }
 
 // ---- recordings -----------------------------------------------------------------------------
@@ -184,13 +187,13 @@ pub struct CreatedLock {
 pub trait Recordings: Send + Sync {
     fn recording<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
     ) -> BoxFuture<'a, Result<Option<RecordingState>, Error>>;
     /// Stores a camera's mode (overriding the configuration's) and applies it at once; None for
     /// a camera not in the catalog.
     fn set_recording<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
         continuous: bool,
         retention_days: Option<u32>,
     ) -> BoxFuture<'a, Result<Option<RecordingState>, Error>>;
@@ -201,7 +204,8 @@ pub trait Recordings: Send + Sync {
         lock: NewLock,
         actor: &'a str,
     ) -> BoxFuture<'a, Result<CreatedLock, Error>>;
-    fn locks(&self, camera_id: Option<String>) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>>;
+    fn locks(&self, camera_id: Option<CameraId>)
+    -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>>;
     fn lock(&self, id: i64) -> BoxFuture<'_, Result<Option<EvidenceLock>, Error>>;
     /// Deletes a lock (audited as `actor`); false when unknown.
     fn delete_lock<'a>(&'a self, id: i64, actor: &'a str) -> BoxFuture<'a, Result<bool, Error>>;
@@ -211,7 +215,7 @@ pub trait Recordings: Send + Sync {
     /// naming its `field` for a window beyond the index's bounds (span, segment count).
     fn timeline<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
         start: SystemTime,
         end: SystemTime,
     ) -> BoxFuture<'a, Result<Timeline, QueryError>>;

@@ -65,7 +65,7 @@ pub fn apply(st: &Services) {
         .iter()
         .filter(|(c, e)| c.enabled && e.continuous)
         .map(|(c, e)| RecordSpec {
-            camera_id: c.id.clone(),
+            camera_id: c.id.as_str().into(),
             retention_days: e.retention_days,
         })
         .collect();

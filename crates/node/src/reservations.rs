@@ -4,6 +4,7 @@
 
 use crate::Services;
 use admission::{Admitted, Denied, Quality, Request, Reservation};
+use base::CameraId;
 use std::time::SystemTime;
 
 /// Why a camera was not admitted.
@@ -24,7 +25,7 @@ pub enum AdmitError {
 /// WHEP session, ended with it).
 pub fn admit(
     st: &Services,
-    camera_id: &str,
+    camera_id: &CameraId,
     user_id: &str,
     quality: Quality,
     ephemeral: bool,
@@ -47,7 +48,7 @@ pub fn admit(
     }
     let now = st.clocks.realtime();
     let req = Request {
-        camera_id,
+        camera_id: camera_id.clone(),
         agency: &cam.agency,
         user_id,
         quality,
@@ -70,7 +71,7 @@ pub fn admit(
                 action: store::AuditAction::Deny,
                 reservation_id: None,
                 user_id: user_id.to_owned(),
-                camera_id: camera_id.to_owned(),
+                camera_id: camera_id.clone(),
                 agency: Some(cam.agency.clone()),
                 quality: Some(quality.as_str().to_owned()),
                 reason: Some(d.code().to_owned()),

@@ -28,7 +28,7 @@ fn desired(catalog: &Catalog) -> HashMap<String, SourceConfig> {
         );
         for (channel_id, url) in streams {
             let source = SourceConfig {
-                camera_id: channel_id.clone(),
+                camera_id: channel_id.as_str().into(),
                 url: url.clone(),
                 username: cam.username.clone(),
                 password: cam.password.clone(),

@@ -9,7 +9,7 @@ use crate::timeline;
 use crate::{Services, live};
 use admission::{Admitted, EndReason, Quality, Reservation};
 use base::clock::{rfc3339_ms, unix_ms};
-use base::{Error, err};
+use base::{CameraId, Error, ReservationId, err};
 use recorder::index::{EvidenceLock, NewLock, QueryError, RecordingSetting};
 use recorder::service::StorageStatus;
 use std::collections::HashMap;
@@ -76,7 +76,7 @@ impl Services {
                 .catalog
                 .get(&l.camera_id)
                 .map(|c| c.camera.agency.clone()),
-            camera_id: l.camera_id.clone(),
+            camera_id: l.camera_id.as_str().into(),
             quality: None,
             reason: Some(l.reason.clone()),
             detail: Some(format!(
@@ -105,7 +105,7 @@ impl Cameras for Arc<Services> {
         })
     }
 
-    fn camera<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<CameraView>> {
+    fn camera<'a>(&'a self, id: &'a CameraId) -> BoxFuture<'a, Option<CameraView>> {
         Box::pin(async move {
             let c = self.catalog.get(id)?;
             let stored = blocking(self, |st| Ok(stored_settings(st)))
@@ -131,19 +131,19 @@ impl Cameras for Arc<Services> {
 impl Live for Arc<Services> {
     fn reserve(
         &self,
-        camera_id: &str,
+        camera_id: &CameraId,
         user_id: &str,
         quality: Quality,
     ) -> Result<Admitted, AdmitError> {
         admit(self, camera_id, user_id, quality, false)
     }
 
-    fn heartbeat(&self, reservation_id: &str) -> Option<Reservation> {
+    fn heartbeat(&self, reservation_id: &ReservationId) -> Option<Reservation> {
         self.admission
             .heartbeat(reservation_id, self.clocks.realtime())
     }
 
-    fn release(&self, reservation_id: &str) -> Release {
+    fn release(&self, reservation_id: &ReservationId) -> Release {
         match self.admission.release(reservation_id) {
             Some(r) => {
                 self.ended(&r, EndReason::Released);
@@ -196,7 +196,7 @@ impl Live for Arc<Services> {
         Box::pin(live::offer(self, target, sdp))
     }
 
-    fn close_session(&self, reservation_id: &str, session_id: &str) -> bool {
+    fn close_session(&self, reservation_id: &ReservationId, session_id: &str) -> bool {
         live::close(self, reservation_id, session_id)
     }
 }
@@ -204,7 +204,7 @@ impl Live for Arc<Services> {
 impl Recordings for Arc<Services> {
     fn recording<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
     ) -> BoxFuture<'a, Result<Option<RecordingState>, Error>> {
         let id = camera_id.to_owned();
         blocking(self, move |st| {
@@ -217,7 +217,7 @@ impl Recordings for Arc<Services> {
 
     fn set_recording<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
         continuous: bool,
         retention_days: Option<u32>,
     ) -> BoxFuture<'a, Result<Option<RecordingState>, Error>> {
@@ -229,7 +229,7 @@ impl Recordings for Arc<Services> {
             crate::recording::set(
                 st,
                 &RecordingSetting {
-                    camera_id: id,
+                    camera_id: id.to_string(),
                     continuous,
                     retention_days,
                 },
@@ -276,7 +276,10 @@ impl Recordings for Arc<Services> {
         })
     }
 
-    fn locks(&self, camera_id: Option<String>) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>> {
+    fn locks(
+        &self,
+        camera_id: Option<CameraId>,
+    ) -> BoxFuture<'_, Result<Vec<EvidenceLock>, Error>> {
         blocking(self, move |st| {
             st.recorder.index().locks(camera_id.as_deref())
         })
@@ -307,7 +310,7 @@ impl Recordings for Arc<Services> {
 
     fn timeline<'a>(
         &'a self,
-        camera_id: &'a str,
+        camera_id: &'a CameraId,
         start: SystemTime,
         end: SystemTime,
     ) -> BoxFuture<'a, Result<Timeline, QueryError>> {

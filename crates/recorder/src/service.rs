@@ -17,7 +17,7 @@ use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, Policy, Reason, Usage};
 use crate::segmenter::SegmenterConfig;
 use crate::writer::{self, Command, Ctx, LagHistogram, Shared, SyncJob, WriterConfig};
-use base::{Clocks, Error, ErrorKind, ResultExt};
+use base::{CameraId, Clocks, Error, ErrorKind, ResultExt};
 use hub::{Channel, Hub};
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -124,8 +124,8 @@ pub fn fs_usage(path: &Path) -> Result<FsUsage, Error> {
 /// A camera to record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordSpec {
-    /// The channel (camera) id.
-    pub camera_id: String,
+    /// The camera (its channel is the camera's main stream).
+    pub camera_id: CameraId,
     pub retention_days: u32,
 }
 
@@ -171,7 +171,7 @@ pub struct StorageStatus {
 /// One camera in [`StorageStatus`].
 #[derive(Clone, Debug, Default)]
 pub struct CameraStorage {
-    pub camera_id: String,
+    pub camera_id: CameraId,
     pub segments: u64,
     pub bytes: u64,
     pub oldest_ms: Option<i64>,
@@ -368,7 +368,7 @@ impl Recorder {
             tracing::info!(camera = %id, "recording stopped");
         }
         for w in wanted {
-            if let Some(entry) = rec.get_mut(&w.camera_id) {
+            if let Some(entry) = rec.get_mut(w.camera_id.as_str()) {
                 entry.1 = w.retention_days;
                 continue;
             }
@@ -376,12 +376,12 @@ impl Recorder {
                 continue;
             };
             let sub = ch.subscribe_av(Default::default());
-            rec.insert(w.camera_id.clone(), (ch, w.retention_days));
+            rec.insert(w.camera_id.to_string(), (ch, w.retention_days));
             // An idle retention thread starts looking again.
             self.cleaner.0.lock().recheck = true;
             self.cleaner.1.notify_one();
             let _ = th.senders[thread_of(&w.camera_id, th.senders.len())]
-                .send(Command::Add(w.camera_id.clone(), sub));
+                .send(Command::Add(w.camera_id.to_string(), sub));
             tracing::info!(camera = %w.camera_id, "recording started");
         }
     }
@@ -608,7 +608,7 @@ impl Recorder {
             cameras.insert(
                 u.camera_id.clone(),
                 CameraStorage {
-                    camera_id: u.camera_id,
+                    camera_id: u.camera_id.into(),
                     segments: u.segments,
                     bytes: u.bytes,
                     oldest_ms: Some(u.oldest_wall_ms),
@@ -619,17 +619,17 @@ impl Recorder {
         }
         for (id, days) in &rec {
             let c = cameras.entry(id.clone()).or_insert_with(|| CameraStorage {
-                camera_id: id.clone(),
+                camera_id: id.as_str().into(),
                 ..CameraStorage::default()
             });
             c.recording = true;
             c.retention_days = *days;
         }
         for c in cameras.values_mut() {
-            c.writer = writers.get(&c.camera_id).cloned();
+            c.writer = writers.get(c.camera_id.as_str()).cloned();
             if !c.recording {
                 c.retention_days = known
-                    .get(&c.camera_id)
+                    .get(c.camera_id.as_str())
                     .copied()
                     .unwrap_or(self.cfg.default_retention_days);
             }

@@ -1,7 +1,7 @@
 //! The audit log of stream reservations: one row per reserve, idempotent repeat, denied reserve,
 //! (optional) heartbeat, release and expiry. See the crate docs for the write path.
 
-use base::{Error, ErrorKind, ResultExt, err};
+use base::{CameraId, Error, ErrorKind, ReservationId, ResultExt, err};
 use parking_lot::Mutex;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params_from_iter};
@@ -108,9 +108,9 @@ pub struct AuditEvent {
     pub at: SystemTime,
     pub action: AuditAction,
     /// `None` for a [`AuditAction::Deny`], which has no reservation.
-    pub reservation_id: Option<String>,
+    pub reservation_id: Option<ReservationId>,
     pub user_id: String,
-    pub camera_id: String,
+    pub camera_id: CameraId,
     pub agency: Option<String>,
     pub quality: Option<String>,
     /// Why: free text, so new reasons need no migration. As the node writes it today: for
@@ -129,7 +129,7 @@ impl AuditEvent {
         at: SystemTime,
         action: AuditAction,
         user_id: impl Into<String>,
-        camera_id: impl Into<String>,
+        camera_id: impl Into<CameraId>,
     ) -> AuditEvent {
         AuditEvent {
             at,
@@ -564,9 +564,9 @@ fn write_batch(conn: &mut Connection, batch: &[Box<AuditEvent>]) -> rusqlite::Re
         for ev in chunk {
             stmt.raw_bind_parameter(i, to_ms(ev.at))?;
             stmt.raw_bind_parameter(i + 1, ev.action.as_str())?;
-            stmt.raw_bind_parameter(i + 2, &ev.reservation_id)?;
+            stmt.raw_bind_parameter(i + 2, ev.reservation_id.as_deref())?;
             stmt.raw_bind_parameter(i + 3, &ev.user_id)?;
-            stmt.raw_bind_parameter(i + 4, &ev.camera_id)?;
+            stmt.raw_bind_parameter(i + 4, ev.camera_id.as_str())?;
             stmt.raw_bind_parameter(i + 5, &ev.agency)?;
             stmt.raw_bind_parameter(i + 6, &ev.quality)?;
             stmt.raw_bind_parameter(i + 7, &ev.reason)?;
@@ -651,9 +651,9 @@ fn run_query(conn: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result
             event: AuditEvent {
                 at: from_ms(r.get(1)?),
                 action,
-                reservation_id: r.get(3)?,
+                reservation_id: r.get::<_, Option<String>>(3)?.map(ReservationId::from),
                 user_id: r.get(4)?,
-                camera_id: r.get(5)?,
+                camera_id: CameraId::from(r.get::<_, String>(5)?),
                 agency: r.get(6)?,
                 quality: r.get(7)?,
                 reason: r.get(8)?,

@@ -42,7 +42,7 @@ fn t(ms: u64) -> SystemTime {
 fn event(i: u64, thread: u64) -> AuditEvent {
     let action = AuditAction::ALL[(i % 6) as usize];
     AuditEvent {
-        reservation_id: (action != AuditAction::Deny).then(|| format!("r-{thread}-{i}")),
+        reservation_id: (action != AuditAction::Deny).then(|| format!("r-{thread}-{i}").into()),
         agency: Some(["METRO", "BUS", "DUBAI_POLICE"][(i % 3) as usize].to_owned()),
         quality: Some("high".to_owned()),
         reason: matches!(action, AuditAction::Release | AuditAction::Expire)
@@ -349,7 +349,7 @@ async fn awkward_strings_round_trip() {
     ];
     for (i, s) in nasty.iter().enumerate() {
         let ev = AuditEvent {
-            reservation_id: Some(format!("{s}-r")),
+            reservation_id: Some(format!("{s}-r").into()),
             agency: Some((*s).to_owned()),
             quality: Some((*s).to_owned()),
             reason: Some((*s).to_owned()),

@@ -48,7 +48,7 @@ async fn main() {
             std::process::exit(2);
         };
         let src = SourceConfig {
-            camera_id: id,
+            camera_id: id.into(),
             url,
             username: None,
             password: None,

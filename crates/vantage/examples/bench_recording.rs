@@ -279,7 +279,7 @@ fn main() {
     let specs: Vec<RecordSpec> = channels
         .iter()
         .map(|c| RecordSpec {
-            camera_id: c.id().to_owned(),
+            camera_id: c.id().as_str().into(),
             retention_days: 90,
         })
         .collect();

@@ -1,6 +1,7 @@
 //! The camera catalog: cameras from the configuration file plus cameras discovered in the VMS,
 //! swapped atomically when a sync completes. Everything that asks "which cameras exist" reads it.
 
+use base::CameraId;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,13 +51,13 @@ impl CatalogCamera {
 /// What changed in a catalog swap, by camera id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CatalogDiff {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub renamed: Vec<String>,
+    pub added: Vec<CameraId>,
+    pub removed: Vec<CameraId>,
+    pub renamed: Vec<CameraId>,
     /// Moved to another agency (e.g. into another camera group).
-    pub moved: Vec<String>,
+    pub moved: Vec<CameraId>,
     /// Another stream URL or credentials: its upstream must restart.
-    pub source_changed: Vec<String>,
+    pub source_changed: Vec<CameraId>,
 }
 
 impl CatalogDiff {
@@ -124,14 +125,14 @@ impl Catalog {
         let mut d = CatalogDiff::default();
         for (id, new) in &after {
             match before.get(id) {
-                None => d.added.push((*id).to_owned()),
+                None => d.added.push(CameraId::from(*id)),
                 Some(old) => {
                     let (o, n) = (&old.camera, &new.camera);
                     if o.name != n.name {
-                        d.renamed.push((*id).to_owned());
+                        d.renamed.push(CameraId::from(*id));
                     }
                     if o.agency != n.agency {
-                        d.moved.push((*id).to_owned());
+                        d.moved.push(CameraId::from(*id));
                     }
                     if o.rtsp_url != n.rtsp_url
                         || o.username != n.username
@@ -140,7 +141,7 @@ impl Catalog {
                         || o.enabled != n.enabled
                         || o.substreams != n.substreams
                     {
-                        d.source_changed.push((*id).to_owned());
+                        d.source_changed.push(CameraId::from(*id));
                     }
                 }
             }
@@ -148,7 +149,7 @@ impl Catalog {
         d.removed = before
             .keys()
             .filter(|id| !after.contains_key(*id))
-            .map(|id| (*id).to_owned())
+            .map(|id| CameraId::from(*id))
             .collect();
         let changed = !d.is_empty() || *guard != Arc::new(next.clone());
         *guard = Arc::new(next);

@@ -19,30 +19,11 @@ use str0m::media::{MediaTime, Mid, Pt};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 use tracing::{debug, info};
 
-/// A random, unguessable session id (128 bits as 32 lower-case hex digits), usable in URLs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Arc<str>);
+pub use base::SessionId;
 
-impl SessionId {
-    pub(crate) fn random() -> Self {
-        SessionId(format!("{:032x}", rand::random::<u128>()).into())
-    }
-
-    /// Accepts only the form this crate generates (32 hex digits).
-    pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| SessionId(s.to_ascii_lowercase().into()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A fresh random session id.
+pub(crate) fn random_session_id() -> SessionId {
+    SessionId::from_random(rand::random::<u128>())
 }
 
 /// The life cycle of a session.
@@ -316,7 +297,7 @@ impl Session {
             .map(|m| Mid::from(m.as_str()))
             .filter(|m| rtc.media(*m).is_some())
             .ok_or_else(|| err!(NotAcceptable, "offer has no video m-line to send to"))?;
-        let id = SessionId::random();
+        let id = random_session_id();
         info!(session = %id, channel, pt = choice.pt,
               profile_matches = choice.profile_matches, "webrtc: WHEP session created");
         let session = Session {

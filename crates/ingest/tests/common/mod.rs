@@ -18,7 +18,7 @@ pub fn clip(name: &str, codec: Codec) -> Arc<ClipSource> {
 
 pub fn source(id: &str, url: &str, transport: Transport) -> SourceConfig {
     SourceConfig {
-        camera_id: id.to_owned(),
+        camera_id: id.into(),
         url: url::Url::parse(url).expect("test url"),
         username: None,
         password: None,
