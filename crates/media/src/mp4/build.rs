@@ -454,7 +454,7 @@ impl Builder {
 
     /// Writes the header. Fails with `InvalidArgument` when nothing would be presented: no
     /// video sample, a start instant at or after the last sample's end, or an `end` at or before
-    /// the start.
+    /// the start. An audio track none of which falls between the start and the end is left out.
     pub fn build(self) -> Result<VirtualMp4, Error> {
         let skip = self.skip.unwrap_or(0);
         let end = self.video.total.min(self.end_out.unwrap_or(u64::MAX));
