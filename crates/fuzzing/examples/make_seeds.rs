@@ -172,6 +172,28 @@ fn segment_from(
     out
 }
 
+/// A video-only `moof` of 4 samples of 100 bytes whose durations, sizes and flags are `tfhd`
+/// defaults (the key frame's flags in first-sample-flags), with a version 0 `tfdt`.
+fn moof_with_defaults() -> Vec<u8> {
+    let boxed = |t: &[u8; 4], body: &[u8]| {
+        let mut b = (body.len() as u32 + 8).to_be_bytes().to_vec();
+        b.extend_from_slice(t);
+        b.extend_from_slice(body);
+        b
+    };
+    let words = |w: &[u32]| w.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>();
+    // default-base-is-moof, default duration, size and flags (non-sync).
+    let mut traf = boxed(b"tfhd", &words(&[0x02_0038, 1, 3000, 100, 0x0101_0000]));
+    traf.extend(boxed(b"tfdt", &words(&[0, 45_000])));
+    // data offset (after the moof of 100 bytes and the mdat header), first-sample-flags: sync.
+    traf.extend(boxed(b"trun", &words(&[0x005, 4, 108, 0x0200_0000])));
+    let mut body = boxed(b"mfhd", &words(&[0, 9]));
+    body.extend(boxed(b"traf", &traf));
+    let moof = boxed(b"moof", &body);
+    assert_eq!(moof.len(), 100);
+    moof
+}
+
 /// Sets `protection_absent` to 0 in the first ADTS frame and inserts its 2 CRC bytes (not a real
 /// CRC: the parser skips it), so the 9-byte header form has a seed.
 fn with_crc(adts: &[u8]) -> Vec<u8> {
@@ -414,6 +436,37 @@ fn main() {
         "h264_aac_2x2.mp4",
         &segment(Codec::H264, &h264_a, 2, 2, Some((&aparams, &frames))),
     );
+
+    // mp4_read_init: init segments as the recorder writes them (H.264 + AAC with the edit lists
+    // of a file whose first fragment was lost; H.265 video only) and an MSE init segment.
+    let t = "mp4_read_init";
+    out.target(t);
+    let av = segment_from(
+        Codec::H264,
+        &h264_a,
+        1,
+        2,
+        Some((&aparams, &frames)),
+        Some(start(180_000)),
+    );
+    let h265 = recorded_segment(Codec::H265, &h265_a, 1, 2, start(0));
+    let init_of = |file: &[u8]| file[..media::scan::scan_bytes(file).init_len as usize].to_vec();
+    out.put(t, "h264_aac_edit_list_init.mp4", &init_of(&av));
+    out.put(t, "h265_init.mp4", &init_of(&h265));
+    let info = media::mp4::read_init(&init_of(&av)).expect("init segment");
+    out.put(t, "h264_aac_mse_init.mp4", &media::mp4::mse_init(&info));
+
+    // mp4_read_fragment: the `moof`s of those segments (A/V, video only), and one as other writers
+    // make them (tfhd defaults, first-sample-flags, a version 0 tfdt).
+    let t = "mp4_read_fragment";
+    out.target(t);
+    for (name, file) in [("h264_aac_moof.bin", &av), ("h265_moof.bin", &h265)] {
+        let f = &media::scan::scan_bytes(file).fragments[0];
+        let at = f.offset as usize + media::fmp4::PRFT_LEN; // After the prft.
+        let len = u32::from_be_bytes(file[at..at + 4].try_into().unwrap()) as usize;
+        out.put(t, name, &file[at..at + len]);
+    }
+    out.put(t, "defaults_tfdt_v0_moof.bin", &moof_with_defaults());
 
     // adts_parse: the first frames of the AAC fixture, and one with a CRC.
     let t = "adts_parse";

@@ -31,7 +31,7 @@ use rtsp_server::request::{Message, parse_message, uri_path};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its folder in `fuzz/seeds/` and its binary in `fuzz/`.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 11] = [
     ("annexb_split", annexb_split),
     ("sps_parse", sps_parse),
     ("rtsp_request", rtsp_request),
@@ -41,6 +41,8 @@ pub const TARGETS: [Target; 9] = [
     ("vms_soap", vms_soap),
     ("fmp4_scan", fmp4_scan),
     ("adts_parse", adts_parse),
+    ("mp4_read_init", mp4_read_init),
+    ("mp4_read_fragment", mp4_read_fragment),
 ];
 
 /// Splitting arbitrary bytes into access units, then packetizing them, never panics and keeps the
@@ -345,4 +347,102 @@ pub fn adts_parse(data: &[u8]) {
     let clip = AudioClip::from_adts(data).expect("parse_adts accepted it");
     assert_eq!(clip.frames().len(), frames.len());
     assert_eq!(clip.params(), &params);
+}
+
+/// Reading arbitrary bytes as an init segment never panics, and what it accepts is consistent:
+/// whole sample entry boxes of the kinds it reports, a non-zero timescale, and an MSE init segment
+/// built from it that reads back as the same tracks (without edit lists).
+pub fn mp4_read_init(data: &[u8]) {
+    let Ok(info) = media::mp4::read_init(data) else {
+        return;
+    };
+    let v = &info.video;
+    let fourcc = &v.sample_entry[4..8];
+    match v.codec {
+        Codec::H264 => assert!(fourcc == b"avc1" || fourcc == b"avc3"),
+        Codec::H265 => assert!(fourcc == b"hvc1" || fourcc == b"hev1"),
+    }
+    assert!(v.timescale > 0);
+    assert!(v.sample_entry.len() <= data.len());
+    if let Some(a) = &info.audio {
+        assert_eq!(&a.sample_entry[4..8], b"mp4a");
+        assert!(a.sample_rate > 0);
+        assert_ne!(a.track_id, v.track_id);
+    }
+    let init = media::mp4::mse_init(&info);
+    let back = media::mp4::read_init(&init).expect("mse_init output reads back");
+    assert_eq!(back.video.sample_entry, v.sample_entry);
+    assert_eq!(
+        (back.video.codec, back.video.width, back.video.height),
+        (v.codec, v.width, v.height)
+    );
+    assert_eq!(
+        (back.video.track_id, back.video.timescale),
+        (v.track_id, v.timescale)
+    );
+    assert_eq!(back.video.edit_media_time, None);
+    assert_eq!(
+        back.audio
+            .as_ref()
+            .map(|a| (&a.sample_entry, a.sample_rate, a.channels, a.track_id)),
+        info.audio
+            .as_ref()
+            .map(|a| (&a.sample_entry, a.sample_rate, a.channels, a.track_id))
+    );
+}
+
+/// Reading arbitrary bytes as a `moof` never panics, and what it accepts is consistent: each
+/// track's samples back to back after the `moof`, the audio right after the video, within
+/// `MAX_FRAGMENT_SAMPLES`; and remuxing it gives a `moof` that reads back with the new sequence
+/// number and decode times and the same samples at the same places relative to its end.
+pub fn mp4_read_fragment(data: &[u8]) {
+    const AT: u64 = 1 << 20;
+    let Ok(f) = media::mp4::read_fragment(data, AT) else {
+        return;
+    };
+    let moof_len = u64::from(u32::from_be_bytes(data[..4].try_into().unwrap()));
+    let moof_len = if moof_len == 1 {
+        u64::from_be_bytes(data[8..16].try_into().unwrap())
+    } else {
+        moof_len
+    };
+    let tracks: Vec<&media::mp4::TrackFragment> =
+        std::iter::once(&f.video).chain(&f.audio).collect();
+    let mut next = f.video.samples[0].offset;
+    assert!(next >= AT + moof_len, "data inside the moof");
+    let mut count = 0;
+    for t in &tracks {
+        assert!(!t.samples.is_empty());
+        for s in &t.samples {
+            assert_eq!(s.offset, next, "samples back to back");
+            next = s.offset + u64::from(s.size);
+        }
+        assert_eq!(t.byte_range().end, next);
+        count += t.samples.len();
+    }
+    assert!(count <= media::mp4::MAX_FRAGMENT_SAMPLES);
+    assert_eq!(f.byte_range(), f.video.samples[0].offset..next);
+
+    let audio_tfdt = f.audio.as_ref().map(|_| 456);
+    let Ok(out) = media::mp4::remux_moof(data, 7, 123, audio_tfdt) else {
+        return;
+    };
+    let back = media::mp4::read_fragment(&out, 0).expect("remuxed moof reads back");
+    assert_eq!(back.sequence, 7);
+    assert_eq!(back.video.base_decode_time, 123);
+    assert_eq!(back.audio.as_ref().map(|a| a.base_decode_time), audio_tfdt);
+    let rel = |t: &media::mp4::TrackFragment, end: u64| -> Vec<(u64, u32, u32, bool)> {
+        t.samples
+            .iter()
+            .map(|s| (s.offset - end, s.size, s.duration, s.is_sync))
+            .collect()
+    };
+    assert_eq!(
+        rel(&back.video, out.len() as u64),
+        rel(&f.video, AT + moof_len)
+    );
+    assert_eq!(
+        back.audio.as_ref().map(|a| rel(a, out.len() as u64)),
+        f.audio.as_ref().map(|a| rel(a, AT + moof_len))
+    );
 }

@@ -49,4 +49,6 @@ targets!(
     vms_soap,
     fmp4_scan,
     adts_parse,
+    mp4_read_init,
+    mp4_read_fragment,
 );

@@ -245,7 +245,7 @@ fn write_init(
 }
 
 /// `unix_secs` as MP4 time: seconds since 1904-01-01 (0 before that).
-fn mp4_time(unix_secs: i64) -> u64 {
+pub(crate) fn mp4_time(unix_secs: i64) -> u64 {
     u64::try_from(unix_secs.saturating_add(MP4_EPOCH_OFFSET_SECS)).unwrap_or(0)
 }
 
@@ -469,7 +469,7 @@ fn write_mdhd(out: &mut Vec<u8>, timescale: u32, created: Option<u64>) -> Result
     end(out, mdhd)
 }
 
-fn write_hdlr(out: &mut Vec<u8>, handler: &[u8; 4], name: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_hdlr(out: &mut Vec<u8>, handler: &[u8; 4], name: &[u8]) -> Result<(), Error> {
     let hdlr = begin_full(out, b"hdlr", 0, 0);
     put_u32(out, 0); // pre_defined
     out.extend_from_slice(handler);
@@ -479,7 +479,7 @@ fn write_hdlr(out: &mut Vec<u8>, handler: &[u8; 4], name: &[u8]) -> Result<(), E
 }
 
 /// `dinf` / `dref` / `url `: the media is in the same file.
-fn write_dinf(out: &mut Vec<u8>) -> Result<(), Error> {
+pub(crate) fn write_dinf(out: &mut Vec<u8>) -> Result<(), Error> {
     let dinf = begin(out, b"dinf");
     let dref = begin_full(out, b"dref", 0, 0);
     put_u32(out, 1); // entry_count
@@ -490,7 +490,7 @@ fn write_dinf(out: &mut Vec<u8>) -> Result<(), Error> {
 }
 
 /// `stts`, `stsc`, `stco` and `stsz` without samples (they are all in the fragments).
-fn write_empty_sample_tables(out: &mut Vec<u8>) -> Result<(), Error> {
+pub(crate) fn write_empty_sample_tables(out: &mut Vec<u8>) -> Result<(), Error> {
     for fourcc in [b"stts", b"stsc", b"stco"] {
         let b = begin_full(out, fourcc, 0, 0);
         put_u32(out, 0); // entry_count
@@ -502,7 +502,7 @@ fn write_empty_sample_tables(out: &mut Vec<u8>) -> Result<(), Error> {
     end(out, stsz)
 }
 
-fn write_trex(out: &mut Vec<u8>, track_id: u32) -> Result<(), Error> {
+pub(crate) fn write_trex(out: &mut Vec<u8>, track_id: u32) -> Result<(), Error> {
     let trex = begin_full(out, b"trex", 0, 0);
     put_u32(out, track_id);
     put_u32(out, 1); // default_sample_description_index
@@ -792,7 +792,7 @@ pub fn fragment_av(
 }
 
 /// Appends a box header with a size placeholder; returns where the box starts.
-fn begin(out: &mut Vec<u8>, fourcc: &[u8; 4]) -> usize {
+pub(crate) fn begin(out: &mut Vec<u8>, fourcc: &[u8; 4]) -> usize {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(fourcc);
@@ -800,33 +800,33 @@ fn begin(out: &mut Vec<u8>, fourcc: &[u8; 4]) -> usize {
 }
 
 /// Appends a full box header (version and 24-bit flags).
-fn begin_full(out: &mut Vec<u8>, fourcc: &[u8; 4], version: u8, flags: u32) -> usize {
+pub(crate) fn begin_full(out: &mut Vec<u8>, fourcc: &[u8; 4], version: u8, flags: u32) -> usize {
     let at = begin(out, fourcc);
     put_u32(out, (u32::from(version) << 24) | (flags & 0x00ff_ffff));
     at
 }
 
 /// Patches the size of the box started at `at`.
-fn end(out: &mut [u8], at: usize) -> Result<(), Error> {
+pub(crate) fn end(out: &mut [u8], at: usize) -> Result<(), Error> {
     let size = u32::try_from(out.len() - at).map_err(|_| err!(InvalidArgument, "box too large"))?;
     out[at..at + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }
 
-fn put_u16(out: &mut Vec<u8>, v: u16) {
+pub(crate) fn put_u16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
-fn put_u64(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// The identity transformation matrix of `mvhd` and `tkhd`.
-fn put_matrix(out: &mut Vec<u8>) {
+pub(crate) fn put_matrix(out: &mut Vec<u8>) {
     for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
         put_u32(out, v);
     }

@@ -8,6 +8,7 @@
 pub mod annexb;
 pub mod bits;
 pub mod fmp4;
+pub mod mp4;
 pub mod nal;
 pub mod params;
 pub mod rtp;
