@@ -213,10 +213,17 @@ impl PublicKey {
     /// Reads an SPKI PEM file (bounded).
     pub fn from_pem_file(path: &Path) -> Result<Self, Error> {
         let f = std::fs::File::open(path).map_err(|e| io_err(e, path, "cannot open"))?;
-        let mut pem = String::new();
+        let mut bytes = Vec::new();
         f.take(MAX_PEM_BYTES)
-            .read_to_string(&mut pem)
+            .read_to_end(&mut bytes)
             .map_err(|e| io_err(e, path, "cannot read"))?;
+        let pem = String::from_utf8(bytes).map_err(|_| {
+            err!(
+                InvalidArgument,
+                "{}: not an Ed25519 public key in SPKI PEM (not text)",
+                path.display()
+            )
+        })?;
         Self::from_pem(&pem).map_err(|e| e.context(path.display()))
     }
 
