@@ -80,7 +80,17 @@ impl fmt::Display for Report {
                 Outcome::Fail => "FAIL",
                 Outcome::Note => "note",
             };
-            writeln!(f, "{tag} {}: {}", c.name, c.detail)?;
+            // Details quote untrusted text: no control character (a newline forging a line, a
+            // terminal escape) reaches the output as itself.
+            write!(f, "{tag} {}: ", c.name)?;
+            for ch in c.detail.chars() {
+                if ch.is_control() {
+                    write!(f, "{}", ch.escape_default())?;
+                } else {
+                    write!(f, "{ch}")?;
+                }
+            }
+            writeln!(f)?;
         }
         if self.ok() {
             writeln!(f, "result: verified")
@@ -318,7 +328,28 @@ fn check_signature(
         }
     };
     let embedded = PublicKey::from_base64(&sig.public_key);
+    // The signature block is not signed itself: its key_id must at least name its public_key.
+    let id_mismatch = |e: &PublicKey| {
+        (sig.key_id != e.key_id()).then(|| {
+            format!(
+                "key_id says {}, its public_key is {}",
+                quote_short(&sig.key_id),
+                e.key_id()
+            )
+        })
+    };
     let key = match (trusted, &embedded) {
+        (Some(t), Ok(e)) if t == *e && id_mismatch(e).is_some() => {
+            r.fail(
+                "key",
+                format!(
+                    "checked against --public-key (key_id {}): the manifest's {}",
+                    t.key_id(),
+                    id_mismatch(e).unwrap_or_default()
+                ),
+            );
+            t
+        }
         (Some(t), Ok(e)) if t == *e => {
             r.pass(
                 "key",
@@ -349,13 +380,12 @@ fn check_signature(
             );
             t
         }
-        (None, Ok(e)) if sig.key_id != e.key_id() => {
+        (None, Ok(e)) if id_mismatch(e).is_some() => {
             r.fail(
                 "key",
                 format!(
-                    "the manifest's own key: key_id says {}, its public_key is {}",
-                    quote_short(&sig.key_id),
-                    e.key_id()
+                    "the manifest's own key: {}",
+                    id_mismatch(e).unwrap_or_default()
                 ),
             );
             *e

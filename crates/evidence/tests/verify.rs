@@ -363,6 +363,12 @@ fn an_inconsistent_signature_block_fails() {
         detail(&r, "key").contains("key_id says \"0000000000000000\""),
         "{r}"
     );
+    // The same with the right --public-key (found by the export_manifest fuzz body).
+    let r = e.verify(Some(&e.key.public_key_pem()));
+    only_failure(&r, "key");
+    let d = detail(&r, "key");
+    assert!(d.starts_with("checked against --public-key"), "{r}");
+    assert!(d.contains("key_id says \"0000000000000000\""), "{r}");
 
     let e = Export::new("alg");
     e.edit(|v| v["signature"]["algorithm"] = "RS256".into());

@@ -49,4 +49,5 @@ targets!(
     vms_soap,
     fmp4_scan,
     adts_parse,
+    export_manifest,
 );
