@@ -180,6 +180,13 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
     let mut f = opts
         .open(path)
         .map_err(|e| io_err(e, path, "cannot create"))?;
+    // Exactly 0600 whatever the umask (which could only have removed the owner's bits).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err(e, path, "cannot set the mode of"))?;
+    }
     f.write_all(data)
         .and_then(|()| f.sync_all())
         .map_err(|e| io_err(e, path, "cannot write"))

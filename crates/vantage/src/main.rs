@@ -32,9 +32,9 @@ enum Cmd {
         file: PathBuf,
         /// Its `<id>.manifest.json`.
         manifest: PathBuf,
-        /// The node's export public key (SPKI PEM, from `GET /api/v1/exports/public-key`); without
-        /// it the signature is checked against the manifest's own key, which proves integrity but
-        /// not who signed.
+        /// The node's export public key (SPKI PEM, from `GET /api/v1/exports/public-key`). Without
+        /// it the signature is checked against the manifest's own key, which catches damage and
+        /// naive edits but not a forger who re-signs with a key of their own.
         #[arg(long, value_name = "PEM_FILE")]
         public_key: Option<PathBuf>,
     },
