@@ -315,11 +315,14 @@ fn check_signature(
     let sig: Signature = match serde_json::from_value(Value::Object(sig.clone())) {
         Ok(s) => s,
         Err(e) => {
-            if let Some(k) = trusted {
-                r.fail("key", format!("checked against --public-key (key_id {}): the manifest's signature block is malformed", k.key_id()));
-            } else {
-                r.fail("key", "the manifest's signature block is malformed");
-            }
+            let against = match trusted {
+                Some(k) => format!("checked against --public-key (key_id {}): ", k.key_id()),
+                None => String::new(),
+            };
+            r.fail(
+                "key",
+                format!("{against}the manifest's signature block is malformed"),
+            );
             r.fail(
                 "signature",
                 format!("signature block: {}", cut(e.to_string())),
