@@ -479,5 +479,66 @@ fn main() {
     let two = aframes[0].len() + aframes[1].len() + 14;
     out.put(t, "crc_then_plain.adts", &with_crc(&aac[..two]));
 
+    // export_manifest: manifests signed with `fuzzing::export_seed_key()` (Ed25519 signatures
+    // are deterministic), indented and compact, with and without an agency, and two that fail.
+    let t = "export_manifest";
+    out.target(t);
+    let key = fuzzing::export_seed_key();
+    let manifest = evidence::Manifest {
+        format: evidence::FORMAT.into(),
+        export_id: "0193a5c2-7d4e-7000-8000-000000000001".into(),
+        camera_id: "cam-1".into(),
+        camera_name: "Front door \u{645}\u{62f}\u{62e}\u{644}".into(),
+        agency: Some("METRO".into()),
+        start_time: "2026-11-21T08:00:00Z".into(),
+        end_time: "2026-11-21T12:05:00.5+04:00".into(),
+        file_name: "0193a5c2-7d4e-7000-8000-000000000001.mp4".into(),
+        file_size: 48_213_504,
+        sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".into(),
+        video_frames: 7500,
+        audio: true,
+        created_by: "alice".into(),
+        created_at: "2026-11-21T09:00:00.123Z".into(),
+        vantage_version: "0.1.0".into(),
+    };
+    let signed = evidence::SignedManifest::sign(manifest.clone(), &key).expect("sign");
+    out.put(
+        t,
+        "signed.json",
+        signed.to_json_pretty().expect("json").as_bytes(),
+    );
+    let plain = evidence::Manifest {
+        agency: None,
+        audio: false,
+        ..manifest.clone()
+    };
+    let signed_plain = evidence::SignedManifest::sign(plain, &key).expect("sign");
+    out.put(
+        t,
+        "signed_compact_no_agency.json",
+        &serde_json::to_vec(&signed_plain).expect("json"),
+    );
+    // Found by the replay: a key_id naming another key than public_key (the block is unsigned).
+    let mut mismatch = signed_plain.clone();
+    mismatch.signature.key_id.replace_range(..1, "9");
+    out.put(
+        t,
+        "key_id_mismatch.json",
+        &serde_json::to_vec(&mismatch).expect("json"),
+    );
+    let mut tampered = signed.clone();
+    tampered.manifest.camera_id = "cam-2".into();
+    out.put(
+        t,
+        "tampered_camera_id.json",
+        tampered.to_json_pretty().expect("json").as_bytes(),
+    );
+    let dup = signed.to_json_pretty().expect("json").replacen(
+        "\"camera_id\"",
+        "\"camera_id\": \"cam-9\",\n    \"camera_id\"",
+        1,
+    );
+    out.put(t, "duplicate_key.json", dup.as_bytes());
+
     println!("{:>6}  bytes in all", out.total);
 }

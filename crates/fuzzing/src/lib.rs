@@ -31,7 +31,7 @@ use rtsp_server::request::{Message, parse_message, uri_path};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its folder in `fuzz/seeds/` and its binary in `fuzz/`.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 12] = [
     ("annexb_split", annexb_split),
     ("sps_parse", sps_parse),
     ("rtsp_request", rtsp_request),
@@ -43,6 +43,7 @@ pub const TARGETS: [Target; 11] = [
     ("adts_parse", adts_parse),
     ("mp4_read_init", mp4_read_init),
     ("mp4_read_fragment", mp4_read_fragment),
+    ("export_manifest", export_manifest),
 ];
 
 /// Splitting arbitrary bytes into access units, then packetizing them, never panics and keeps the
@@ -445,4 +446,72 @@ pub fn mp4_read_fragment(data: &[u8]) {
         back.audio.as_ref().map(|a| rel(a, out.len() as u64)),
         f.audio.as_ref().map(|a| rel(a, AT + moof_len))
     );
+/// The key that signs the `export_manifest` seeds (fixed, so `make_seeds` is reproducible and the
+/// body can check against a known `--public-key`).
+pub fn export_seed_key() -> evidence::SigningKey {
+    evidence::SigningKey::from_seed(&[0x5e; 32])
+}
+
+/// Export manifests arrive with exports handed to anyone (courts, other agencies): parsing and
+/// verifying one never panics, always reports at least one check, and agrees with itself: a
+/// manifest verified against the seed key is verified against its own key too, and one that
+/// verifies still does after its JSON is re-laid out (compact and indented), with well-formed
+/// typed fields.
+pub fn export_manifest(data: &[u8]) {
+    let pem = export_seed_key().public_key_pem();
+    let (own, object) = evidence::verify_manifest(data, None);
+    let (trusted, _) = evidence::verify_manifest(data, Some(&pem));
+    for r in [&own, &trusted] {
+        assert!(!r.checks.is_empty());
+        let text = r.to_string();
+        assert_eq!(text.ends_with("result: verified\n"), r.ok(), "{text}");
+        assert_eq!(text.lines().count(), r.checks.len() + 1);
+    }
+    if trusted.ok() {
+        assert!(
+            own.ok(),
+            "verified against the seed key but not its own:\n{own}"
+        );
+    }
+    if !own.ok() {
+        return;
+    }
+    let object = object.expect("a verified manifest has its object");
+    assert_eq!(
+        own.get("signature").map(|c| c.outcome),
+        Some(evidence::Outcome::Pass)
+    );
+    let v: serde_json::Value = serde_json::from_slice(data).expect("verified JSON parses");
+    assert_eq!(v.get("manifest"), Some(&serde_json::Value::Object(object)));
+    for text in [
+        serde_json::to_vec(&v).expect("compact"),
+        serde_json::to_vec_pretty(&v).expect("indented"),
+    ] {
+        let (again, _) = evidence::verify_manifest(&text, None);
+        assert!(again.ok(), "re-laid out, it fails:\n{again}");
+    }
+    let signed: evidence::SignedManifest = serde_json::from_value(v).expect("typed manifest");
+    assert!(signed.manifest.problems().is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `export_manifest` seeds are what their names say, so the replay starts from manifests
+    /// that verify (the deep end of the body) as well as ones that fail.
+    #[test]
+    fn export_manifest_seeds_verify_or_fail_as_named() {
+        let pem = super::export_seed_key().public_key_pem();
+        for (name, data) in crate::replay::load_seeds("export_manifest") {
+            let (r, _) = evidence::verify_manifest(&data, Some(&pem));
+            let failed: Vec<&str> = r.failures().map(|c| c.name).collect();
+            let expected: &[&str] = match name.as_str() {
+                n if n.starts_with("signed") => &[],
+                "key_id_mismatch.json" => &["key"],
+                "tampered_camera_id.json" => &["signature"],
+                "duplicate_key.json" => &["manifest"],
+                other => panic!("unexpected seed {other}"),
+            };
+            assert_eq!(failed, expected, "{name}:\n{r}");
+        }
+    }
 }

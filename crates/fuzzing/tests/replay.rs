@@ -51,4 +51,5 @@ targets!(
     adts_parse,
     mp4_read_init,
     mp4_read_fragment,
+    export_manifest,
 );

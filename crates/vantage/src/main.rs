@@ -25,6 +25,19 @@ enum Cmd {
     },
     /// Validates a configuration file and lists every problem; exits non-zero if there is one.
     CheckConfig { file: PathBuf },
+    /// Verifies an export: recomputes the MP4's size and SHA-256, checks the manifest's signature
+    /// and lists every mismatch. Exits 0 only when everything matches.
+    VerifyExport {
+        /// The exported MP4.
+        file: PathBuf,
+        /// Its `<id>.manifest.json`.
+        manifest: PathBuf,
+        /// The node's export public key (SPKI PEM, from `GET /api/v1/exports/public-key`). Without
+        /// it the signature is checked against the manifest's own key, which catches damage and
+        /// naive edits but not a forger who re-signs with a key of their own.
+        #[arg(long, value_name = "PEM_FILE")]
+        public_key: Option<PathBuf>,
+    },
     /// Runs simulators for tests and demonstrations.
     #[command(subcommand)]
     Sim(SimCmd),
@@ -106,6 +119,30 @@ fn load(path: &std::path::Path) -> Result<settings::Config, ExitCode> {
     })
 }
 
+/// `vantage verify-export`: the report on standard output; exit 0 when verified, 1 when a check
+/// failed, 2 when the public key file cannot be used.
+fn verify_export(
+    file: &std::path::Path,
+    manifest: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> ExitCode {
+    let pem = match public_key.map(evidence::PublicKey::from_pem_file) {
+        None => None,
+        Some(Ok(k)) => Some(k.to_pem()),
+        Some(Err(e)) => {
+            eprintln!("vantage verify-export: --public-key {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = evidence::verify(file, manifest, pem.as_deref());
+    print!("{report}");
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -143,6 +180,11 @@ async fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::VerifyExport {
+            file,
+            manifest,
+            public_key,
+        } => verify_export(&file, &manifest, public_key.as_deref()),
         Cmd::Serve { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
