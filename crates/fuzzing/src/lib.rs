@@ -446,6 +446,8 @@ pub fn mp4_read_fragment(data: &[u8]) {
         back.audio.as_ref().map(|a| rel(a, out.len() as u64)),
         f.audio.as_ref().map(|a| rel(a, AT + moof_len))
     );
+}
+
 /// The key that signs the `export_manifest` seeds (fixed, so `make_seeds` is reproducible and the
 /// body can check against a known `--public-key`).
 pub fn export_seed_key() -> evidence::SigningKey {
