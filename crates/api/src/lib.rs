@@ -7,6 +7,7 @@ mod cameras;
 mod error;
 mod extract;
 pub mod model;
+pub mod playback;
 mod recordings;
 mod storage;
 mod streams;
@@ -89,6 +90,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(streams::audit))
         .route("/api/v1/vms/status", get(vms_status))
         .route("/api/v1/recordings/{camera_id}", get(recordings::timeline))
+        .route("/api/v1/playback/{camera_id}", get(playback::mp4))
+        .route("/api/v1/playback/{camera_id}/init.mp4", get(playback::init))
+        .route(
+            "/api/v1/playback/{camera_id}/media.m4s",
+            get(playback::media),
+        )
+        .route(
+            "/api/v1/playback/{camera_id}/index.m3u8",
+            get(playback::hls),
+        )
         .route("/ws/stream/stats", get(streams::stats_ws))
         .route(
             "/whep/cameras/{camera_id}",

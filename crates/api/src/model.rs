@@ -369,6 +369,10 @@ pub struct TimelineEntry {
     pub resolution: Option<String>,
     pub fps: Option<f64>,
     pub gaps: Vec<Gap>,
+    /// Local recordings: the run as one MP4 (`GET /api/v1/playback/...`); null for XProtect's.
+    pub playback_url: Option<String>,
+    /// Local recordings: the run as an HLS playlist; null for XProtect's.
+    pub hls_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -83,6 +83,20 @@ pub(crate) async fn timeline(
             resolution: s.resolution.clone().or_else(|| resolution.clone()),
             fps,
             gaps: Vec::new(),
+            playback_url: (s.source == "local").then(|| {
+                format!(
+                    "/api/v1/playback/{camera_id}?start={}&end={}",
+                    rfc3339_ms(s.start),
+                    rfc3339_ms(s.end)
+                )
+            }),
+            hls_url: (s.source == "local").then(|| {
+                format!(
+                    "/api/v1/playback/{camera_id}/index.m3u8?start={}&end={}",
+                    rfc3339_ms(s.start),
+                    rfc3339_ms(s.end)
+                )
+            }),
         })
         .collect();
     Ok(Json(model::Timeline {

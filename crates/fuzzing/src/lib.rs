@@ -31,7 +31,7 @@ use rtsp_server::request::{Message, parse_message, uri_path};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its folder in `fuzz/seeds/` and its binary in `fuzz/`.
-pub const TARGETS: [Target; 12] = [
+pub const TARGETS: [Target; 13] = [
     ("annexb_split", annexb_split),
     ("sps_parse", sps_parse),
     ("rtsp_request", rtsp_request),
@@ -44,6 +44,7 @@ pub const TARGETS: [Target; 12] = [
     ("mp4_read_init", mp4_read_init),
     ("mp4_read_fragment", mp4_read_fragment),
     ("export_manifest", export_manifest),
+    ("http_range", http_range),
 ];
 
 /// Splitting arbitrary bytes into access units, then packetizing them, never panics and keeps the
@@ -446,6 +447,25 @@ pub fn mp4_read_fragment(data: &[u8]) {
         back.audio.as_ref().map(|a| rel(a, out.len() as u64)),
         f.audio.as_ref().map(|a| rel(a, AT + moof_len))
     );
+}
+
+/// A `Range` header (the input as text) against a body of a length taken from the input's first
+/// eight bytes never panics, and a range it grants lies inside the body and is not empty; a
+/// playback `duration` parses to a positive finite time or nothing.
+pub fn http_range(data: &[u8]) {
+    use api::playback::{Ranged, byte_range, parse_duration};
+    let (len, text) = match data.split_first_chunk::<8>() {
+        Some((n, rest)) => (u64::from_le_bytes(*n) >> (n[0] % 64), rest),
+        None => (0, data),
+    };
+    let text = String::from_utf8_lossy(text);
+    match byte_range(Some(&text), len) {
+        Ranged::Part(r) => assert!(r.start < r.end && r.end <= len, "{r:?} of {len}"),
+        Ranged::Whole | Ranged::Unsatisfiable => {}
+    }
+    if let Some(d) = parse_duration(&text) {
+        assert!(d > std::time::Duration::ZERO);
+    }
 }
 
 /// The key that signs the `export_manifest` seeds (fixed, so `make_seeds` is reproducible and the

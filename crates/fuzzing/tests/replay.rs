@@ -52,4 +52,5 @@ targets!(
     mp4_read_init,
     mp4_read_fragment,
     export_manifest,
+    http_range,
 );

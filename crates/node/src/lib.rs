@@ -16,6 +16,7 @@
 pub mod janitor;
 pub mod lease;
 mod live;
+pub mod playback;
 pub mod ports;
 pub mod recording;
 pub mod reservations;

@@ -221,6 +221,53 @@ pub trait Recordings: Send + Sync {
     ) -> BoxFuture<'a, Result<Timeline, QueryError>>;
 }
 
+// ---- playback -------------------------------------------------------------------------------
+
+/// A recorded range to play as one MP4.
+#[derive(Clone, Debug)]
+pub struct PlaybackRequest {
+    pub camera_id: CameraId,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// Go on past gaps (removing them) instead of ending at the first.
+    pub skip_gaps: bool,
+    /// Include recorded audio.
+    pub audio: bool,
+}
+
+/// Reading recordings back (design 0008). Answers are built on blocking threads and pin the
+/// segments they read until their body is dropped; [`crate::playback::stream_body`] reads one.
+/// NotFound for a camera neither the catalog nor the recordings know, or (naming `start`) a
+/// range with nothing recorded; InvalidArgument naming the field for a bad or too long range.
+pub trait Playback: Send + Sync {
+    /// The progressive MP4 of a range.
+    fn playback_mp4(
+        &self,
+        req: PlaybackRequest,
+    ) -> BoxFuture<'_, Result<recorder::playback::Mp4, QueryError>>;
+    /// The MSE init segment of the recording at `at` (default: the latest) and the wall-clock
+    /// start (ms) of the segment it came from.
+    fn playback_init<'a>(
+        &'a self,
+        camera_id: &'a CameraId,
+        at: Option<SystemTime>,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, i64), QueryError>>;
+    /// Fragments on the wall-clock timeline, for MSE and HLS.
+    fn playback_fragments<'a>(
+        &'a self,
+        camera_id: &'a CameraId,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> BoxFuture<'a, Result<recorder::playback::Fragments, QueryError>>;
+    /// The parts of an HLS playlist.
+    fn hls_parts<'a>(
+        &'a self,
+        camera_id: &'a CameraId,
+        start: SystemTime,
+        end: SystemTime,
+    ) -> BoxFuture<'a, Result<Vec<recorder::playback::HlsPart>, QueryError>>;
+}
+
 // ---- audit and the VMS ------------------------------------------------------------------------
 
 /// The audit trail.
@@ -240,7 +287,7 @@ pub trait Vms: Send + Sync {
 }
 
 /// Everything the API drives.
-pub trait Node: Cameras + Live + Recordings + Audit + Vms {
+pub trait Node: Cameras + Live + Recordings + Playback + Audit + Vms {
     /// The configuration the node runs (server and live settings the HTTP layer needs).
     fn config(&self) -> &settings::Config;
     fn now(&self) -> SystemTime;

@@ -17,6 +17,7 @@
 pub mod anchor;
 pub mod index;
 pub mod pins;
+pub mod playback;
 pub mod recovery;
 pub mod retention;
 pub mod rotation;

@@ -740,7 +740,7 @@ mod tests {
     use super::*;
     use crate::index::{NewLock, NewSegment, SegmentState};
     use crate::retention::DAY_MS;
-    use crate::testutil::{SteppedClocks, TempDir, clip};
+    use crate::testutil::{SteppedClocks, TempDir, clip, step_until};
     use media::{Codec, Frame};
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -750,30 +750,6 @@ mod tests {
     /// thread: the writer and the retention thread. (An idle writer waits for a command and an
     /// idle retention thread for a wake-up, off the clock.)
     const SLEEPERS: usize = 2;
-
-    /// Steps simulated time by `step` until `f` holds, letting the (at least `n`) sleeping
-    /// threads finish each step; fails after 10 s of simulated time.
-    fn step_until(
-        clocks: &SteppedClocks,
-        n: usize,
-        step: Duration,
-        what: &str,
-        mut f: impl FnMut() -> bool,
-    ) {
-        let mut waited = Duration::ZERO;
-        loop {
-            clocks.settle(n);
-            if f() {
-                return;
-            }
-            assert!(
-                waited < Duration::from_secs(10),
-                "{what}: not after 10 s of simulated time"
-            );
-            clocks.advance(step);
-            waited += step;
-        }
-    }
 
     #[test]
     fn records_published_frames_into_indexed_playable_segments() {
@@ -996,6 +972,7 @@ mod tests {
         assert_eq!(plan.deletions[0].id, old[1]);
         assert_eq!(rec.index.segment(old[1]).unwrap(), None);
         assert_eq!(rec.status().unwrap().retention.pinned_kept, 0);
+        clocks.free_run();
         rec.shutdown();
     }
 

@@ -3,6 +3,7 @@
 use media::{Codec, VideoParams};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A fresh directory under the system temp dir, removed on drop. Unique per test thread.
 pub struct TempDir(pub PathBuf);
@@ -125,5 +126,29 @@ impl base::Clocks for SteppedClocks {
         }
         g.sleepers.remove(&token);
         self.changed.notify_all();
+    }
+}
+
+/// Steps simulated time by `step` until `f` holds, letting the (at least `n`) sleeping
+/// threads finish each step; fails after 10 s of simulated time.
+pub fn step_until(
+    clocks: &SteppedClocks,
+    n: usize,
+    step: Duration,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+) {
+    let mut waited = Duration::ZERO;
+    loop {
+        clocks.settle(n);
+        if f() {
+            return;
+        }
+        assert!(
+            waited < Duration::from_secs(10),
+            "{what}: not after 10 s of simulated time"
+        );
+        clocks.advance(step);
+        waited += step;
     }
 }

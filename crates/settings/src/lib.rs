@@ -23,6 +23,8 @@ pub struct Config {
     pub live: LiveConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
+    pub playback: PlaybackConfig,
+    pub exports: ExportsConfig,
     pub agencies: Vec<Agency>,
     pub cameras: Vec<Camera>,
     /// The XProtect VMS whose cameras join the catalog, if configured.
@@ -135,6 +137,28 @@ pub struct StorageConfig {
     /// How often retention runs when nothing is urgent.
     pub retention_interval: Duration,
     pub writer_threads: u32,
+}
+
+/// Playing recordings back (design 0008).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlaybackConfig {
+    /// Longest range one playback request may ask for.
+    pub max_span: Duration,
+    /// A reader's pin keeps its segments from retention for at most this long.
+    pub max_pin: Duration,
+}
+
+/// Evidence exports (design 0008).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportsConfig {
+    /// Where finished exports and their manifests are kept (default `<data_dir>/exports`).
+    pub dir: PathBuf,
+    /// Exports running at once; the rest wait in order.
+    pub max_concurrent: u32,
+    /// Longest range one export may cover.
+    pub max_span: Duration,
+    /// Finished exports are deleted this long after they completed.
+    pub retention: Duration,
 }
 
 /// A storage cap, absolute or relative to the volume.

@@ -318,6 +318,25 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         writer_threads,
     };
 
+    let mut s = Section::new("playback".into(), top.raw("playback"), p);
+    let playback = PlaybackConfig {
+        max_span: s.duration("max_span", Duration::from_secs(6 * 3600), p),
+        max_pin: s.duration("max_pin", Duration::from_secs(3600), p),
+    };
+    s.finish(p);
+
+    let mut s = Section::new("exports".into(), top.raw("exports"), p);
+    let exports = ExportsConfig {
+        dir: s
+            .string("dir", p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| storage.data_dir.join("exports")),
+        max_concurrent: s.u32("max_concurrent", 10, p).clamp(1, 256),
+        max_span: s.duration("max_span", Duration::from_secs(24 * 3600), p),
+        retention: s.duration("retention", Duration::from_secs(30 * 86_400), p),
+    };
+    s.finish(p);
+
     let agencies = agencies(top.raw("agencies"), p);
     let cameras = cameras(top.raw("cameras"), &agencies, p);
     let milestone = match top.raw("milestone") {
@@ -332,6 +351,8 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         live,
         limits,
         storage,
+        playback,
+        exports,
         agencies,
         cameras,
         milestone,

@@ -183,5 +183,6 @@ fn recorder_config(cfg: &Config) -> recorder::service::RecorderConfig {
     r.max_usage = budget(s.max_usage);
     r.min_free = budget(s.min_free);
     r.retention_interval = s.retention_interval;
+    r.max_pin = cfg.playback.max_pin;
     r
 }
