@@ -334,6 +334,10 @@ pub struct Retention {
     pub deleted_by_budget: u64,
     pub deleted_in_emergency: u64,
     pub locked_kept: u64,
+    /// Last pass: segments kept because a reader (playback, export) held them.
+    pub pinned_kept: u64,
+    /// Since start: deletions put off for readers.
+    pub skipped_pinned: u64,
     pub shortfall_bytes: u64,
     pub last_pass: Option<String>,
     pub last_error: Option<String>,

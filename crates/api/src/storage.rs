@@ -285,6 +285,8 @@ pub(crate) async fn storage(
             deleted_by_budget: r.deleted_by_budget,
             deleted_in_emergency: r.deleted_in_emergency,
             locked_kept: r.locked_kept,
+            pinned_kept: r.pinned_kept,
+            skipped_pinned: r.skipped_pinned,
             shortfall_bytes: r.shortfall_bytes,
             last_pass: r.last_pass_ms.map(rfc3339_ms),
             last_error: r.last_error.clone(),
