@@ -376,7 +376,13 @@ mod tests {
         assert!(s.set_completed("a", 10, "ab", 3, 40).unwrap());
         let a = s.get("a").unwrap().unwrap();
         assert_eq!(
-            (a.status, a.size, a.sha256.as_deref(), a.frames, a.bytes_done),
+            (
+                a.status,
+                a.size,
+                a.sha256.as_deref(),
+                a.frames,
+                a.bytes_done
+            ),
             (ExportStatus::Completed, Some(10), Some("ab"), Some(3), 10)
         );
         let old: Vec<String> = s
