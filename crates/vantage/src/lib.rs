@@ -4,6 +4,7 @@
 //! what the integration tests start in-process.
 
 pub mod demo;
+pub mod export_cli;
 
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
