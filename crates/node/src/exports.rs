@@ -446,7 +446,8 @@ impl Exports {
         let mut w = evidence::Sha256Writer::new(file);
         let total = r.len;
         let _ = self.store.set_progress(&row.id, 0, total);
-        let step = (total / 50).max(1 << 20);
+        // Progress is stored at most about 100 times per export.
+        let step = (total / 100).max(64 * 1024);
         let mut next_report = step;
         let rate = self.settings.max_write_rate;
         let started = self.clocks.monotonic();
