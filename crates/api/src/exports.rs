@@ -46,10 +46,10 @@ pub(crate) fn export_view(r: &ExportRow) -> model::Export {
     let done = r.status == ExportStatus::Completed;
     let percent = if done {
         100
-    } else if r.bytes_total > 0 {
-        ((r.bytes_done.min(r.bytes_total) * 100) / r.bytes_total).min(99) as u32
     } else {
-        0
+        (r.bytes_done.min(r.bytes_total).saturating_mul(100))
+            .checked_div(r.bytes_total)
+            .map_or(0, |p| p.min(99) as u32)
     };
     model::Export {
         export_id: r.id.clone(),
