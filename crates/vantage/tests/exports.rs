@@ -641,3 +641,133 @@ async fn a_sigkill_during_an_export_leaves_nothing_marked_complete_and_it_comple
     drop(node);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `unshare -rm` (a private mount namespace as an unprivileged user) works here.
+fn can_unshare() -> bool {
+    Command::new("unshare")
+        .args(["-rm", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_exports_disk_fails_the_export_cleanly_and_recording_goes_on() {
+    if !can_unshare() {
+        assert!(
+            !e2e(),
+            "`unshare -rm` does not work: cannot mount a private tmpfs"
+        );
+        eprintln!("SKIP: `unshare -rm` does not work here; no private tmpfs");
+        return;
+    }
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
+    let data = tempdir("exports-full");
+    let mnt = data.join("tmpfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // Exports on a 256 KiB tmpfs (in the node's own mount namespace); recordings elsewhere.
+    let yaml = format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\n\
+         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
+         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
+         exports: {{ dir: \"{}\" }}\n\
+         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
+         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
+        data.display(),
+        mnt.join("exports").display()
+    );
+    let config = data.join("vantage.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=256k tmpfs \"$DIR\" && exec \"$VANTAGE\" serve --config \"$CFG\"",
+        ])
+        .env("DIR", &mnt)
+        .env("VANTAGE", bin())
+        .env("CFG", &config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("vantage serving on http://") {
+                let _ = tx.send(rest.trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("vantage serving")
+        .parse()
+        .unwrap();
+    let node = Served {
+        api: Api::new(addr),
+        child,
+    };
+    let exports_in_ns = std::path::PathBuf::from(format!("/proc/{}/root", node.child.id()))
+        .join(mnt.join("exports").strip_prefix("/").unwrap());
+    let rec_start = recorded(&node.api, 13).await;
+    let c = reqwest::Client::new();
+    let storage = |v: &Value| {
+        (
+            v["writer"]["writes"].as_u64().unwrap(),
+            v["writer"]["write_errors"].as_u64().unwrap(),
+        )
+    };
+    let (writes_before, errors_before) = storage(&node.api.get("/api/v1/storage").await.1);
+    let start = rec_start + Duration::from_millis(500);
+    let (s, v) = post_export(
+        &c,
+        &node.api.base,
+        json!({"camera_id": "cam-a", "start_time": rfc(start), "end_time": rfc(start + Duration::from_secs(12))}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["export_id"].as_str().unwrap().to_owned();
+    let j = wait_finished(&node.api, &id, Duration::from_secs(60)).await;
+    assert_eq!(j["status"], "failed", "{j}");
+    assert!(j["error"].as_str().unwrap().starts_with("disk full"), "{j}");
+    assert!(j["download_url"].is_null());
+    let left = files(&exports_in_ns);
+    assert!(left.is_empty(), "no partial file left: {left:?}");
+    // Recording went on, untouched.
+    let t0 = Instant::now();
+    loop {
+        let (writes, errors) = storage(&node.api.get("/api/v1/storage").await.1);
+        assert_eq!(errors, errors_before, "recording saw write errors");
+        if writes > writes_before + 2 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "recording stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The space is back: a short export fits and completes.
+    let (s, v) = post_export(
+        &c,
+        &node.api.base,
+        json!({"camera_id": "cam-a", "start_time": rfc(start), "end_time": rfc(start + Duration::from_secs(1))}),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let id2 = v["export_id"].as_str().unwrap().to_owned();
+    let j = wait_finished(&node.api, &id2, Duration::from_secs(60)).await;
+    assert_eq!(j["status"], "completed", "{j}");
+    eprintln!(
+        "disk full: 12 s export failed ({}); 1 s export of {} bytes completed",
+        v["status"], j["size_bytes"]
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(&data);
+}
