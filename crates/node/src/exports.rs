@@ -1005,4 +1005,44 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_retention_task_deletes_finished_exports_on_simulated_time() {
+        let d = dir("retention");
+        let clocks = Arc::new(SimulatedClocks::new(
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        ));
+        let (ex, _src, gate) = open(&d, 1, clocks.clone());
+        let id = ex.create(new_export("cam")).unwrap().id;
+        gate.send(()).unwrap();
+        until("it completes", || {
+            ex.get(&id).unwrap().unwrap().status == ExportStatus::Completed
+        });
+        let mp4 = d.join(format!("exports/{id}.mp4"));
+        assert!(mp4.exists());
+        let task = ex.spawn_retention();
+        // A day (the retention) minus a sweep interval: swept, kept.
+        let step = ex.sweep_interval();
+        let mut waited = Duration::ZERO;
+        while waited + step < Duration::from_secs(86_400) {
+            clocks.advance(step);
+            waited += step;
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            ex.get(&id).unwrap().is_some(),
+            "kept before exports.retention"
+        );
+        // Past the retention: the next sweep deletes it.
+        let t = Instant::now();
+        while ex.get(&id).unwrap().is_some() {
+            clocks.advance(step);
+            assert!(t.elapsed() < Duration::from_secs(10), "never swept");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!mp4.exists());
+        task.abort();
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
