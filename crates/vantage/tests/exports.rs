@@ -264,6 +264,16 @@ async fn exports_complete_in_order_verify_download_cancel_and_run_from_the_cli()
         assert_eq!(j["progress_percent"], 100);
     }
     assert_eq!(jobs[3]["status"], "cancelled");
+    let (s, v) = api
+        .get(&format!("/api/v1/exports/{}/download", ids[3]))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("EXPORT_NOT_READY")),
+        "{v}"
+    );
+    let (s, _) = api.get("/api/v1/exports/no-such-export/manifest").await;
+    assert_eq!(s, 404);
     assert!(
         jobs[3]["started_at"].is_null(),
         "the cancelled one never started"
@@ -738,7 +748,8 @@ async fn a_full_exports_disk_fails_the_export_cleanly_and_recording_goes_on() {
     let id = v["export_id"].as_str().unwrap().to_owned();
     let j = wait_finished(&node.api, &id, Duration::from_secs(60)).await;
     assert_eq!(j["status"], "failed", "{j}");
-    assert!(j["error"].as_str().unwrap().starts_with("disk full"), "{j}");
+    let why = j["error"].as_str().unwrap().to_owned();
+    assert!(why.starts_with("disk full"), "{j}");
     assert!(j["download_url"].is_null());
     let left = files(&exports_in_ns);
     assert!(left.is_empty(), "no partial file left: {left:?}");
@@ -765,8 +776,8 @@ async fn a_full_exports_disk_fails_the_export_cleanly_and_recording_goes_on() {
     let j = wait_finished(&node.api, &id2, Duration::from_secs(60)).await;
     assert_eq!(j["status"], "completed", "{j}");
     eprintln!(
-        "disk full: 12 s export failed ({}); 1 s export of {} bytes completed",
-        v["status"], j["size_bytes"]
+        "12 s export failed ({why}); 1 s export of {} bytes completed",
+        j["size_bytes"]
     );
     drop(node);
     let _ = std::fs::remove_dir_all(&data);
