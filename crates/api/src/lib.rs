@@ -5,6 +5,7 @@
 
 mod cameras;
 mod error;
+mod exports;
 mod extract;
 pub mod model;
 pub mod playback;
@@ -79,6 +80,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(storage::get_lock).delete(storage::delete_lock),
         )
         .route("/api/v1/storage", get(storage::storage))
+        .route("/api/v1/export", post(exports::create))
+        .route("/api/v1/exports", get(exports::list))
+        .route("/api/v1/exports/public-key", get(exports::public_key))
+        .route(
+            "/api/v1/exports/{id}",
+            get(exports::get).delete(exports::delete),
+        )
+        .route("/api/v1/exports/{id}/download", get(exports::download))
+        .route("/api/v1/exports/{id}/manifest", get(exports::manifest))
         .route("/api/v1/stream/reserve", post(streams::reserve))
         .route("/api/v1/stream/heartbeat/{id}", post(streams::heartbeat))
         .route("/api/v1/stream/release/{id}", delete(streams::release))

@@ -271,6 +271,71 @@ pub struct EvidenceLockList {
     pub total: usize,
 }
 
+// ---- exports --------------------------------------------------------------------------------
+
+/// `POST /api/v1/export`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExportRequest {
+    #[schema(value_type = String)]
+    pub camera_id: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub start_time: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub end_time: Option<serde_json::Value>,
+    /// Only `mp4` (the default).
+    #[schema(value_type = Option<String>)]
+    pub format: Option<serde_json::Value>,
+    /// Include recorded audio (default true).
+    #[schema(value_type = Option<bool>)]
+    pub include_audio: Option<serde_json::Value>,
+    /// Who asks (default: `X-Vantage-User`, else `anonymous`).
+    #[schema(value_type = Option<String>)]
+    pub created_by: Option<serde_json::Value>,
+}
+
+/// The answer to `POST /api/v1/export` (202).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportCreated {
+    pub export_id: String,
+    /// `queued` or `running`.
+    pub status: String,
+    pub status_url: String,
+}
+
+/// An export job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Export {
+    pub export_id: String,
+    pub camera_id: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub format: String,
+    pub include_audio: bool,
+    /// `queued`, `running`, `completed`, `failed`, `cancelled`.
+    pub status: String,
+    /// 0 to 100 (100 once completed).
+    pub progress_percent: u32,
+    pub bytes_written: u64,
+    pub size_bytes: Option<u64>,
+    pub sha256: Option<String>,
+    pub frames: Option<u64>,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub file_name: String,
+    /// Once completed.
+    pub download_url: Option<String>,
+    pub manifest_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportList {
+    pub exports: Vec<Export>,
+    pub total: usize,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Storage {
     pub recordings_dir: String,
@@ -453,6 +518,10 @@ mod tests {
         LockRequest,
         EvidenceLock,
         EvidenceLockList,
+        ExportRequest,
+        ExportCreated,
+        Export,
+        ExportList,
         Storage,
         Timeline,
         VmsStatus

@@ -80,7 +80,7 @@ fn span(
     Ok((start, end))
 }
 
-fn query_error(camera_id: &str, e: QueryError) -> ApiError {
+pub(crate) fn query_error(camera_id: &str, e: QueryError) -> ApiError {
     match (e.field, e.error.kind()) {
         (None, base::ErrorKind::NotFound) => camera_not_found(camera_id),
         (Some(field), base::ErrorKind::NotFound) => ApiError::new(
@@ -162,7 +162,7 @@ fn byte_range_inner(header: Option<&str>, len: u64) -> Result<Option<Range<u64>>
 }
 
 /// Whether `If-None-Match` matches `etag` (strong comparison, or `*`).
-fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -178,9 +178,27 @@ fn serve(
     headers: &HeaderMap,
     body: recorder::playback::Body,
     content_type: &'static str,
-    mut extra: HeaderMap,
+    extra: HeaderMap,
 ) -> Response {
     let len = body.len();
+    serve_with(
+        headers,
+        len,
+        |range| node::playback::stream_body(body, range),
+        content_type,
+        extra,
+    )
+}
+
+/// A body of `len` bytes whose `range` `open` streams: 200, 206 for a satisfiable single
+/// `Range`, 416 otherwise.
+pub(crate) fn serve_with(
+    headers: &HeaderMap,
+    len: u64,
+    open: impl FnOnce(Range<u64>) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, base::Error>>,
+    content_type: &'static str,
+    mut extra: HeaderMap,
+) -> Response {
     let range = byte_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
@@ -220,7 +238,7 @@ fn serve(
         header::CONTENT_LENGTH,
         HeaderValue::from(range.end - range.start),
     );
-    let rx = node::playback::stream_body(body, range);
+    let rx = open(range);
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| {
             (
@@ -236,7 +254,7 @@ fn serve(
     resp
 }
 
-fn hv(s: &str) -> Option<HeaderValue> {
+pub(crate) fn hv(s: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(s).ok()
 }
 
@@ -310,7 +328,7 @@ pub(crate) async fn mp4(
 }
 
 /// A file-name-safe form of an id.
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

@@ -107,13 +107,13 @@ fn lock(l: &EvidenceLock, now_ms: i64) -> model::EvidenceLock {
     }
 }
 
-fn time_field(v: Option<Value>, field: &str) -> Result<i64, ApiError> {
+pub(crate) fn time_field(v: Option<Value>, field: &str) -> Result<i64, ApiError> {
     let s = text_field(v, field)?;
     Ok(unix_ms(parse_time(field, &s)?))
 }
 
 /// Who acted: `X-Vantage-User`, else `anonymous` (until users and roles exist).
-fn actor(headers: &HeaderMap) -> String {
+pub(crate) fn actor(headers: &HeaderMap) -> String {
     headers
         .get("x-vantage-user")
         .and_then(|v| v.to_str().ok())

@@ -13,6 +13,7 @@
 //!   live viewing and WHEP sessions, recordings and the timeline, audit, the VMS), implemented
 //!   on `Arc<Services>`; media-index work runs on blocking threads, off the async runtime.
 
+pub mod exports;
 pub mod janitor;
 pub mod lease;
 mod live;
@@ -46,6 +47,8 @@ pub struct Parts {
     pub vms: Option<Arc<vms::sync::VmsSync>>,
     /// Continuous recording: segment writers, media index, retention.
     pub recorder: Arc<recorder::service::Recorder>,
+    /// Evidence exports (design 0008): jobs, files, the signing key.
+    pub exports: Arc<exports::Exports>,
 }
 
 /// A node's services (reachable directly through `Deref`: `services.hub`) and the state of

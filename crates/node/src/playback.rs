@@ -32,7 +32,10 @@ async fn blocking<T: Send + 'static>(
 impl Services {
     /// The camera's name, when it is known to the catalog; NotFound when neither the catalog
     /// nor the recordings know it (recordings of a camera since removed stay playable).
-    fn playable_camera(&self, camera_id: &CameraId) -> Result<Option<String>, QueryError> {
+    pub(crate) fn playable_camera(
+        &self,
+        camera_id: &CameraId,
+    ) -> Result<Option<String>, QueryError> {
         if let Some(c) = self.catalog.get(camera_id) {
             return Ok(Some(c.camera.name.clone()));
         }

@@ -268,6 +268,35 @@ pub trait Playback: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<recorder::playback::HlsPart>, QueryError>>;
 }
 
+// ---- exports --------------------------------------------------------------------------------
+
+pub use crate::exports::{Deleted, ExportFile, NewExport};
+pub use store::{ExportRow, ExportStatus};
+
+/// Evidence exports (design 0008): jobs, their files and the node's public key. Database and
+/// file work runs off the async runtime.
+pub trait Exports: Send + Sync {
+    /// Validates and queues an export: InvalidArgument naming `end_time` for a bad or too long
+    /// range; NotFound for an unknown camera (no field) or a range with nothing recorded (naming
+    /// `start_time`).
+    fn create_export(&self, req: NewExport) -> BoxFuture<'_, Result<ExportRow, QueryError>>;
+    /// Newest first.
+    fn exports(&self) -> BoxFuture<'_, Result<Vec<ExportRow>, Error>>;
+    fn export<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ExportRow>, Error>>;
+    /// Cancels a queued or running export, or removes a finished one; None when unknown.
+    fn delete_export<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Deleted>, Error>>;
+    /// A completed export's file; None when unknown or not completed.
+    fn export_file<'a>(
+        &'a self,
+        id: &'a str,
+        which: ExportFile,
+    ) -> BoxFuture<'a, Result<Option<(ExportRow, std::path::PathBuf)>, Error>>;
+    /// Audits a download of an export's MP4.
+    fn export_downloaded(&self, row: &ExportRow);
+    /// The node's export public key (SPKI PEM).
+    fn export_public_key(&self) -> String;
+}
+
 // ---- audit and the VMS ------------------------------------------------------------------------
 
 /// The audit trail.
@@ -287,7 +316,7 @@ pub trait Vms: Send + Sync {
 }
 
 /// Everything the API drives.
-pub trait Node: Cameras + Live + Recordings + Playback + Audit + Vms {
+pub trait Node: Cameras + Live + Recordings + Playback + Exports + Audit + Vms {
     /// The configuration the node runs (server and live settings the HTTP layer needs).
     fn config(&self) -> &settings::Config;
     fn now(&self) -> SystemTime;

@@ -159,6 +159,9 @@ pub struct ExportsConfig {
     pub max_span: Duration,
     /// Finished exports are deleted this long after they completed.
     pub retention: Duration,
+    /// Each export writes at most this many KiB per second (0: as fast as the disk allows), so
+    /// exports can be kept from competing with recording for the disk.
+    pub max_write_kib_per_s: u32,
 }
 
 /// A storage cap, absolute or relative to the volume.

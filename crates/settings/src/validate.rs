@@ -334,6 +334,7 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         max_concurrent: s.u32("max_concurrent", 10, p).clamp(1, 256),
         max_span: s.duration("max_span", Duration::from_secs(24 * 3600), p),
         retention: s.duration("retention", Duration::from_secs(30 * 86_400), p),
+        max_write_kib_per_s: s.u32("max_write_kib_per_s", 0, p),
     };
     s.finish(p);
 

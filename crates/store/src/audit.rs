@@ -59,10 +59,16 @@ pub enum AuditAction {
     Lock,
     /// An evidence lock was deleted; `detail` holds its id and range.
     Unlock,
+    /// An export was asked for; `detail` holds its id and range.
+    ExportCreate,
+    /// An export finished (`reason`: `completed`, `failed`, `cancelled`); `detail` its id.
+    ExportComplete,
+    /// An export's MP4 was downloaded; `detail` its id.
+    ExportDownload,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::Reserve,
         AuditAction::Reuse,
         AuditAction::Deny,
@@ -71,6 +77,9 @@ impl AuditAction {
         AuditAction::Expire,
         AuditAction::Lock,
         AuditAction::Unlock,
+        AuditAction::ExportCreate,
+        AuditAction::ExportComplete,
+        AuditAction::ExportDownload,
     ];
 
     /// The stored name: `reserve`, `reuse`, `deny`, `heartbeat`, `release`, `expire`, `lock`,
@@ -85,6 +94,9 @@ impl AuditAction {
             AuditAction::Expire => "expire",
             AuditAction::Lock => "lock",
             AuditAction::Unlock => "unlock",
+            AuditAction::ExportCreate => "export_create",
+            AuditAction::ExportComplete => "export_complete",
+            AuditAction::ExportDownload => "export_download",
         }
     }
 

@@ -50,8 +50,10 @@
 //! Errors are [`base::Error`]s whose messages start with the database path.
 
 pub mod audit;
+pub mod exports;
 pub mod schema;
 pub mod snapshot;
+pub use exports::{ExportRow, ExportStatus, ExportStore};
 pub use snapshot::Snapshots;
 
 pub use audit::{

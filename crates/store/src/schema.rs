@@ -79,6 +79,56 @@ CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
 CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
 "#,
     },
+    Migration {
+        version: 4,
+        description: "evidence exports (table export) and their audit actions",
+        sql: r#"
+CREATE TABLE export (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL UNIQUE,
+    camera_id      TEXT    NOT NULL,
+    start_ms       INTEGER NOT NULL,
+    end_ms         INTEGER NOT NULL,
+    include_audio  INTEGER NOT NULL,
+    status         TEXT    NOT NULL
+                   CHECK (status IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+    bytes_done     INTEGER NOT NULL DEFAULT 0,
+    bytes_total    INTEGER NOT NULL DEFAULT 0,
+    size           INTEGER,
+    sha256         TEXT,
+    frames         INTEGER,
+    error          TEXT,
+    created_by     TEXT    NOT NULL,
+    created_at_ms  INTEGER NOT NULL,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
+    file_name      TEXT    NOT NULL
+);
+CREATE INDEX export_status ON export (status, seq);
+CREATE TABLE audit_event_v4 (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms          INTEGER NOT NULL,
+    action         TEXT    NOT NULL
+                   CHECK (action IN ('reserve', 'reuse', 'deny', 'heartbeat', 'release', 'expire',
+                                     'lock', 'unlock', 'export_create', 'export_complete',
+                                     'export_download')),
+    reservation_id TEXT,
+    user_id        TEXT    NOT NULL,
+    camera_id      TEXT    NOT NULL,
+    agency         TEXT,
+    quality        TEXT,
+    reason         TEXT,
+    detail         TEXT
+);
+INSERT INTO audit_event_v4 SELECT * FROM audit_event;
+DROP TABLE audit_event;
+ALTER TABLE audit_event_v4 RENAME TO audit_event;
+CREATE INDEX audit_event_at          ON audit_event (at_ms);
+CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
+CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
+CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
+"#,
+    },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -183,7 +233,7 @@ mod tests {
         );
         assert!(refused.is_err(), "version 2 refuses the new action");
         apply(&mut conn, "test", MIGRATIONS, 2).unwrap();
-        assert_eq!(current_version(&conn).unwrap(), 3);
+        assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
         conn.execute(
             "INSERT INTO audit_event (at_ms, action, user_id, camera_id) VALUES (6, 'lock', 'u', 'c')",
             [],

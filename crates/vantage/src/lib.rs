@@ -4,6 +4,7 @@
 //! what the integration tests start in-process.
 
 pub mod demo;
+pub mod export_cli;
 
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
@@ -30,6 +31,7 @@ pub struct Node {
     http: tokio::task::JoinHandle<()>,
     janitor: tokio::task::JoinHandle<()>,
     keeper: tokio::task::JoinHandle<()>,
+    export_retention: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
@@ -91,6 +93,24 @@ impl Node {
                 .await
                 .err_kind(base::ErrorKind::Internal, "starting the recorder")??
         };
+        let exports = {
+            let (db, cfg, clocks, audit) = (db.clone(), cfg.clone(), clocks.clone(), audit.clone());
+            tokio::task::spawn_blocking(move || {
+                let key = evidence::SigningKey::load_or_create(
+                    &cfg.storage.data_dir.join(node::exports::KEY_FILE),
+                )
+                .map_err(|e| e.context("export signing key"))?;
+                node::exports::Exports::open(
+                    store::ExportStore::open(&db)?,
+                    node::exports::ExportsSettings::from_config(&cfg.exports),
+                    key,
+                    clocks,
+                    Some(audit),
+                )
+            })
+            .await
+            .err_kind(base::ErrorKind::Internal, "starting exports")??
+        };
         let services = Arc::new(node::Services::new(node::Parts {
             cfg: cfg.clone(),
             catalog: catalog.clone(),
@@ -101,7 +121,11 @@ impl Node {
             clocks,
             vms: vms.clone(),
             recorder,
+            exports: exports.clone(),
         }));
+        let source: std::sync::Weak<node::Services> = Arc::downgrade(&services);
+        exports.attach(source);
+        let export_retention = exports.spawn_retention();
         let state = Arc::new(AppState::new(Arc::new(services.clone())));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
@@ -143,6 +167,7 @@ impl Node {
             http,
             janitor,
             keeper,
+            export_retention,
         })
     }
 
@@ -154,6 +179,7 @@ impl Node {
         }
         let _ = (&mut self.http).await;
         self.keeper.abort();
+        self.export_retention.abort();
         self.services.shutdown().await;
         self.janitor.abort();
         self.reconciler.abort();

@@ -38,6 +38,32 @@ enum Cmd {
         #[arg(long, value_name = "PEM_FILE")]
         public_key: Option<PathBuf>,
     },
+    /// Exports a recorded range from a running node: asks for it, follows it with a progress
+    /// bar, downloads the MP4 to FILE and its signed manifest to FILE.manifest.json, and verifies
+    /// both against the node's public key. Exits 0 only when the export verified.
+    Export {
+        /// The node's URL, e.g. http://127.0.0.1:8088
+        #[arg(long)]
+        server: String,
+        /// The camera id.
+        #[arg(long)]
+        camera: String,
+        /// Start of the range (RFC 3339).
+        #[arg(long)]
+        from: String,
+        /// End of the range (RFC 3339).
+        #[arg(long)]
+        to: String,
+        /// Where the MP4 goes.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Leave the recorded audio out.
+        #[arg(long)]
+        no_audio: bool,
+        /// Who asks (recorded in the manifest and the audit log).
+        #[arg(long)]
+        created_by: Option<String>,
+    },
     /// Runs simulators for tests and demonstrations.
     #[command(subcommand)]
     Sim(SimCmd),
@@ -185,6 +211,41 @@ async fn main() -> ExitCode {
             manifest,
             public_key,
         } => verify_export(&file, &manifest, public_key.as_deref()),
+        Cmd::Export {
+            server,
+            camera,
+            from,
+            to,
+            output,
+            no_audio,
+            created_by,
+        } => {
+            let args = vantage::export_cli::ExportArgs {
+                server,
+                camera,
+                from,
+                to,
+                output,
+                include_audio: !no_audio,
+                created_by,
+                poll: std::time::Duration::from_millis(250),
+            };
+            match vantage::export_cli::run(&args).await {
+                Ok(report) => {
+                    print!("{report}");
+                    if report.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("vantage export: verification failed");
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("vantage export: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Serve { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
