@@ -475,6 +475,30 @@ async fn ffmpeg_sees_the_frame_recorded_at_start_across_segments_and_a_reconnect
         pts.len()
     );
 
+    // Chromium's <video src> of the same file: it starts with the first run's frame and a seek
+    // past the removed gap (where `Vantage-Gaps` says it is) lands on the second run's frame
+    // recorded there.
+    let gap_at: f64 = gaps.split('=').next().unwrap().parse().unwrap();
+    let rec2 = Recorded::read(&base, s2, 4);
+    let c = rec2.c0() + 25;
+    let seek = gap_at + rec2.time_of(c) + 0.02;
+    let path = skip.strip_prefix(base.as_str()).unwrap();
+    let v = chromium(&["src", &base, path, &format!("{seek:.4}")]);
+    eprintln!(
+        "chromium <video src> across the reconnect: {v} (expected first #{}, at {seek:.3} s #{c})",
+        two[0].0
+    );
+    assert!(v["error"].is_null(), "{v}");
+    assert!((v["duration"].as_f64().unwrap() - d).abs() <= 0.04, "{v}");
+    assert_eq!(v["first_stamp"].as_u64(), Some(u64::from(two[0].0)), "{v}");
+    let got = v["seek_stamp"].as_u64().expect("stamp after seek") as u32;
+    check_frame(
+        &rec2,
+        rec2.mid_frame(c),
+        got,
+        "<video src> seek past the gap",
+    );
+
     src.assert_alive();
     node.shutdown().await;
 }
