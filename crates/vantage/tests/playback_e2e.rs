@@ -396,6 +396,61 @@ async fn ffmpeg_sees_the_frame_recorded_at_start_across_segments_and_a_reconnect
         );
     }
 
+    // HLS (ffmpeg's HLS demuxer over the playlist and its fMP4 parts): whole GOPs, so from the
+    // key frame before the start (every 50th frame) to the end of the last part, every frame once.
+    let t = rec.mid_frame(c0 + 62);
+    let hls = format!(
+        "{base}/api/v1/playback/cam-s/index.m3u8?start={}&duration=6",
+        rfc(t)
+    );
+    let m3u8 = reqwest::get(&hls).await.unwrap().text().await.unwrap();
+    let listed: f64 = m3u8
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    let s = stamps(&hls, 1000);
+    let hls_runs = consecutive_runs(&s);
+    assert_eq!(hls_runs.len(), 1, "{hls_runs:?}");
+    assert_eq!(
+        hls_runs[0].0,
+        c0 + 50,
+        "from the key frame before the start"
+    );
+    assert!(
+        (s.len() as f64 - listed * 25.0).abs() <= 1.0,
+        "{} frames for {listed} s listed",
+        s.len()
+    );
+    eprintln!(
+        "HLS from +{} ms: frames #{}..#{} ({listed} s listed)",
+        t.duration_since(rs).unwrap().as_millis(),
+        hls_runs[0].0,
+        hls_runs[0].0 + s.len() as u32 - 1
+    );
+
+    // The latest recording, up to the segment being written: the frame recorded at the start
+    // first, every frame once.
+    let (_, e) = runs(&api, since).await[0];
+    let t_live = e - Duration::from_millis(1_500);
+    let rec_now = Recorded::read(
+        &base,
+        rs,
+        e.duration_since(rs).unwrap().as_secs() as u32 + 1,
+    );
+    let live = play(t_live, "1", "");
+    let s = stamps(&live, 1000);
+    let got = s[0].expect("barcode");
+    check_frame(&rec_now, t_live, got, "first frame near the live edge");
+    let live_runs = consecutive_runs(&s);
+    assert_eq!(live_runs.len(), 1, "{live_runs:?}");
+    assert!((25..=26).contains(&s.len()), "{} frames for 1 s", s.len());
+    eprintln!(
+        "1 s from {} ms before the recorded end: first frame #{got}, {} frames",
+        e.duration_since(t_live).unwrap().as_millis(),
+        s.len()
+    );
+
     // A camera reconnect: the source stops and comes back (its counter restarts at 0).
     src.assert_alive();
     src.kill();
