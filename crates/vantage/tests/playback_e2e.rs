@@ -619,15 +619,27 @@ async fn chromium_plays_the_mp4_and_mse_and_a_seek_lands_on_the_frame_stamped_th
     let got = v["seek_stamp"].as_u64().expect("stamp after seek") as u32;
     check_frame(&rec, seek_wall, got, "<video src> seek");
 
-    // MSE: init.mp4 + media.m4s, on the wall clock; a seek to T shows the frame recorded at T.
+    // MSE: init.mp4 + two media.m4s ranges fetched separately and appended later one first (as a
+    // UI scrubbing back would): they land on one timeline, the wall clock, with no hole; a seek
+    // to T shows the frame recorded at T.
     let init = format!("/api/v1/playback/cam-s/init.mp4?start={}", rfc(t));
-    let m4s = format!(
-        "/api/v1/playback/cam-s/media.m4s?start={}&duration=6",
-        rfc(t)
-    );
+    let m4s = |from: SystemTime| {
+        format!(
+            "/api/v1/playback/cam-s/media.m4s?start={}&duration=3",
+            rfc(from)
+        )
+    };
+    let (early, late) = (m4s(t), m4s(t + Duration::from_secs(3)));
     let target = seek_wall;
     let want_seek = rec.at(target);
-    let v = chromium(&["mse", &base, &init, &m4s, &format!("{:.4}", unix_s(target))]);
+    let v = chromium(&[
+        "mse",
+        &base,
+        &init,
+        &format!("{:.4}", unix_s(target)),
+        &late,
+        &early,
+    ]);
     eprintln!(
         "chromium MSE: {v} (expected at {} #{want_seek})",
         rfc(target)

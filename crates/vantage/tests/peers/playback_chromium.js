@@ -5,10 +5,10 @@
 //     <video src=PATH>: waits for the metadata, plays ~1 s counting presented frames
 //     (requestVideoFrameCallback), then pauses, seeks to SEEK_S (media seconds) and reads the
 //     barcode of the frame shown; also the barcode of the first frame presented.
-//   node playback_chromium.js mse BASE INIT_PATH MEDIA_PATH SEEK_UNIX_S
-//     fetches init.mp4 and media.m4s, appends both to a SourceBuffer (codec from the avcC), then
-//     seeks to SEEK_UNIX_S (the fragments' tfdt is the wall clock since the epoch) and reads the
-//     barcode of the frame shown.
+//   node playback_chromium.js mse BASE INIT_PATH SEEK_UNIX_S MEDIA_PATH...
+//     fetches init.mp4 and each media.m4s (fetched separately, appended in the order given) into
+//     one SourceBuffer (codec from the avcC), then seeks to SEEK_UNIX_S (the fragments' tfdt is
+//     the wall clock since the epoch) and reads the barcode of the frame shown.
 // One JSON line on stdout. Barcode layout: keep in sync with stamp.py (counter = row B).
 const home = process.env.PEERS_HOME || (require('os').homedir() + '/.cache/peers');
 const { chromium } = require(home + '/npm/node_modules/playwright-core');
@@ -113,12 +113,11 @@ async function main() {
         return r;
       }, { path, seek }));
     } else if (mode === 'mse') {
-      const [initPath, mediaPath, seek] = rest;
-      Object.assign(out, await page.evaluate(async ({ initPath, mediaPath, seek }) => {
+      const [initPath, seek, ...mediaPaths] = rest;
+      Object.assign(out, await page.evaluate(async ({ initPath, mediaPaths, seek }) => {
         const v = document.getElementById('v');
         const r = {};
         const init = new Uint8Array(await (await fetch(initPath)).arrayBuffer());
-        const media = new Uint8Array(await (await fetch(mediaPath)).arrayBuffer());
         // avc1.PPCCLL from the avcC box.
         let codec = null;
         for (let i = 0; i + 8 < init.length; i++) {
@@ -140,7 +139,7 @@ async function main() {
           sb.appendBuffer(b);
         });
         await append(init);
-        await append(media);
+        for (const p of mediaPaths) await append(new Uint8Array(await (await fetch(p)).arrayBuffer()));
         r.buffered = [];
         for (let i = 0; i < sb.buffered.length; i++) r.buffered.push([sb.buffered.start(i), sb.buffered.end(i)]);
         const shown = window.frameShown();
@@ -159,7 +158,7 @@ async function main() {
         r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
         return r;
-      }, { initPath, mediaPath, seek }));
+      }, { initPath, mediaPaths, seek }));
     } else {
       out.exception = 'unknown mode ' + mode;
     }
