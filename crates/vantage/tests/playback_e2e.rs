@@ -155,7 +155,8 @@ fn consecutive_runs(s: &[Option<u32>]) -> Vec<(u32, usize)> {
     runs
 }
 
-async fn stamped_node(media: &Path, port: u16) -> (vantage::Node, Api) {
+/// A node recording `rtsp://127.0.0.1:{port}/h264_720p` as `cam-s`, 4 s segments.
+async fn stamped_node(port: u16) -> (vantage::Node, Api) {
     let data = tempdir("playback-e2e");
     let yaml = format!(
         "server: {{ listen: \"127.0.0.1:0\" }}\n\
@@ -167,7 +168,6 @@ async fn stamped_node(media: &Path, port: u16) -> (vantage::Node, Api) {
          rtsp_url: \"rtsp://127.0.0.1:{port}/h264_720p\", recording: continuous }}\n",
         data.display()
     );
-    let _ = media;
     let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
     let node = vantage::Node::start(cfg).await.expect("node");
     let api = Api::new(node.http_addr);
@@ -318,7 +318,7 @@ async fn ffmpeg_sees_the_frame_recorded_at_start_across_segments_and_a_reconnect
     let port = free_tcp_port();
     let mut src = gst(port, &media);
     let since = SystemTime::now() - Duration::from_secs(5);
-    let (node, api) = stamped_node(&media, port).await;
+    let (node, api) = stamped_node(port).await;
     let r = wait_recorded(&api, since, 0, 13).await;
     let (rs, _) = r[0];
     let base = api.base.clone();
@@ -589,7 +589,7 @@ async fn chromium_plays_the_mp4_and_mse_and_a_seek_lands_on_the_frame_stamped_th
     let port = free_tcp_port();
     let mut src = gst(port, &media);
     let since = SystemTime::now() - Duration::from_secs(5);
-    let (node, api) = stamped_node(&media, port).await;
+    let (node, api) = stamped_node(port).await;
     let r = wait_recorded(&api, since, 0, 13).await;
     let (rs, _) = r[0];
     let base = api.base.clone();
