@@ -2,9 +2,10 @@
 // launches it, playing Vantage's recorded playback (issue 10, design 0008):
 //   node playback_chromium.js src BASE PATH SEEK_S
 //     a page on the node's own origin (BASE, served by playwright's router) with
-//     <video src=PATH>: waits for the metadata, plays ~1 s counting presented frames
+//     <video src=PATH>: waits for the first frame (loadeddata, then a seek to 0) and reads its
+//     barcode (the picture at time 0, before playing), plays ~1 s counting presented frames
 //     (requestVideoFrameCallback), then pauses, seeks to SEEK_S (media seconds) and reads the
-//     barcode of the frame shown; also the barcode of the first frame presented.
+//     barcode of the frame shown.
 //   node playback_chromium.js mse BASE INIT_PATH SEEK_UNIX_S MEDIA_PATH...
 //     fetches init.mp4 and each media.m4s (fetched separately, appended in the order given) into
 //     one SourceBuffer (codec from the avcC), then seeks to SEEK_UNIX_S (the fragments' tfdt is
@@ -77,23 +78,26 @@ async function main() {
       Object.assign(out, await page.evaluate(async ({ path, seek }) => {
         const v = document.getElementById('v');
         const r = { presented: 0 };
-        const first = new Promise(res => {
-          const cb = () => {
-            if (r.presented === 0) r.first_stamp = window.stampNow();
-            r.presented++;
-            v.requestVideoFrameCallback(cb);
-            res();
-          };
-          v.requestVideoFrameCallback(cb);
-        });
         const meta = new Promise((res, rej) => {
-          v.addEventListener('loadedmetadata', res, { once: true });
+          v.addEventListener('loadeddata', res, { once: true });
           v.addEventListener('error', () => rej(new Error('video error ' + (v.error && v.error.code) + ' ' + (v.error && v.error.message))), { once: true });
         });
         v.src = path;
         await meta;
         r.duration = v.duration;
         r.width = v.videoWidth;
+        // The picture at time 0, before playing (a busy machine may drop frames once playing).
+        // (A seek to 0 and a presented frame first: right after loadeddata the element may not
+        // have a picture to draw yet.)
+        const shown0 = window.frameShown();
+        await window.seekTo(0);
+        await shown0;
+        r.start_time = v.currentTime;
+        r.first_stamp = window.stampNow();
+        const first = new Promise(res => {
+          const cb = () => { r.presented++; v.requestVideoFrameCallback(cb); res(); };
+          v.requestVideoFrameCallback(cb);
+        });
         await v.play();
         await first;
         await new Promise(res => {
