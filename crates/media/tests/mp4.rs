@@ -917,6 +917,33 @@ fn chunk_offsets_past_4_gib_use_co64_and_a_64_bit_mdat() {
 }
 
 #[test]
+fn a_start_inside_a_frame_presents_from_that_frame() {
+    // 1 ms into frame 38 (frames of 3600 ticks): the edit starts at frame 38, not inside it
+    // (FFmpeg-based players, Chromium's <video src> among them, drop a frame that begins before
+    // the edit and showed frame 39 first); the end stays where it was asked.
+    let f = recorded(Codec::H264, H264_A, 2, true, 0);
+    let start = 38 * 3600 + 90;
+    let mut b = Builder::new(start, Metadata::default());
+    let at = b.push(&f.init(), 0, &f.fragment(0), None).unwrap();
+    assert_eq!(at, -(38 * 3600), "presented from frame 38's start");
+    let end = f.tfdts[1] + 3600;
+    b.push(&f.init(), 0, &f.fragment(1), Some(end)).unwrap();
+    let v = b.build().unwrap();
+    let duration = end - 38 * 3600;
+    assert_eq!(v.duration_90k, duration);
+    let mut sources: Vec<&[u8]> = vec![&[]];
+    sources[0] = &f.bytes;
+    let mp4 = materialize(&v, &sources);
+    let (_, tracks) = parse_mp4(&mp4);
+    assert_eq!(tracks[0].edits, [(duration, 38 * 3600)]);
+    if e2e() {
+        let out = probe(&mp4, "inside_a_frame");
+        // Frames 38..=50 of the first GOP and the first of the second: all presented.
+        assert_eq!(field(stream(&out, 0), "nb_read_frames"), "13");
+    }
+}
+
+#[test]
 fn builder_refuses_what_it_cannot_present() {
     let f = recorded(Codec::H264, H264_A, 2, true, 0);
     let info = f.init();
@@ -945,8 +972,8 @@ fn builder_refuses_what_it_cannot_present() {
     let mut b = Builder::new(180_000, Metadata::default());
     b.push(&info, 0, &f.fragment(0), None).unwrap();
     assert!(b.build().is_err());
-    let mut b = Builder::new(1000, Metadata::default());
-    b.push(&info, 0, &f.fragment(0), Some(1000)).unwrap();
+    let mut b = Builder::new(3600, Metadata::default());
+    b.push(&info, 0, &f.fragment(0), Some(3600)).unwrap();
     assert!(b.build().is_err());
     // Audio at another rate.
     let mut other = info.clone();

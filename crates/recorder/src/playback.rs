@@ -463,6 +463,11 @@ pub fn mp4(rec: &Recorder, req: &Mp4Request, now: Instant) -> Result<Mp4, QueryE
             let end_in_file = (frag_end(frag) > end_90k)
                 .then(|| frag.base_decode_time + (end_90k - frag.wall_90k));
             let at = b.push(&init, source, &samples, end_in_file)?;
+            if files.is_empty() && !used && at <= 0 {
+                // The file presents from the start of the frame shown at the start.
+                presented_start_ms =
+                    wall_ms_of_90k(frag.wall_90k.saturating_add(at.unsigned_abs()));
+            }
             if let Some((wall_start_ms, wall_end_ms)) = pending_gap.take() {
                 gaps.push(RemovedGap {
                     at_90k: at,
@@ -837,8 +842,10 @@ mod tests {
         let now = Instant::now();
         // 1.5 s in, 8 s: starts inside the first GOP, runs across two segment boundaries.
         let mut m = mp4(&rec, &req(T0_MS + 1_500, T0_MS + 9_500), now).unwrap();
-        assert_eq!(m.duration_90k, 8 * 90_000);
-        assert_eq!(m.start_ms, T0_MS + 1_500);
+        // 1.5 s is inside frame 37 (1.48 s to 1.52 s): the file presents from that frame's
+        // start, so the first picture is the one shown at 1.5 s in every player, to the end asked.
+        assert_eq!(m.duration_90k, 8 * 90_000 + 20 * 90);
+        assert_eq!(m.start_ms, T0_MS + 1_480);
         // From the key frame at 0 s (the edit list skips 1.5 s) up to the frame before 9.5 s.
         assert_eq!(m.video_frames, 238);
         assert_eq!(m.ended_early_ms, None);

@@ -9,7 +9,8 @@
 //!         duration needs 64 bits)
 //!   trak                                   video, track 1
 //!     tkhd (enabled + in movie, the first file's picture size)
-//!     edts / elst: one edit, media_time = start − first key frame, duration = what is presented
+//!     edts / elst: one edit, media_time = the start of the frame shown at the start instant −
+//!     first key frame (never inside a frame), duration = what is presented
 //!     mdia / mdhd (90000) , hdlr vide, minf / vmhd, dinf, stbl:
 //!       stsd (one entry per distinct sample entry of the source files, copied byte for byte)
 //!       stts (run-length), stss, stsc (run-length, picks the entry), stsz, stco or co64
@@ -265,9 +266,10 @@ fn rescale(t: i128, from: u32, to: u32) -> i128 {
 }
 
 impl Builder {
-    /// A builder whose file presents from `start_90k`, on the timeline of the first fragment's
-    /// file (at or after that fragment's first decode time: the caller starts from the key frame
-    /// at or before the instant wanted).
+    /// A builder whose file presents from the frame shown at `start_90k` (from that frame's
+    /// start: see [`Builder::push`]'s return value), on the timeline of the first fragment's file
+    /// (at or after that fragment's first decode time: the caller starts from the key frame at or
+    /// before the instant wanted).
     pub fn new(start_90k: u64, meta: Metadata) -> Self {
         Builder {
             meta,
@@ -349,7 +351,7 @@ impl Builder {
                     );
                 };
                 self.size = (v.width, v.height);
-                skip
+                frame_start(&frag.video.samples, skip)
             }
         };
         if let (Some((_, ai)), Some(t)) = (audio, &self.audio)
@@ -853,6 +855,23 @@ fn put_time(out: &mut Vec<u8>, long: bool, v: u64) {
 }
 
 /// The presentation time of output decode time `t` with the video edit starting at `skip`.
+/// The start (from the first sample, in the track's timescale) of the sample presented at `at`:
+/// the edit list starts on a frame, never inside one. Players built on FFmpeg (ffmpeg, ffplay,
+/// Chromium's `<video src>`) drop a sample that begins before the edit and shift their timeline
+/// to the next one, so an edit inside a frame showed the frame after the one at the start. `at`
+/// past the samples is kept as it is.
+fn frame_start(samples: &[SampleInfo], at: u64) -> u64 {
+    let mut t = 0u64;
+    for s in samples {
+        let next = t.saturating_add(u64::from(s.duration));
+        if at < next {
+            return t;
+        }
+        t = next;
+    }
+    at
+}
+
 fn presentation(t: u64, skip: u64) -> i64 {
     i64::try_from(i128::from(t) - i128::from(skip)).unwrap_or(i64::MIN)
 }
