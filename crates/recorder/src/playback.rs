@@ -689,8 +689,8 @@ pub enum LiveStep {
 /// frame at or before a start, then those of the segment being written as they are completed,
 /// then those of the next segments as they start. Each fragment is remuxed so that the stream's
 /// decode times start at 0 and run on (video and audio each the running sum of the durations
-/// sent), across segments and gaps (a gap is left out of the timeline). What it reads is pinned
-/// (`Pins::extend` as it moves on).
+/// sent), across segments and gaps (a gap is left out of the timeline). The segment it reads is
+/// pinned (`Pins::extend` as it moves on, `Pins::release` of the one it leaves).
 pub struct Follower {
     rec: std::sync::Arc<Recorder>,
     camera_id: String,
@@ -915,6 +915,9 @@ impl Follower {
             if self.next_fragment().is_some() {
                 continue;
             }
+            // Only what it reads stays pinned.
+            let done = self.cur.id;
+            self.rec.pins().release(&mut self.pin, &[done]);
             if self
                 .rec
                 .pins()
@@ -1449,8 +1452,10 @@ mod tests {
         // Decode times run on from 0 in steps of one GOP: 2 s at 90 kHz.
         let times: Vec<u64> = got.iter().map(|g| g.1).collect();
         assert_eq!(times, [180_000, 360_000, 540_000, 720_000, 900_000]);
-        let (pinned, readers) = cam.rec.pins().counts();
-        assert!(pinned >= 3 && readers == 1, "{pinned} {readers}");
+        // Only the segment it is reading is pinned, the one being written.
+        assert_eq!(cam.rec.pins().counts(), (1, 1));
+        let writing = cam.rec.reader().latest_segment("cam-1").unwrap().unwrap();
+        assert!(cam.rec.pins().is_pinned(writing.id, now));
         // The camera stops: the last GOP is closed and sent; then nothing until the limit.
         cam.stop();
         let now = cam.clocks.monotonic();
