@@ -15,7 +15,8 @@
 //!
 //! Then `REQUESTS` requests of `SPAN_S` seconds at uniformly random (camera, start) pairs; each
 //! is timed from the call to `mp4()` to the first chunk of its body handed to the sink (the
-//! first byte an HTTP response would send). The page cache is warm (the files were just
+//! first byte an HTTP response would send); then as many over HTTP against a `vantage::Node` on
+//! the same directory ([`http_ttfb`]). The page cache is warm (the files were just
 //! written): this measures the index and the per-request work, not a cold disk.
 //!
 //! Prints one JSON line: the setup, p50/p90/p99/max in ms and the process's peak RSS while
@@ -98,6 +99,72 @@ fn day_of_segments(day_start_ms: i64) -> Vec<Seg> {
     // The last one is still open: leave it out (a day of complete segments).
     segs.pop();
     segs
+}
+
+/// The same kind of requests over HTTP, against a node (`vantage::Node`, no cameras configured:
+/// recordings of unknown cameras stay playable) on this directory: time from sending
+/// `GET /api/v1/playback/{camera}?start=&duration=` to the first chunk of the body.
+fn http_ttfb(
+    dir: &std::path::Path,
+    cameras: i64,
+    requests: usize,
+    span_s: i64,
+    first_ms: i64,
+    last_ms: i64,
+) -> serde_json::Value {
+    let yaml = format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\n\
+         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
+         storage: {{ data_dir: \"{}\", recordings_dir: \"{}\" }}\n\
+         playback: {{ max_span: 1h }}\n\
+         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n",
+        dir.join("node").display(),
+        dir.display()
+    );
+    let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let node = vantage::Node::start(cfg).await.expect("node");
+        let base = format!("http://{}", node.http_addr);
+        let c = reqwest::Client::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut v = Vec::with_capacity(requests);
+        let mut failures = 0;
+        for _ in 0..requests {
+            let cam = format!("cam-{:04}", next() % cameras as u64);
+            let room = (last_ms - first_ms - span_s * 1000).max(1) as u64;
+            let start_ms = first_ms + (next() % room) as i64;
+            let url = format!(
+                "{base}/api/v1/playback/{cam}?start={}&duration={span_s}",
+                base::time::rfc3339::format_ms(start_ms)
+            );
+            let t = Instant::now();
+            let mut r = c.get(&url).send().await.expect("request");
+            if r.status() != 200 {
+                failures += 1;
+                continue;
+            }
+            let _ = r.chunk().await.expect("first chunk");
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+            while let Ok(Some(_)) = r.chunk().await {}
+        }
+        node.shutdown().await;
+        v.sort_by(f64::total_cmp);
+        let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
+        serde_json::json!({
+            "failures": failures,
+            "p50": r3(percentile(&v, 0.5)),
+            "p90": r3(percentile(&v, 0.9)),
+            "p99": r3(percentile(&v, 0.99)),
+            "max": r3(v.last().copied().unwrap_or(f64::NAN)),
+        })
+    })
 }
 
 fn peak_rss_kib() -> u64 {
@@ -254,6 +321,8 @@ fn main() {
         ttfb.push(first.unwrap_or_default().as_secs_f64() * 1000.0);
     }
     rec.shutdown();
+    let rss_direct = peak_rss_kib();
+    let http = http_ttfb(&dir, cameras, requests, span_s, first_ms, last_ms);
     ttfb.sort_by(f64::total_cmp);
     full.sort_by(f64::total_cmp);
     let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
@@ -283,7 +352,8 @@ fn main() {
             },
             "body_bytes_mean": bytes_total / requests.max(1) as u64,
             "peak_rss_kib_building": rss_build,
-            "peak_rss_kib_serving": peak_rss_kib(),
+            "peak_rss_kib_serving": rss_direct,
+            "http_ttfb_ms": http,
         })
     );
 }
