@@ -915,15 +915,11 @@ impl Follower {
             if self.next_fragment().is_some() {
                 continue;
             }
-            // Only what it reads stays pinned.
+            // Only what it reads stays pinned (the next is pinned before the last is let go).
             let done = self.cur.id;
+            let pinned = self.rec.pins().extend(&mut self.pin, &[next.id], now);
             self.rec.pins().release(&mut self.pin, &[done]);
-            if self
-                .rec
-                .pins()
-                .extend(&mut self.pin, &[next.id], now)
-                .is_err()
-            {
+            if pinned.is_err() {
                 // Being deleted: pass over it.
                 self.pass_to(next);
                 continue;

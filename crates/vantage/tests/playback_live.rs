@@ -164,7 +164,23 @@ async fn a_live_edge_stream_keeps_following_the_recording() {
         got.extend_from_slice(&chunk);
         media_90k = fragments(&got).iter().map(|f| f.2).sum();
     }
-    drop(r); // the client goes away: the follower stops
+    // While it streams, the follower pins the segment it reads (two while it moves from one to
+    // the next), as one reader.
+    let (pinned, readers) = node.services.recorder.pins().counts();
+    assert!(
+        (1..=2).contains(&pinned) && readers == 1,
+        "{pinned} {readers}"
+    );
+    drop(r); // the client goes away: the follower stops and unpins
+    let mut counts = (1, 1);
+    for _ in 0..100 {
+        counts = node.services.recorder.pins().counts();
+        if counts == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(counts, (0, 0), "pins dropped after the client went away");
     eprintln!(
         "live edge: {} bytes, {} fragments, {:.1} s of media; {:.1} s recorded at the request",
         got.len(),
