@@ -1379,6 +1379,15 @@ mod tests {
             });
         }
 
+        /// The camera is away for `gops` GOPs (2 s each): time passes, nothing is published.
+        fn away(&mut self, gops: usize) {
+            for _ in 0..gops * 50 {
+                self.clocks.settle(2);
+                self.clocks.advance(Duration::from_millis(40));
+                self.n += 1;
+            }
+        }
+
         fn stop(&self) {
             self.rec.apply(&self.hub, &[]);
             step_until(
@@ -1464,6 +1473,39 @@ mod tests {
         assert_eq!(f.fragments_sent, 7);
         drop(f);
         assert_eq!(cam.rec.pins().counts(), (0, 0));
+        cam.clocks.free_run();
+        cam.rec.shutdown();
+    }
+
+    #[test]
+    fn a_live_edge_stream_leaves_a_short_gap_out_of_its_timeline() {
+        let d = TempDir::new("playback-live-gap");
+        let mut cam = LiveCam::new(&d);
+        cam.record(2, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (_, mut f) = Follower::start(
+            cam.rec.clone(),
+            &LiveRequest {
+                camera_id: "cam-1".into(),
+                start_ms: T0_MS,
+                idle_limit: Duration::from_secs(30),
+            },
+            now,
+        )
+        .unwrap();
+        // 8 s away (longer than the segmenter's 5 s: a new run and segment), then 2 GOPs more.
+        cam.away(4);
+        cam.record(3, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (got, step) = drain(&mut f, now);
+        assert!(matches!(step, LiveStep::Wait), "{step:?}");
+        // Two GOPs before the gap, two complete after it: decode times run on without the 8 s.
+        assert_eq!(
+            got.iter().map(|g| g.1).collect::<Vec<_>>(),
+            [0, 180_000, 360_000, 540_000]
+        );
+        drop(f);
+        cam.stop();
         cam.clocks.free_run();
         cam.rec.shutdown();
     }
