@@ -29,6 +29,7 @@ pub(crate) struct PlayQuery {
     duration: Option<String>,
     skip_gaps: Option<bool>,
     audio: Option<bool>,
+    live_edge: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +266,9 @@ pub(crate) async fn mp4(
     headers: HeaderMap,
     Query(q): Query<PlayQuery>,
 ) -> Result<Response, ApiError> {
+    if q.live_edge == Some(true) {
+        return live(st, camera_id, q).await;
+    }
     let (start, end) = span(q.start.as_deref(), q.end.as_deref(), q.duration.as_deref())?;
     let m = st
         .playback_mp4(PlaybackRequest {
@@ -325,6 +329,44 @@ pub(crate) async fn mp4(
         return Ok(r);
     }
     Ok(serve(&headers, m.body, "video/mp4", extra))
+}
+
+/// `GET /api/v1/playback/{camera_id}?start=&live_edge=true`: a time-shift view, a fragmented
+/// MP4 (init segment, then `moof`+`mdat` fragments with decode times from 0) that follows the
+/// recording as it grows; chunked, without `Content-Length` or `Range`. It ends when the camera
+/// stops recording for `node::playback::LIVE_IDLE_LIMIT`, at a change of parameters (new SPS),
+/// or when the client goes away.
+async fn live(st: Arc<AppState>, camera_id: String, q: PlayQuery) -> Result<Response, ApiError> {
+    let Some(start) = q.start.as_deref() else {
+        return Err(invalid("start", "is required"));
+    };
+    if q.end.is_some() || q.duration.is_some() {
+        return Err(invalid(
+            "live_edge",
+            "a live-edge stream has no end: give start only",
+        ));
+    }
+    let start = parse_time("start", start)?;
+    let live = st
+        .playback_live(&CameraId::from(camera_id.as_str()), start)
+        .await
+        .map_err(|e| query_error(&camera_id, e))?;
+    let init = futures::stream::once(async move { Ok(axum::body::Bytes::from(live.init)) });
+    let frags = futures::stream::unfold(live.fragments, |mut rx| async move {
+        rx.recv().await.map(|item| {
+            (
+                item.map(axum::body::Bytes::from)
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+                rx,
+            )
+        })
+    });
+    let mut r = Response::new(Body::from_stream(futures::StreamExt::chain(init, frags)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    Ok(r)
 }
 
 /// A file-name-safe form of an id.

@@ -4,14 +4,14 @@
 //! HTTP layer turns into a response body.
 
 use crate::Services;
-use crate::ports::{BoxFuture, Playback, PlaybackRequest};
+use crate::ports::{BoxFuture, LiveStream, Playback, PlaybackRequest};
 use base::clock::unix_ms;
 use base::{CameraId, Error, err};
 use recorder::index::QueryError;
-use recorder::playback::{Body, Fragments, HlsPart, Mp4, Mp4Request};
+use recorder::playback::{Body, Follower, Fragments, HlsPart, LiveRequest, Mp4, Mp4Request};
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 fn invalid(field: &'static str, msg: String) -> QueryError {
     QueryError {
@@ -128,6 +128,31 @@ impl Playback for Arc<Services> {
         })
     }
 
+    fn playback_live<'a>(
+        &'a self,
+        camera_id: &'a CameraId,
+        start: SystemTime,
+    ) -> BoxFuture<'a, Result<LiveStream, QueryError>> {
+        Box::pin(async move {
+            self.playable_camera(camera_id)?;
+            let (st, id) = (self.clone(), camera_id.to_string());
+            let req = LiveRequest {
+                camera_id: id,
+                start_ms: unix_ms(start),
+                idle_limit: LIVE_IDLE_LIMIT,
+            };
+            let (init, follower) = blocking(move || {
+                let now = st.clocks.monotonic();
+                Follower::start(st.recorder.clone(), &req, now)
+            })
+            .await?;
+            Ok(LiveStream {
+                init,
+                fragments: stream_live(follower, self.clocks.clone()),
+            })
+        })
+    }
+
     fn hls_parts<'a>(
         &'a self,
         camera_id: &'a CameraId,
@@ -146,6 +171,42 @@ impl Playback for Arc<Services> {
 
 /// HLS parts hold about this much (whole GOPs), 90 kHz.
 pub const HLS_TARGET_90K: u64 = 4 * 90_000;
+
+/// A live-edge stream ends when nothing new has been recorded for this long (the camera stopped
+/// recording, or its recording is stuck).
+pub const LIVE_IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// A live-edge stream looks for new fragments this often while it is at the edge.
+pub const LIVE_POLL: Duration = Duration::from_millis(200);
+
+/// Runs `follower` on a blocking thread, sending each fragment into the returned channel; the
+/// channel closes when the stream ends (idle, new parameters, a read error sent first) and the
+/// follower (with its pins) is dropped when the receiver goes away.
+pub fn stream_live(
+    mut follower: Follower,
+    clocks: Arc<dyn base::Clocks>,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(CHANNEL_CHUNKS);
+    tokio::task::spawn_blocking(move || {
+        let closed = || tx.is_closed();
+        let r = follower.follow(&*clocks, LIVE_POLL, &closed, &mut |b| {
+            tx.blocking_send(Ok(b))
+                .map_err(|_| err!(Cancelled, "the reader went away"))
+        });
+        match r {
+            Ok(end) => tracing::debug!(
+                fragments = follower.fragments_sent,
+                "live-edge playback ended: {end:?}"
+            ),
+            Err(e) if e.kind() == base::ErrorKind::Cancelled => {}
+            Err(e) => {
+                tracing::warn!("live-edge playback failed: {e}");
+                let _ = tx.blocking_send(Err(e));
+            }
+        }
+    });
+    rx
+}
 
 /// Chunks of a body in flight between the reading thread and the response.
 const CHANNEL_CHUNKS: usize = 4;

@@ -235,6 +235,15 @@ pub struct PlaybackRequest {
     pub audio: bool,
 }
 
+/// A live-edge stream (`Playback::playback_live`).
+#[derive(Debug)]
+pub struct LiveStream {
+    /// The MSE init segment (`ftyp` + `moov` with `mvex`).
+    pub init: Vec<u8>,
+    /// The fragments (`moof` + `mdat`), in order; an error ends it.
+    pub fragments: tokio::sync::mpsc::Receiver<Result<Vec<u8>, base::Error>>,
+}
+
 /// Reading recordings back (design 0008). Answers are built on blocking threads and pin the
 /// segments they read until their body is dropped; [`crate::playback::stream_body`] reads one.
 /// NotFound for a camera neither the catalog nor the recordings know, or (naming `start`) a
@@ -259,6 +268,14 @@ pub trait Playback: Send + Sync {
         start: SystemTime,
         end: SystemTime,
     ) -> BoxFuture<'a, Result<recorder::playback::Fragments, QueryError>>;
+    /// A live-edge (time-shift) stream from `start`: the MSE init segment, then the fragments as
+    /// they are recorded (`recorder::playback::Follower`), read on a blocking thread; the
+    /// receiver ends when the stream does, and dropping it stops the following.
+    fn playback_live<'a>(
+        &'a self,
+        camera_id: &'a CameraId,
+        start: SystemTime,
+    ) -> BoxFuture<'a, Result<LiveStream, QueryError>>;
     /// The parts of an HLS playlist.
     fn hls_parts<'a>(
         &'a self,

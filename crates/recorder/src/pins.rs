@@ -134,6 +134,20 @@ impl Pins {
         Ok(())
     }
 
+    /// Takes `ids` out of a guard (a follower that has moved past them).
+    pub fn release(&self, guard: &mut PinGuard, ids: &[i64]) {
+        let mut st = self.state.lock();
+        for id in ids {
+            if let Some(v) = st.pinned.get_mut(id) {
+                v.retain(|(t, _)| *t != guard.token);
+                if v.is_empty() {
+                    st.pinned.remove(id);
+                }
+            }
+        }
+        guard.ids.retain(|id| !ids.contains(id));
+    }
+
     /// Whether `id` is pinned by a reader younger than the maximum at `now`.
     pub fn is_pinned(&self, id: i64, now: Instant) -> bool {
         let st = self.state.lock();
@@ -226,6 +240,9 @@ mod tests {
         assert_eq!(b.ids(), &[4, 5]);
         drop(a);
         assert!(pins.is_pinned(5, t0));
+        pins.release(&mut b, &[4]);
+        assert_eq!(b.ids(), &[5]);
+        assert!(!pins.is_pinned(4, t0));
         drop(b);
         assert!(!pins.is_pinned(5, t0));
     }

@@ -552,12 +552,7 @@ pub fn init_segment(
             format!("the recording of `{camera_id}` at that time is gone"),
         ));
     };
-    let mut init = o.init;
-    init.video.edit_media_time = None;
-    if let Some(a) = init.audio.as_mut() {
-        a.edit_media_time = None;
-    }
-    Ok((mp4::mse_init(&init), start))
+    Ok((mse_init_of(o.init), start))
 }
 
 /// `moof`+`mdat` fragments for MSE and HLS.
@@ -655,6 +650,352 @@ pub fn fragments(
     })
 }
 
+/// A live-edge stream looks for the segment holding its start this far before it.
+const LIVE_LOOKBACK_MS: i64 = 3_600_000;
+
+/// And for the next segment this far after the current one's start.
+const LIVE_LOOKAHEAD_MS: i64 = 86_400_000;
+
+/// What to follow (`live_edge=true`).
+#[derive(Clone, Debug)]
+pub struct LiveRequest {
+    pub camera_id: String,
+    /// The stream starts at the key frame at or before this (ms since the Unix epoch), or at the
+    /// first recording after it.
+    pub start_ms: i64,
+    /// The stream ends when nothing new has been recorded for this long.
+    pub idle_limit: std::time::Duration,
+}
+
+/// Why a live-edge stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveEnd {
+    /// Nothing new was recorded for longer than the idle limit (the camera stopped recording).
+    Idle,
+    /// The next recording has other sample entries (a new SPS/PPS, another codec, audio added or
+    /// gone): its fragments need another init segment, so this stream ends before it.
+    NewParameters,
+    /// The caller stopped it (the client went away).
+    Stopped,
+}
+
+/// One step of a [`Follower`].
+#[derive(Debug)]
+pub enum LiveStep {
+    /// The next fragment: a `moof` (remuxed, `tfdt` on the stream's timeline) and its `mdat`.
+    Fragment(Vec<u8>),
+    /// Nothing new yet: poll again later.
+    Wait,
+    /// The stream is over.
+    End(LiveEnd),
+}
+
+/// A time-shift view (design 0008, `live_edge=true`): the fragments of a camera from the key
+/// frame at or before a start, then those of the segment being written as they are completed,
+/// then those of the next segments as they start. Each fragment is remuxed so that the stream's
+/// decode times start at 0 and run on (video and audio each the running sum of the durations
+/// sent), across segments and gaps (a gap is left out of the timeline). The segment it reads is
+/// pinned (`Pins::extend` as it moves on, `Pins::release` of the one it leaves).
+pub struct Follower {
+    rec: std::sync::Arc<Recorder>,
+    camera_id: String,
+    /// The first segment's init, against which later segments' sample entries are compared.
+    init: InitInfo,
+    pin: PinGuard,
+    cur: Segment,
+    path: PathBuf,
+    /// The current segment is passed over (being deleted): its file is not read.
+    passed: bool,
+    /// The current file's fragments as last scanned, and its length then.
+    scan: Scan,
+    scanned_len: u64,
+    /// Fragments of the current file starting before this offset have been dealt with.
+    next_offset: u64,
+    /// Fragments ending at or before this (90 kHz wall) are skipped until the first is sent.
+    start_90k: u64,
+    started: bool,
+    /// Decode times of the next fragment: video (its timescale), audio (its timescale).
+    video_t: u64,
+    audio_t: u64,
+    sequence: u32,
+    /// Sent, in all.
+    pub fragments_sent: u64,
+    /// When something new was last found.
+    last_new: Instant,
+    idle_limit: std::time::Duration,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("camera_id", &self.camera_id)
+            .field("segment", &self.cur.id)
+            .field("next_offset", &self.next_offset)
+            .field("fragments_sent", &self.fragments_sent)
+            .finish()
+    }
+}
+
+/// The MSE init segment (`mvex`, no edit lists) of a recording's init.
+fn mse_init_of(mut init: InitInfo) -> Vec<u8> {
+    init.video.edit_media_time = None;
+    if let Some(a) = init.audio.as_mut() {
+        a.edit_media_time = None;
+    }
+    mp4::mse_init(&init)
+}
+
+/// Whether fragments of a file with `b` can follow those of `a` under `a`'s init segment.
+fn same_entries(a: &InitInfo, b: &InitInfo) -> bool {
+    a.video.sample_entry == b.video.sample_entry
+        && a.video.timescale == b.video.timescale
+        && a.audio.as_ref().map(|x| (&x.sample_entry, x.sample_rate))
+            == b.audio.as_ref().map(|x| (&x.sample_entry, x.sample_rate))
+}
+
+impl Follower {
+    /// Starts following `req`: the stream's init segment and the follower. NotFound (`start`)
+    /// when nothing of the camera is recorded from an hour before the start to a day after it.
+    pub fn start(
+        rec: std::sync::Arc<Recorder>,
+        req: &LiveRequest,
+        now: Instant,
+    ) -> Result<(Vec<u8>, Follower), QueryError> {
+        let (segs, mut pin) = pinned_segments(
+            &rec,
+            &req.camera_id,
+            req.start_ms.saturating_sub(LIVE_LOOKBACK_MS),
+            req.start_ms.saturating_add(LIVE_LOOKAHEAD_MS),
+            now,
+        )?;
+        // The last segment starting at or before the start, else the first after it.
+        let first = segs
+            .iter()
+            .rposition(|s| s.start_wall_ms <= req.start_ms)
+            .unwrap_or(0);
+        let mut chosen = None;
+        for seg in segs.into_iter().skip(first) {
+            if let Some(o) = open_segment(&rec, seg)? {
+                chosen = Some(o);
+                break;
+            }
+        }
+        let Some(o) = chosen else {
+            return Err(not_found(
+                "start",
+                format!("nothing of `{}` is recorded near the start", req.camera_id),
+            ));
+        };
+        // Keep only the pin of the segment followed from (later ones are pinned as reached).
+        drop(std::mem::replace(
+            &mut pin,
+            rec.pins().pin(&[o.seg.id], now).map_err(|_| {
+                QueryError::from(err!(
+                    Unavailable,
+                    "recordings of `{}` are being deleted; try again",
+                    req.camera_id
+                ))
+            })?,
+        ));
+        let init = mse_init_of(o.init.clone());
+        let scanned_len = o.scan.total_len;
+        let f = Follower {
+            camera_id: req.camera_id.clone(),
+            init: o.init,
+            pin,
+            path: o.path,
+            passed: false,
+            cur: o.seg,
+            scan: o.scan,
+            scanned_len,
+            next_offset: 0,
+            start_90k: wall_90k_of_ms(req.start_ms),
+            started: false,
+            video_t: 0,
+            audio_t: 0,
+            sequence: 1,
+            fragments_sent: 0,
+            last_new: now,
+            idle_limit: req.idle_limit,
+            rec,
+        };
+        Ok((init, f))
+    }
+
+    /// Rescans the current file when it has grown since the last scan.
+    fn rescan(&mut self) -> Result<(), Error> {
+        if self.passed {
+            return Ok(());
+        }
+        let len = match std::fs::metadata(&self.path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err!(DataLoss, "{}: {e}", self.path.display())),
+        };
+        if len == self.scanned_len {
+            return Ok(());
+        }
+        match crate::scan::scan_file(&self.path) {
+            Ok(s) => {
+                self.scanned_len = s.total_len;
+                self.scan = s;
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The next fragment of the current file not yet dealt with.
+    fn next_fragment(&self) -> Option<FragmentInfo> {
+        self.scan
+            .fragments
+            .iter()
+            .find(|f| f.offset >= self.next_offset)
+            .cloned()
+    }
+
+    /// Remuxes one fragment onto the stream's timeline; `None` when it is skipped (before the
+    /// start).
+    fn emit(&mut self, frag: &FragmentInfo) -> Result<Option<Vec<u8>>, Error> {
+        self.next_offset = frag.offset.saturating_add(frag.len);
+        if !self.started && (frag_end(frag) <= self.start_90k || !frag.starts_with_key) {
+            return Ok(None);
+        }
+        self.started = true;
+        let (moof_at, moof) = read_moof(&self.path, frag)?;
+        let samples = mp4::read_fragment(&moof, moof_at)?;
+        let audio_t = samples.audio.as_ref().map(|_| self.audio_t);
+        let mut out = mp4::remux_moof(&moof, self.sequence, self.video_t, audio_t)?;
+        let moof_end = moof_at + moof.len() as u64;
+        let mdat_len = usize::try_from(self.next_offset.saturating_sub(moof_end))
+            .map_err(|_| err!(DataLoss, "{}: fragment too large", self.path.display()))?;
+        out.extend_from_slice(&read_at(&self.path, moof_end, mdat_len)?);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.video_t = self.video_t.saturating_add(samples.video.duration());
+        if let Some(a) = &samples.audio {
+            self.audio_t = self.audio_t.saturating_add(a.duration());
+        }
+        self.fragments_sent += 1;
+        Ok(Some(out))
+    }
+
+    /// The segment after the current one, if it has started.
+    fn next_segment(&self) -> Result<Option<Segment>, Error> {
+        let from = self.cur.start_wall_ms;
+        let segs = self
+            .rec
+            .reader()
+            .segments(
+                &self.camera_id,
+                from,
+                from.saturating_add(LIVE_LOOKAHEAD_MS),
+            )
+            .map_err(|e| e.error)?;
+        Ok(segs
+            .into_iter()
+            .find(|s| s.id != self.cur.id && s.id > self.cur.id))
+    }
+
+    /// One step at `now`: the next fragment when there is one, else whether to wait or end.
+    pub fn poll(&mut self, now: Instant) -> Result<LiveStep, Error> {
+        loop {
+            if let Some(frag) = self.next_fragment() {
+                self.last_new = now;
+                match self.emit(&frag)? {
+                    Some(b) => return Ok(LiveStep::Fragment(b)),
+                    None => continue,
+                }
+            }
+            self.rescan()?;
+            if self.next_fragment().is_some() {
+                continue;
+            }
+            let Some(next) = self.next_segment()? else {
+                return Ok(self.idle(now));
+            };
+            // The current file is closed once the next one exists: a last look for fragments
+            // completed between the scan and the query.
+            self.rescan()?;
+            if self.next_fragment().is_some() {
+                continue;
+            }
+            // Only what it reads stays pinned (the next is pinned before the last is let go).
+            let done = self.cur.id;
+            let pinned = self.rec.pins().extend(&mut self.pin, &[next.id], now);
+            self.rec.pins().release(&mut self.pin, &[done]);
+            if pinned.is_err() {
+                // Being deleted: pass over it.
+                self.pass_to(next);
+                continue;
+            }
+            let writing = next.state == SegmentState::Writing;
+            let id = next.id;
+            match open_segment(&self.rec, next.clone())? {
+                Some(o) => {
+                    if !same_entries(&self.init, &o.init) {
+                        return Ok(LiveStep::End(LiveEnd::NewParameters));
+                    }
+                    self.scanned_len = o.scan.total_len;
+                    self.scan = o.scan;
+                    self.path = o.path;
+                    self.cur = o.seg;
+                    self.passed = false;
+                    self.next_offset = 0;
+                }
+                // Started but nothing complete in it yet: wait for its first fragment.
+                None if writing => return Ok(self.idle(now)),
+                // Gone, or closed with nothing in it: pass over it.
+                None => {
+                    tracing::debug!(segment = id, "live edge: passing over an empty segment");
+                    self.pass_to(next);
+                }
+            }
+        }
+    }
+
+    /// Makes `seg` the current segment without reading it.
+    fn pass_to(&mut self, seg: Segment) {
+        self.cur = seg;
+        self.passed = true;
+        self.scan = Scan::default();
+        self.scanned_len = 0;
+        self.next_offset = 0;
+    }
+
+    fn idle(&self, now: Instant) -> LiveStep {
+        if now.saturating_duration_since(self.last_new) >= self.idle_limit {
+            LiveStep::End(LiveEnd::Idle)
+        } else {
+            LiveStep::Wait
+        }
+    }
+
+    /// Follows until the end, handing each fragment to `sink` and polling every `poll` of
+    /// `clocks`' time while there is nothing new; `stopped` is asked while waiting (a client
+    /// that went away), and a failing sink ends it with the sink's error.
+    pub fn follow(
+        &mut self,
+        clocks: &dyn base::Clocks,
+        poll: std::time::Duration,
+        stopped: &dyn Fn() -> bool,
+        sink: &mut dyn FnMut(Vec<u8>) -> Result<(), Error>,
+    ) -> Result<LiveEnd, Error> {
+        loop {
+            match self.poll(clocks.monotonic())? {
+                LiveStep::Fragment(b) => sink(b)?,
+                LiveStep::Wait => {
+                    if stopped() {
+                        return Ok(LiveEnd::Stopped);
+                    }
+                    clocks.sleep_blocking(poll);
+                }
+                LiveStep::End(e) => return Ok(e),
+            }
+        }
+    }
+}
+
 /// One part of an HLS playlist: whole fragments of one segment file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HlsPart {
@@ -736,6 +1077,7 @@ mod tests {
     use super::*;
     use crate::service::{RecordSpec, RecorderConfig};
     use crate::testutil::{SteppedClocks, TempDir, clip, step_until};
+    use base::Clocks;
     use hub::{Channel, Hub};
     use media::{Codec, Frame};
     use std::time::{Duration, UNIX_EPOCH};
@@ -973,5 +1315,236 @@ mod tests {
                 (14_000, 18_000, false),
             ]
         );
+    }
+
+    /// A camera recording on stepped clocks, published to GOP by GOP.
+    struct LiveCam {
+        clocks: std::sync::Arc<SteppedClocks>,
+        rec: std::sync::Arc<Recorder>,
+        hub: Hub,
+        ch: std::sync::Arc<Channel>,
+        n: usize,
+        published: u64,
+        poll: Duration,
+    }
+
+    impl LiveCam {
+        fn new(d: &TempDir) -> LiveCam {
+            let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(T0_MS as u64));
+            let mut cfg = RecorderConfig::new(&d.0);
+            cfg.segmenter.rotation.period = 4 * crate::TICKS_PER_SEC;
+            let poll = Duration::from_millis(2);
+            cfg.poll = poll;
+            cfg.writer_threads = 1;
+            let rec = Recorder::start(cfg, clocks.clone()).unwrap();
+            let hub = Hub::new();
+            let ch = hub.add(Channel::new(
+                "cam-1",
+                hub::ChannelConfig::default(),
+                UNIX_EPOCH + Duration::from_millis(T0_MS as u64),
+            ));
+            rec.apply(
+                &hub,
+                &[RecordSpec {
+                    camera_id: "cam-1".into(),
+                    retention_days: 30,
+                }],
+            );
+            LiveCam {
+                clocks,
+                rec,
+                hub,
+                ch,
+                n: 0,
+                published: 0,
+                poll,
+            }
+        }
+
+        /// Publishes `gops` GOPs of `clip_name` (2 s each) and waits for the writer.
+        fn record(&mut self, gops: usize, clip_name: &str) {
+            let (frames, params) = clip(clip_name, Codec::H264);
+            for i in 0..gops * 50 {
+                let n = self.n;
+                let (data, is_key) = frames[i % frames.len()].clone();
+                self.clocks.settle(2);
+                self.clocks.advance(Duration::from_millis(40));
+                self.ch.publish(Frame {
+                    pts: 1234 + n as i64 * 3600,
+                    received: UNIX_EPOCH + Duration::from_millis(T0_MS as u64 + n as u64 * 40),
+                    is_key,
+                    data,
+                    params: params.clone(),
+                });
+                self.n += 1;
+                self.published += 1;
+            }
+            let (rec, published) = (self.rec.clone(), self.published);
+            step_until(&self.clocks, 2, self.poll, "the writer to drain", || {
+                rec.camera("cam-1")
+                    .is_some_and(|c| c.segmenter.frames == published)
+            });
+        }
+
+        /// The camera is away for `gops` GOPs (2 s each): time passes, nothing is published.
+        fn away(&mut self, gops: usize) {
+            for _ in 0..gops * 50 {
+                self.clocks.settle(2);
+                self.clocks.advance(Duration::from_millis(40));
+                self.n += 1;
+            }
+        }
+
+        fn stop(&self) {
+            self.rec.apply(&self.hub, &[]);
+            step_until(
+                &self.clocks,
+                1,
+                self.poll,
+                "the subscription to end",
+                || self.ch.subscriber_count() == 0,
+            );
+        }
+    }
+
+    /// Polls until the follower waits or ends: the fragments' (sequence, video tfdt, sample
+    /// count) and the last step.
+    fn drain(f: &mut Follower, now: Instant) -> (Vec<(u32, u64, usize)>, LiveStep) {
+        let mut out = Vec::new();
+        loop {
+            match f.poll(now).unwrap() {
+                LiveStep::Fragment(b) => {
+                    let kinds: Vec<String> = boxes(&b).into_iter().map(|(k, _)| k).collect();
+                    assert_eq!(kinds, ["moof", "mdat"]);
+                    let fr = mp4::read_fragment(&b, 0).unwrap();
+                    // The samples the moof points at are inside the bytes sent.
+                    assert!(fr.video.byte_range().end <= b.len() as u64);
+                    out.push((
+                        fr.sequence,
+                        fr.video.base_decode_time,
+                        fr.video.samples.len(),
+                    ));
+                }
+                step => return (out, step),
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_edge_follower_keeps_up_with_the_recording_across_segments_and_ends_when_idle() {
+        let d = TempDir::new("playback-live");
+        let mut cam = LiveCam::new(&d);
+        cam.record(3, "h264_a.h264"); // 0–6 s: the last GOP still open in the writer
+        let now = cam.clocks.monotonic();
+        let limit = Duration::from_secs(10);
+        let (init, mut f) = Follower::start(
+            cam.rec.clone(),
+            &LiveRequest {
+                camera_id: "cam-1".into(),
+                start_ms: T0_MS + 2_500,
+                idle_limit: limit,
+            },
+            now,
+        )
+        .unwrap();
+        let info = mp4::read_init(&init).unwrap();
+        assert_eq!(info.video.width, 640);
+        // From the key frame at 2 s: the GOP at 2 s is complete (the one at 4 s is being
+        // written), so one fragment, at decode time 0.
+        let (got, step) = drain(&mut f, now);
+        assert_eq!(got, vec![(1, 0, 50)]);
+        assert!(matches!(step, LiveStep::Wait), "{step:?}");
+        // The camera goes on: 4 s to 14 s, across segments (rotation every 4 s).
+        cam.record(5, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (got, step) = drain(&mut f, now);
+        assert!(matches!(step, LiveStep::Wait), "{step:?}");
+        let seqs: Vec<u32> = got.iter().map(|g| g.0).collect();
+        assert_eq!(seqs, [2, 3, 4, 5, 6]);
+        // Decode times run on from 0 in steps of one GOP: 2 s at 90 kHz.
+        let times: Vec<u64> = got.iter().map(|g| g.1).collect();
+        assert_eq!(times, [180_000, 360_000, 540_000, 720_000, 900_000]);
+        // Only the segment it is reading is pinned, the one being written.
+        assert_eq!(cam.rec.pins().counts(), (1, 1));
+        let writing = cam.rec.reader().latest_segment("cam-1").unwrap().unwrap();
+        assert!(cam.rec.pins().is_pinned(writing.id, now));
+        // The camera stops: the last GOP is closed and sent; then nothing until the limit.
+        cam.stop();
+        let now = cam.clocks.monotonic();
+        let (got, step) = drain(&mut f, now);
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [1_080_000]);
+        assert!(matches!(step, LiveStep::Wait), "{step:?}");
+        let (got, step) = drain(&mut f, now + limit);
+        assert!(got.is_empty());
+        assert!(matches!(step, LiveStep::End(LiveEnd::Idle)), "{step:?}");
+        assert_eq!(f.fragments_sent, 7);
+        drop(f);
+        assert_eq!(cam.rec.pins().counts(), (0, 0));
+        cam.clocks.free_run();
+        cam.rec.shutdown();
+    }
+
+    #[test]
+    fn a_live_edge_stream_leaves_a_short_gap_out_of_its_timeline() {
+        let d = TempDir::new("playback-live-gap");
+        let mut cam = LiveCam::new(&d);
+        cam.record(2, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (_, mut f) = Follower::start(
+            cam.rec.clone(),
+            &LiveRequest {
+                camera_id: "cam-1".into(),
+                start_ms: T0_MS,
+                idle_limit: Duration::from_secs(30),
+            },
+            now,
+        )
+        .unwrap();
+        // 8 s away (longer than the segmenter's 5 s: a new run and segment), then 2 GOPs more.
+        cam.away(4);
+        cam.record(3, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (got, step) = drain(&mut f, now);
+        assert!(matches!(step, LiveStep::Wait), "{step:?}");
+        // Two GOPs before the gap, two complete after it: decode times run on without the 8 s.
+        assert_eq!(
+            got.iter().map(|g| g.1).collect::<Vec<_>>(),
+            [0, 180_000, 360_000, 540_000]
+        );
+        drop(f);
+        cam.stop();
+        cam.clocks.free_run();
+        cam.rec.shutdown();
+    }
+
+    #[test]
+    fn a_live_edge_stream_ends_before_a_recording_with_new_parameters() {
+        let d = TempDir::new("playback-live-sps");
+        let mut cam = LiveCam::new(&d);
+        cam.record(2, "h264_a.h264");
+        let now = cam.clocks.monotonic();
+        let (_, mut f) = Follower::start(
+            cam.rec.clone(),
+            &LiveRequest {
+                camera_id: "cam-1".into(),
+                start_ms: T0_MS,
+                idle_limit: Duration::from_secs(10),
+            },
+            now,
+        )
+        .unwrap();
+        // Another stream (new SPS): a new segment the stream's init cannot describe.
+        cam.record(2, "h264_b.h264");
+        let now = cam.clocks.monotonic();
+        let (got, step) = drain(&mut f, now);
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), [0, 180_000]);
+        assert!(
+            matches!(step, LiveStep::End(LiveEnd::NewParameters)),
+            "{step:?}"
+        );
+        drop(f);
+        cam.stop();
+        cam.clocks.free_run();
+        cam.rec.shutdown();
     }
 }
