@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Api, e2e, tempdir};
+use common::{Api, e2e, rfc, tempdir};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,35 +16,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-fn rfc(t: SystemTime) -> String {
-    base::time::rfc3339::format(t)
-}
-
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_vantage")
 }
 
 /// Waits until `cam-a` has at least `secs` of one run recorded; returns the run's start.
 async fn recorded(api: &Api, secs: u64) -> SystemTime {
-    let t_start = SystemTime::now() - Duration::from_secs(120);
-    for _ in 0..400 {
-        let (_, t) = api
-            .get(&format!(
-                "/api/v1/recordings/cam-a?start={}&end={}",
-                rfc(t_start),
-                rfc(SystemTime::now())
-            ))
-            .await;
-        if let Some(e) = t["timeline"].as_array().and_then(|a| a.first()) {
-            let s = base::time::rfc3339::parse(e["start_time"].as_str().unwrap()).unwrap();
-            let en = base::time::rfc3339::parse(e["end_time"].as_str().unwrap()).unwrap();
-            if en.duration_since(s).unwrap_or_default() >= Duration::from_secs(secs) {
-                return s;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{secs} s never recorded");
+    common::recorded_run(api, "cam-a", Duration::from_secs(secs), |_| {})
+        .await
+        .0
 }
 
 async fn post_export(c: &reqwest::Client, base: &str, body: Value) -> (u16, Value) {
@@ -118,29 +98,12 @@ fn field(v: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_complete_in_order_verify_download_cancel_and_run_from_the_cli() {
-    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("rtsp server");
-    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
-    let data = tempdir("exports");
     // Exports are throttled so that queueing and cancelling can be seen.
-    let yaml = format!(
-        "server: {{ listen: \"127.0.0.1:0\" }}\n\
-         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
-         exports: {{ max_concurrent: 1, max_span: 1h, max_write_kib_per_s: 1024 }}\n\
-         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
-         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
-        data.display()
-    );
-    let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
-    assert!(
-        api.wait_status("cam-a", "online", Duration::from_secs(10))
-            .await
-            .is_some()
-    );
+    let (_rtsp, node, api, data) = common::recording_node(
+        "exports",
+        "exports: { max_concurrent: 1, max_span: 1h, max_write_kib_per_s: 1024 }\n",
+    )
+    .await;
     let rec_start = recorded(&api, 13).await;
     let start = rec_start + Duration::from_millis(2_500);
     let end = start + Duration::from_secs(6);
@@ -561,15 +524,7 @@ async fn a_sigkill_during_an_export_leaves_nothing_marked_complete_and_it_comple
     let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
     let data = tempdir("exports-crash");
     // Slow exports (64 KiB/s) so the kill lands while one is running.
-    let yaml = format!(
-        "server: {{ listen: \"127.0.0.1:0\" }}\n\
-         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
-         exports: {{ max_write_kib_per_s: 64 }}\n\
-         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
-         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
-        data.display()
-    );
+    let yaml = common::recording_yaml(&data, &url, "exports: { max_write_kib_per_s: 64 }\n");
     let config = data.join("vantage.yaml");
     std::fs::write(&config, yaml).unwrap();
     let mut node = serve(&config);
@@ -680,15 +635,13 @@ async fn a_full_exports_disk_fails_the_export_cleanly_and_recording_goes_on() {
     let mnt = data.join("tmpfs");
     std::fs::create_dir_all(&mnt).unwrap();
     // Exports on a 256 KiB tmpfs (in the node's own mount namespace); recordings elsewhere.
-    let yaml = format!(
-        "server: {{ listen: \"127.0.0.1:0\" }}\n\
-         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
-         exports: {{ dir: \"{}\" }}\n\
-         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
-         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
-        data.display(),
-        mnt.join("exports").display()
+    let yaml = common::recording_yaml(
+        &data,
+        &url,
+        &format!(
+            "exports: {{ dir: \"{}\" }}\n",
+            mnt.join("exports").display()
+        ),
     );
     let config = data.join("vantage.yaml");
     std::fs::write(&config, yaml).unwrap();

@@ -6,13 +6,9 @@
 
 mod common;
 
-use common::{Api, e2e, tempdir};
+use common::{e2e, rfc};
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
-
-fn rfc(t: SystemTime) -> String {
-    base::time::rfc3339::format(t)
-}
+use std::time::Duration;
 
 /// The top-level boxes of an MP4: (type, size).
 fn boxes(b: &[u8]) -> Vec<(String, u64)> {
@@ -65,63 +61,25 @@ fn ffprobe_url(url: &str) -> (f64, u64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_range_plays_as_mp4_mse_and_hls_with_ranges_and_etags() {
-    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("rtsp server");
-    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
-    let data = tempdir("playback");
-    let yaml = format!(
-        "server: {{ listen: \"127.0.0.1:0\" }}\n\
-         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
-         playback: {{ max_span: 1h }}\n\
-         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
-         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
-        data.display()
-    );
-    let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
-    assert!(
-        api.wait_status("cam-a", "online", Duration::from_secs(10))
-            .await
-            .is_some()
-    );
-    // Wait until at least 13 s are recorded (in the index: complete segments and the writing
-    // one's progress).
-    let t_start = SystemTime::now() - Duration::from_secs(60);
-    let mut run: Option<(SystemTime, SystemTime)> = None;
-    for _ in 0..300 {
-        let (_, t) = api
-            .get(&format!(
-                "/api/v1/recordings/cam-a?start={}&end={}",
-                rfc(t_start),
-                rfc(SystemTime::now())
-            ))
-            .await;
-        if let Some(e) = t["timeline"].as_array().and_then(|a| a.first()) {
-            let s = base::time::rfc3339::parse(e["start_time"].as_str().unwrap()).unwrap();
-            let en = base::time::rfc3339::parse(e["end_time"].as_str().unwrap()).unwrap();
-            assert!(
-                e["playback_url"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("/api/v1/playback/cam-a?start=")
-            );
-            assert!(
-                e["hls_url"]
-                    .as_str()
-                    .unwrap()
-                    .contains("/index.m3u8?start=")
-            );
-            if en.duration_since(s).unwrap_or_default() >= Duration::from_secs(13) {
-                run = Some((s, en));
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (rec_start, _) = run.expect("13 s recorded");
+    let (_rtsp, node, api, _data) =
+        common::recording_node("playback", "playback: { max_span: 1h }\n").await;
+    // At least 13 s recorded (in the index: complete segments and the writing one's progress);
+    // every run carries its MP4 and HLS URLs.
+    let (rec_start, _) = common::recorded_run(&api, "cam-a", Duration::from_secs(13), |e| {
+        assert!(
+            e["playback_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("/api/v1/playback/cam-a?start=")
+        );
+        assert!(
+            e["hls_url"]
+                .as_str()
+                .unwrap()
+                .contains("/index.m3u8?start=")
+        );
+    })
+    .await;
     let start = rec_start + Duration::from_millis(2_500);
     let c = reqwest::Client::new();
     let base = &api.base;

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{Api, Peer, e2e, free_tcp_port, repo_root, shared_peers, tempdir};
+use common::{Api, Peer, e2e, free_tcp_port, repo_root, rfc, shared_peers, tempdir};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -28,10 +28,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const W: usize = 640;
 const H: usize = 360;
 const FRAME: Duration = Duration::from_millis(40);
-
-fn rfc(t: SystemTime) -> String {
-    base::time::rfc3339::format(t)
-}
 
 fn unix_s(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()

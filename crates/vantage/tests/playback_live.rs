@@ -7,13 +7,9 @@
 
 mod common;
 
-use common::{Api, e2e, tempdir};
+use common::{e2e, rfc};
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
-
-fn rfc(t: SystemTime) -> String {
-    base::time::rfc3339::format(t)
-}
+use std::time::Duration;
 
 /// Complete top-level boxes at the front of `b`: (type, offset, size).
 fn boxes(b: &[u8]) -> Vec<(String, usize, usize)> {
@@ -46,58 +42,12 @@ fn fragments(b: &[u8]) -> Vec<(u32, u64, u64)> {
         .collect()
 }
 
-/// Seconds recorded of `cam-a` from `from` to now, per the timeline (first run).
-async fn recorded(api: &Api, from: SystemTime) -> Option<(SystemTime, SystemTime)> {
-    let (_, t) = api
-        .get(&format!(
-            "/api/v1/recordings/cam-a?start={}&end={}",
-            rfc(from),
-            rfc(SystemTime::now() + Duration::from_secs(5))
-        ))
-        .await;
-    let e = t["timeline"].as_array()?.first()?.clone();
-    let s = base::time::rfc3339::parse(e["start_time"].as_str()?).ok()?;
-    let en = base::time::rfc3339::parse(e["end_time"].as_str()?).ok()?;
-    Some((s, en))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_edge_stream_keeps_following_the_recording() {
-    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("rtsp server");
-    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
-    let data = tempdir("playback-live");
-    let yaml = format!(
-        "server: {{ listen: \"127.0.0.1:0\" }}\n\
-         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
-         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n\
-         playback: {{ max_span: 1h }}\n\
-         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
-         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{url}\", recording: continuous }}\n",
-        data.display()
-    );
-    let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
-    let node = vantage::Node::start(cfg).await.expect("node");
-    let api = Api::new(node.http_addr);
-    assert!(
-        api.wait_status("cam-a", "online", Duration::from_secs(10))
-            .await
-            .is_some()
-    );
+    let (_rtsp, node, api, data) =
+        common::recording_node("playback-live", "playback: { max_span: 1h }\n").await;
     // Wait for 5 s of recording.
-    let t0 = SystemTime::now() - Duration::from_secs(60);
-    let mut run = None;
-    for _ in 0..300 {
-        if let Some((s, e)) = recorded(&api, t0).await
-            && e.duration_since(s).unwrap_or_default() >= Duration::from_secs(5)
-        {
-            run = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let rec_start = run.expect("5 s recorded");
+    let (rec_start, _) = common::recorded_run(&api, "cam-a", Duration::from_secs(5), |_| {}).await;
     let c = reqwest::Client::new();
     let base = &api.base;
 
@@ -131,7 +81,7 @@ async fn a_live_edge_stream_keeps_following_the_recording() {
 
     // From 1 s into the recording: what exists now, then what is recorded next.
     let start = rec_start + Duration::from_secs(1);
-    let (_, end_at_request) = recorded(&api, t0).await.unwrap();
+    let (_, end_at_request) = common::recorded_run(&api, "cam-a", Duration::ZERO, |_| {}).await;
     let existed_90k = end_at_request
         .duration_since(rec_start)
         .unwrap()

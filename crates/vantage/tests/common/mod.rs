@@ -249,3 +249,76 @@ pub fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
 }
+
+/// An RFC 3339 time as the API takes it.
+pub fn rfc(t: std::time::SystemTime) -> String {
+    base::time::rfc3339::format(t)
+}
+
+/// The YAML of a node in `data_dir` with one camera `cam-a` ("Gate 1") recording `rtsp_url` into
+/// 4-second segments, and `extra` (more top-level sections, one per line).
+pub fn recording_yaml(data_dir: &std::path::Path, rtsp_url: &str, extra: &str) -> String {
+    format!(
+        "server: {{ listen: \"127.0.0.1:0\" }}\n\
+         webrtc: {{ udp_port: 0, bind: 127.0.0.1, advertise: [127.0.0.1] }}\n\
+         storage: {{ data_dir: \"{}\", segment_duration: 4s }}\n{extra}\
+         agencies:\n  - {{ id: OTHER, max_streams: 10 }}\n\
+         cameras:\n  - {{ id: cam-a, name: Gate 1, agency: OTHER, rtsp_url: \"{rtsp_url}\", recording: continuous }}\n",
+        data_dir.display()
+    )
+}
+
+/// The in-process cameras and an in-process node recording `cam-a` (clip `h264_a`, with AAC) as
+/// [`recording_yaml`] says, with `extra`, in a fresh data directory; returns once the camera is
+/// online.
+pub async fn recording_node(
+    name: &str,
+    extra: &str,
+) -> (rtsp_server::RtspServer, vantage::Node, Api, PathBuf) {
+    let rtsp = vantage::demo::start_cameras("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("rtsp server");
+    let url = format!("rtsp://{}/h264_a", rtsp.local_addr());
+    let data = tempdir(name);
+    let yaml = recording_yaml(&data, &url, extra);
+    let cfg = settings::load_str(&yaml, Vec::new()).unwrap_or_else(|p| panic!("config: {p:?}"));
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let api = Api::new(node.http_addr);
+    assert!(
+        api.wait_status("cam-a", "online", Duration::from_secs(10))
+            .await
+            .is_some(),
+        "cam-a online"
+    );
+    (rtsp, node, api, data)
+}
+
+/// Waits until the first run of `camera`'s timeline (from two minutes ago) holds at least `min`;
+/// returns its start and end. Checks each run entry with `check`.
+pub async fn recorded_run(
+    api: &Api,
+    camera: &str,
+    min: Duration,
+    mut check: impl FnMut(&Value),
+) -> (std::time::SystemTime, std::time::SystemTime) {
+    let from = std::time::SystemTime::now() - Duration::from_secs(120);
+    for _ in 0..400 {
+        let (_, t) = api
+            .get(&format!(
+                "/api/v1/recordings/{camera}?start={}&end={}",
+                rfc(from),
+                rfc(std::time::SystemTime::now() + Duration::from_secs(5))
+            ))
+            .await;
+        if let Some(e) = t["timeline"].as_array().and_then(|a| a.first()) {
+            check(e);
+            let s = base::time::rfc3339::parse(e["start_time"].as_str().unwrap()).unwrap();
+            let en = base::time::rfc3339::parse(e["end_time"].as_str().unwrap()).unwrap();
+            if en.duration_since(s).unwrap_or_default() >= min {
+                return (s, en);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{min:?} of {camera} never recorded");
+}
