@@ -1088,26 +1088,8 @@ mod tests {
     /// 4-second segments, then stops the writer; `gap_gops` GOPs from the 4th are left out,
     /// making a gap (a camera that was away).
     fn recorded(d: &TempDir, gops: usize, gap_gops: usize) -> std::sync::Arc<Recorder> {
-        let clocks = SteppedClocks::new(UNIX_EPOCH + Duration::from_millis(T0_MS as u64));
-        let mut cfg = RecorderConfig::new(&d.0);
-        cfg.segmenter.rotation.period = 4 * crate::TICKS_PER_SEC;
-        let poll = Duration::from_millis(2);
-        cfg.poll = poll;
-        cfg.writer_threads = 1;
-        let rec = Recorder::start(cfg, clocks.clone()).unwrap();
-        let hub = Hub::new();
-        let ch = hub.add(Channel::new(
-            "cam-1",
-            hub::ChannelConfig::default(),
-            UNIX_EPOCH + Duration::from_millis(T0_MS as u64),
-        ));
-        rec.apply(
-            &hub,
-            &[RecordSpec {
-                camera_id: "cam-1".into(),
-                retention_days: 30,
-            }],
-        );
+        let cam = LiveCam::new(d);
+        let (clocks, rec, ch, poll) = (&cam.clocks, &cam.rec, &cam.ch, cam.poll);
         let (frames, params) = clip("h264_a.h264", Codec::H264);
         let mut published = 0u64;
         for n in 0..(gops * 50 + 1) {
@@ -1127,19 +1109,16 @@ mod tests {
             });
             published += 1;
             if n % 50 == 49 {
-                step_until(&clocks, 2, poll, "the writer to drain", || {
+                step_until(clocks, 2, poll, "the writer to drain", || {
                     rec.camera("cam-1")
                         .is_some_and(|c| c.segmenter.frames == published)
                 });
             }
         }
-        rec.apply(&hub, &[]);
-        step_until(&clocks, 1, poll, "the subscription to end", || {
-            ch.subscriber_count() == 0
-        });
+        cam.stop();
         clocks.free_run();
         rec.shutdown();
-        rec
+        rec.clone()
     }
 
     fn req(start_ms: i64, end_ms: i64) -> Mp4Request {
