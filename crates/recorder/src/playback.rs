@@ -252,6 +252,8 @@ pub struct Mp4 {
 struct Opened {
     seg: Segment,
     path: PathBuf,
+    /// Open for reading the fragments the scan found.
+    file: File,
     scan: Scan,
     init: InitInfo,
 }
@@ -281,15 +283,16 @@ fn pinned_segments(
     .into())
 }
 
-/// Scans a segment file and reads its init segment; `None` when the file is gone or holds no
-/// complete fragment yet.
+/// Opens a segment file, scans it and reads its init segment; `None` when the file is gone or
+/// holds no complete fragment yet. The file stays open for reading its fragments.
 fn open_segment(rec: &Recorder, seg: Segment) -> Result<Option<Opened>, Error> {
     let path = rec.segment_path(&seg.path);
-    let scan = match crate::scan::scan_file(&path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err!(DataLoss, "opening {}: {e}", path.display())),
     };
+    let scan = crate::scan::scan_opened(&file, &path)?;
     if scan.fragments.is_empty() || scan.init_len == 0 {
         return Ok(None);
     }
@@ -297,18 +300,18 @@ fn open_segment(rec: &Recorder, seg: Segment) -> Result<Option<Opened>, Error> {
         .ok()
         .filter(|&n| n <= mp4::MAX_INIT_LEN)
         .ok_or_else(|| err!(DataLoss, "{}: init segment too large", path.display()))?;
-    let init_bytes = read_at(&path, 0, init_len)?;
+    let init_bytes = read_at(&file, &path, 0, init_len)?;
     let init = mp4::read_init(&init_bytes).map_err(|e| e.context(path.display().to_string()))?;
     Ok(Some(Opened {
         seg,
         path,
+        file,
         scan,
         init,
     }))
 }
 
-fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
-    let f = File::open(path).map_err(|e| err!(DataLoss, "opening {}: {e}", path.display()))?;
+fn read_at(f: &File, path: &std::path::Path, offset: u64, len: usize) -> Result<Vec<u8>, Error> {
     let mut buf = vec![0; len];
     f.read_exact_at(&mut buf, offset)
         .map_err(|e| err!(DataLoss, "reading {}: {e}", path.display()))?;
@@ -316,8 +319,11 @@ fn read_at(path: &std::path::Path, offset: u64, len: usize) -> Result<Vec<u8>, E
 }
 
 /// The `moof` of a fragment (after its `prft`, if any): its offset and bytes.
-fn read_moof(path: &std::path::Path, frag: &FragmentInfo) -> Result<(u64, Vec<u8>), Error> {
-    let f = File::open(path).map_err(|e| err!(DataLoss, "opening {}: {e}", path.display()))?;
+fn read_moof(
+    f: &File,
+    path: &std::path::Path,
+    frag: &FragmentInfo,
+) -> Result<(u64, Vec<u8>), Error> {
     let mut at = frag.offset;
     let end = frag.offset.saturating_add(frag.len);
     let mut hdr = [0u8; 8];
@@ -453,7 +459,7 @@ pub fn mp4(rec: &Recorder, req: &Mp4Request, now: Instant) -> Result<Mp4, QueryE
                 ));
             }
             let Some(b) = builder.as_mut() else { break };
-            let (moof_at, moof) = read_moof(&o.path, frag).map_err(QueryError::from)?;
+            let (moof_at, moof) = read_moof(&o.file, &o.path, frag).map_err(QueryError::from)?;
             let mut samples: FragmentSamples =
                 mp4::read_fragment(&moof, moof_at).map_err(QueryError::from)?;
             if !req.audio {
@@ -606,7 +612,7 @@ pub fn fragments(
             if frag.wall_90k >= end_90k {
                 break 'segments;
             }
-            let (moof_at, moof) = read_moof(&o.path, frag)?;
+            let (moof_at, moof) = read_moof(&o.file, &o.path, frag)?;
             let samples = mp4::read_fragment(&moof, moof_at)?;
             // The file's zero on the wall clock; audio counts samples from the same instant.
             let zero_90k = frag.wall_90k.saturating_sub(frag.base_decode_time);
@@ -704,6 +710,8 @@ pub struct Follower {
     pin: PinGuard,
     cur: Segment,
     path: PathBuf,
+    /// The current segment's file, open (it stays readable while pinned).
+    file: File,
     /// The current segment is passed over (being deleted): its file is not read.
     passed: bool,
     /// The current file's fragments as last scanned, and its length then.
@@ -804,6 +812,7 @@ impl Follower {
             init: o.init,
             pin,
             path: o.path,
+            file: o.file,
             passed: false,
             cur: o.seg,
             scan: o.scan,
@@ -827,23 +836,17 @@ impl Follower {
         if self.passed {
             return Ok(());
         }
-        let len = match std::fs::metadata(&self.path) {
+        let len = match self.file.metadata() {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(err!(DataLoss, "{}: {e}", self.path.display())),
         };
         if len == self.scanned_len {
             return Ok(());
         }
-        match crate::scan::scan_file(&self.path) {
-            Ok(s) => {
-                self.scanned_len = s.total_len;
-                self.scan = s;
-                Ok(())
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+        let s = crate::scan::scan_opened(&self.file, &self.path)?;
+        self.scanned_len = s.total_len;
+        self.scan = s;
+        Ok(())
     }
 
     /// The next fragment of the current file not yet dealt with.
@@ -863,14 +866,14 @@ impl Follower {
             return Ok(None);
         }
         self.started = true;
-        let (moof_at, moof) = read_moof(&self.path, frag)?;
+        let (moof_at, moof) = read_moof(&self.file, &self.path, frag)?;
         let samples = mp4::read_fragment(&moof, moof_at)?;
         let audio_t = samples.audio.as_ref().map(|_| self.audio_t);
         let mut out = mp4::remux_moof(&moof, self.sequence, self.video_t, audio_t)?;
         let moof_end = moof_at + moof.len() as u64;
         let mdat_len = usize::try_from(self.next_offset.saturating_sub(moof_end))
             .map_err(|_| err!(DataLoss, "{}: fragment too large", self.path.display()))?;
-        out.extend_from_slice(&read_at(&self.path, moof_end, mdat_len)?);
+        out.extend_from_slice(&read_at(&self.file, &self.path, moof_end, mdat_len)?);
         self.sequence = self.sequence.wrapping_add(1);
         self.video_t = self.video_t.saturating_add(samples.video.duration());
         if let Some(a) = &samples.audio {
@@ -939,6 +942,7 @@ impl Follower {
                     self.scanned_len = o.scan.total_len;
                     self.scan = o.scan;
                     self.path = o.path;
+                    self.file = o.file;
                     self.cur = o.seg;
                     self.passed = false;
                     self.next_offset = 0;

@@ -8,14 +8,21 @@ pub use media::scan::{FragmentInfo, MAX_META_BOX_LEN, Scan, Source, scan_bytes, 
 use base::{Error, ErrorKind, bail};
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Scans a segment file, reading only box headers and the `moov`/`moof` bodies (media payloads
 /// are skipped), so large files are cheap. Fails only on I/O errors.
 pub fn scan_file(path: &Path) -> Result<Scan, Error> {
+    let file =
+        File::open(path).map_err(|e| io_err(e).context(format!("scanning {}", path.display())))?;
+    scan_opened(&file, path)
+}
+
+/// [`scan_file`] of a file already open (`path` names it in errors), for a reader that goes on
+/// reading the fragments through the same handle.
+pub fn scan_opened(file: &File, path: &Path) -> Result<Scan, Error> {
     let ctx = |e: std::io::Error| io_err(e).context(format!("scanning {}", path.display()));
-    let file = File::open(path).map_err(ctx)?;
     let len = file.metadata().map_err(ctx)?.len();
     scan_source(&mut FileSource { file, len }).map_err(ctx)
 }
@@ -53,12 +60,12 @@ fn io_err(e: std::io::Error) -> Error {
 }
 
 /// A file as a [`Source`].
-struct FileSource {
-    file: File,
+struct FileSource<'a> {
+    file: &'a File,
     len: u64,
 }
 
-impl Source for FileSource {
+impl Source for FileSource<'_> {
     type Err = std::io::Error;
 
     fn size(&self) -> u64 {
@@ -67,8 +74,7 @@ impl Source for FileSource {
 
     fn read(&mut self, off: u64, len: usize) -> Result<Cow<'_, [u8]>, Self::Err> {
         let mut buf = vec![0; len];
-        self.file.seek(SeekFrom::Start(off))?;
-        self.file.read_exact(&mut buf)?;
+        self.file.read_exact_at(&mut buf, off)?;
         Ok(Cow::Owned(buf))
     }
 }
