@@ -346,6 +346,19 @@ async fn live(st: Arc<AppState>, camera_id: String, q: PlayQuery) -> Result<Resp
             "a live-edge stream has no end: give start only",
         ));
     }
+    // What this view cannot do is refused, not ignored.
+    if q.skip_gaps == Some(false) {
+        return Err(invalid(
+            "skip_gaps",
+            "a live-edge stream always goes on past gaps: leave skip_gaps out",
+        ));
+    }
+    if q.audio == Some(false) {
+        return Err(invalid(
+            "audio",
+            "a live-edge stream carries the recorded audio: leave audio out",
+        ));
+    }
     let start = parse_time("start", start)?;
     let live = st
         .playback_live(&CameraId::from(camera_id.as_str()), start)

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::{AuditAction, AuditEvent, AuditLog, ExportRow, ExportStatus, ExportStore};
 
 /// The key file's name in the data directory.
@@ -41,14 +41,35 @@ pub struct Rendered {
 
 /// Bytes read in order, handed to a sink in chunks.
 pub trait ReadBody: Send {
-    /// Every byte, in order; stops at the first error of a read or of the sink.
-    fn read_all(&mut self, sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error>;
+    /// Every byte, in order; stops at the first error of a read or of the sink. `now` is the
+    /// monotonic clock: the segments read stay pinned for as long as the reading goes on.
+    fn read_all(
+        &mut self,
+        now: &dyn Fn() -> Instant,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 }
 
+/// How much of an export is read between renewals of its pins.
+const RENEW_EVERY: u64 = 16 << 20;
+
 impl ReadBody for recorder::playback::Body {
-    fn read_all(&mut self, sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
+    fn read_all(
+        &mut self,
+        now: &dyn Fn() -> Instant,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let len = self.len();
-        self.read_range(0..len, sink)
+        let mut at = 0;
+        while at < len {
+            // An export may run longer than `playback.max_pin` (hours of video, or slowed by
+            // `exports.max_write_kib_per_s`): its evidence stays pinned while it progresses.
+            self.renew_pin(now());
+            let to = (at + RENEW_EVERY).min(len);
+            self.read_range(at..to, sink)?;
+            at = to;
+        }
+        Ok(())
     }
 }
 
@@ -451,7 +472,8 @@ impl Exports {
         let mut next_report = step;
         let rate = self.settings.max_write_rate;
         let started = self.clocks.monotonic();
-        r.body.read_all(&mut |chunk| {
+        let clocks = self.clocks.clone();
+        r.body.read_all(&|| clocks.monotonic(), &mut |chunk| {
             if cancel.load(Ordering::SeqCst) {
                 bail!(Cancelled, "cancelled");
             }
@@ -756,6 +778,7 @@ mod tests {
     impl ReadBody for FakeBody {
         fn read_all(
             &mut self,
+            _: &dyn Fn() -> Instant,
             sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
         ) -> Result<(), Error> {
             sink(b"hello ")?;

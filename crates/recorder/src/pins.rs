@@ -62,6 +62,23 @@ impl PinGuard {
     pub fn ids(&self) -> &[i64] {
         &self.ids
     }
+
+    /// Restarts the maximum age of this reader's pins at `now`: a reader that is still making
+    /// progress (an export writing hours of video, slowed by `exports.max_write_kib_per_s`)
+    /// keeps its segments for as long as it runs, while one that stalls loses them after the
+    /// maximum.
+    pub fn renew(&self, now: Instant) {
+        let mut st = self.pins.state.lock();
+        for id in &self.ids {
+            if let Some(v) = st.pinned.get_mut(id) {
+                for (t, at) in v.iter_mut() {
+                    if *t == self.token {
+                        *at = now;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Drop for PinGuard {
@@ -228,6 +245,23 @@ mod tests {
         assert!(!pins.is_pinned(1, t0 + Duration::from_secs(60)));
         let c = pins.claim_for_deletion(&[1], t0 + Duration::from_secs(61));
         assert_eq!(c.granted, vec![1]);
+    }
+
+    #[test]
+    fn a_renewed_pin_protects_for_another_maximum() {
+        let t0 = Instant::now();
+        let pins = Pins::new(Duration::from_secs(60));
+        let g = pins.pin(&[1, 2], t0).unwrap();
+        let other = pins.pin(&[2], t0).unwrap();
+        g.renew(t0 + Duration::from_secs(50));
+        let t = t0 + Duration::from_secs(100);
+        assert!(pins.is_pinned(1, t) && pins.is_pinned(2, t));
+        assert_eq!(pins.claim_for_deletion(&[1, 2], t).pinned, vec![1, 2]);
+        assert!(!pins.is_pinned(1, t0 + Duration::from_secs(110)));
+        // Only the renewing reader's pins moved.
+        drop(g);
+        assert!(!pins.is_pinned(2, t));
+        drop(other);
     }
 
     #[test]

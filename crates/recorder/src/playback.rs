@@ -112,6 +112,12 @@ impl Body {
         self.len == 0
     }
 
+    /// Restarts the maximum age of the body's pins at `now` ([`PinGuard::renew`]): a reader
+    /// that makes progress keeps its segments.
+    pub fn renew_pin(&self, now: Instant) {
+        self._pin.renew(now);
+    }
+
     /// Reads the bytes of `range` (cut to the body) in order, handing them to `sink` in chunks
     /// of at most [`READ_CHUNK`]; stops at the first error of a read or of the sink. A file that
     /// is shorter than the part says (it was cut since) fails with `DataLoss`.
@@ -1177,6 +1183,16 @@ mod tests {
         assert!(m.gaps.is_empty());
         let (pinned, readers) = rec.pins().counts();
         assert!(pinned >= 3 && readers == 1, "{pinned} {readers}");
+        // A day later the pins no longer protect, unless the reader renewed them (an export
+        // that is still writing).
+        let later = now + std::time::Duration::from_secs(86_400);
+        assert!(!rec.pins().is_pinned(segs[0].id, later));
+        m.body.renew_pin(later);
+        assert!(
+            segs.iter()
+                .take(3)
+                .all(|s| rec.pins().is_pinned(s.id, later))
+        );
         let whole = m.body.to_vec().unwrap();
         assert_eq!(whole.len() as u64, m.body.len());
         let b = boxes(&whole);

@@ -21,7 +21,7 @@ mod common;
 
 use common::{Api, Peer, e2e, free_tcp_port, repo_root, rfc, shared_peers, tempdir};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -434,6 +434,42 @@ async fn ffmpeg_sees_the_frame_recorded_at_start_across_segments_and_a_reconnect
         hls_runs[0].0 + s.len() as u32 - 1
     );
 
+    // An evidence export from a start off the key frames (frame 113, GOP at 100): ffprobe says
+    // its duration is within one frame of the range asked, the first frame it presents is the
+    // one recorded at `start_time` (read from the picture), and it holds exactly the frames
+    // recorded in the range, each once; its manifest counts them too.
+    let t = rec.mid_frame(c0 + 113);
+    let (file, manifest) = export(&api, t, t + Duration::from_secs(3), &media).await;
+    let got = first_stamp(file.to_str().unwrap());
+    let want = check_frame(&rec, t, got, "export's first frame");
+    let (pts, d) = packets(file.to_str().unwrap());
+    assert!(
+        (3.0 - 0.001..3.04).contains(&d),
+        "export duration {d} for 3 s"
+    );
+    let end = t.duration_since(rs).unwrap().as_secs_f64() + 3.0;
+    let n_want = rec
+        .frames
+        .iter()
+        .filter(|(c, p)| *c >= want && *p < end - 1e-6)
+        .count();
+    let s = stamps(file.to_str().unwrap(), 1000);
+    assert_eq!(
+        consecutive_runs(&s),
+        [(want, n_want)],
+        "the export's frames"
+    );
+    assert_eq!(
+        manifest["manifest"]["video_frames"].as_u64(),
+        Some(pts.len() as u64),
+        "{manifest}"
+    );
+    eprintln!(
+        "export from +{} ms, 3 s: first frame #{got} (recorded then: #{want}), duration {d}, {} frames",
+        t.duration_since(rs).unwrap().as_millis(),
+        s.len()
+    );
+
     // The latest recording, up to the segment being written: the frame recorded at the start
     // first, every frame once.
     let (_, e) = runs(&api, since).await[0];
@@ -560,6 +596,41 @@ async fn ffmpeg_sees_the_frame_recorded_at_start_across_segments_and_a_reconnect
     node.shutdown().await;
 }
 
+/// Exports `[from, to)` of `cam-s` through the API, waits for it, downloads the MP4 into `dir`;
+/// returns its path and the manifest.
+async fn export(api: &Api, from: SystemTime, to: SystemTime, dir: &Path) -> (PathBuf, Value) {
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/api/v1/export", api.base))
+        .json(&serde_json::json!({
+            "camera_id": "cam-s", "start_time": rfc(from), "end_time": rfc(to)
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    let id = v["export_id"].as_str().unwrap().to_owned();
+    let mut v = Value::Null;
+    for _ in 0..600 {
+        v = api.get(&format!("/api/v1/exports/{id}")).await.1;
+        if v["status"] != "queued" && v["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(v["status"], "completed", "{v}");
+    let get = |what: &str| {
+        c.get(format!("{}/api/v1/exports/{id}/{what}", api.base))
+            .send()
+    };
+    let bytes = get("download").await.unwrap().bytes().await.unwrap();
+    let manifest: Value = get("manifest").await.unwrap().json().await.unwrap();
+    let path = dir.join(format!("{id}.mp4"));
+    std::fs::write(&path, &bytes).unwrap();
+    (path, manifest)
+}
+
 /// Runs `playback_chromium.js` (E2E only) and returns its JSON line.
 fn chromium(args: &[&str]) -> Value {
     let out = Command::new("timeout")
@@ -663,6 +734,28 @@ async fn chromium_plays_the_mp4_and_mse_and_a_seek_lands_on_the_frame_stamped_th
     let got = v["seek_stamp"].as_u64().expect("stamp after seek") as u32;
     check_frame(&rec, target, got, "MSE seek");
     assert!(v["decoded"].as_u64().unwrap() >= 5, "{v}");
+
+    // hls.js (how Chromium and Firefox play HLS) over the VOD playlist from `t`: its parts start
+    // on key frames, so it presents from the key frame before `t`, the playlist's program date
+    // time is that frame's recorded time, and a seek lands on the frame recorded then.
+    let hls = format!(
+        "/api/v1/playback/cam-s/index.m3u8?start={}&duration=6",
+        rfc(t)
+    );
+    let seek = rec.time_of(c0 + 138) + 0.02 - rec.time_of(key_frame);
+    let v = chromium(&["hls", &base, &hls, &format!("{seek:.4}")]);
+    eprintln!(
+        "chromium hls.js: {v} (expected first #{key_frame}, at {seek:.3} s #{})",
+        rec.at(seek_wall)
+    );
+    assert_eq!(v["supported"], true, "{v}");
+    assert!(v["error"].is_null(), "{v}");
+    assert_eq!(v["first_stamp"].as_u64(), Some(u64::from(key_frame)), "{v}");
+    let pdt = v["program_date_time"].as_f64().expect("program date time") / 1000.0;
+    assert!((pdt - key).abs() <= 0.002, "{v}: key frame at {key}");
+    assert!(v["duration"].as_f64().unwrap() >= 6.0, "{v}");
+    let got = v["seek_stamp"].as_u64().expect("stamp after seek") as u32;
+    check_frame(&rec, seek_wall, got, "hls.js seek");
 
     src.assert_alive();
     node.shutdown().await;

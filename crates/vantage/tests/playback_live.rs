@@ -78,6 +78,20 @@ async fn a_live_edge_stream_keeps_following_the_recording() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+    // What the view cannot do is refused, naming the parameter.
+    for (extra, field) in [("skip_gaps=false", "skip_gaps"), ("audio=false", "audio")] {
+        let r = c
+            .get(format!(
+                "{base}/api/v1/playback/cam-a?start={}&live_edge=true&{extra}",
+                rfc(rec_start)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{extra}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
 
     // From 1 s into the recording: what exists now, then what is recorded next.
     let start = rec_start + Duration::from_secs(1);

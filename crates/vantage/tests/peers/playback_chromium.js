@@ -10,6 +10,10 @@
 //     fetches init.mp4 and each media.m4s (fetched separately, appended in the order given) into
 //     one SourceBuffer (codec from the avcC), then seeks to SEEK_UNIX_S (the fragments' tfdt is
 //     the wall clock since the epoch) and reads the barcode of the frame shown.
+//   node playback_chromium.js hls BASE M3U8_PATH SEEK_S
+//     hls.js (crates/vantage/tests/peers/node_modules, installed by `npm ci` there, as .ci/run
+//     does) plays the VOD playlist in <video>: the barcode of the first frame (time 0), then a
+//     seek to SEEK_S (media seconds from the playlist's start) and the barcode shown there.
 // One JSON line on stdout. Barcode layout: keep in sync with stamp.py (counter = row B).
 const home = process.env.PEERS_HOME || (require('os').homedir() + '/.cache/peers');
 const { chromium } = require(home + '/npm/node_modules/playwright-core');
@@ -163,6 +167,51 @@ async function main() {
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
         return r;
       }, { initPath, mediaPaths, seek }));
+    } else if (mode === 'hls') {
+      const [path, seek] = rest;
+      const lib = require('path').join(__dirname, 'node_modules/hls.js/dist/hls.min.js');
+      await page.addScriptTag({ content: require('fs').readFileSync(lib, 'utf8') });
+      Object.assign(out, await page.evaluate(async ({ path, seek }) => {
+        const v = document.getElementById('v');
+        const r = { hls_js: Hls.version, supported: Hls.isSupported(), errors: [] };
+        const hls = new Hls({ debug: false });
+        hls.on(Hls.Events.ERROR, (_, d) => r.errors.push(d.type + '/' + d.details + (d.fatal ? ' fatal' : '')));
+        const parsed = new Promise(res => hls.on(Hls.Events.MANIFEST_PARSED, (_, d) => res(d)));
+        const loaded = new Promise((res, rej) => {
+          v.addEventListener('loadeddata', res, { once: true });
+          hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) rej(new Error('hls.js: ' + d.details)); });
+        });
+        hls.loadSource(path);
+        hls.attachMedia(v);
+        const m = await parsed;
+        r.levels = m.levels.length;
+        await loaded;
+        r.duration = v.duration;
+        r.width = v.videoWidth;
+        const details = hls.levels[0].details;
+        r.fragments = details.fragments.length;
+        r.program_date_time = details.fragments[0].programDateTime;
+        const shown0 = window.frameShown();
+        await window.seekTo(0);
+        await shown0;
+        r.first_stamp = window.stampNow();
+        const shown = window.frameShown();
+        await window.seekTo(Number(seek));
+        await shown;
+        r.seek_time = v.currentTime;
+        r.seek_stamp = window.stampNow();
+        await v.play();
+        await new Promise(res => {
+          const t0 = v.currentTime;
+          const check = () => (v.currentTime >= t0 + 0.5 || v.error || v.ended) ? res() : setTimeout(check, 20);
+          check();
+        });
+        v.pause();
+        r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
+        r.error = v.error ? v.error.code + ' ' + v.error.message : null;
+        hls.destroy();
+        return r;
+      }, { path, seek }));
     } else {
       out.exception = 'unknown mode ' + mode;
     }
