@@ -540,5 +540,63 @@ fn main() {
     );
     out.put(t, "duplicate_key.json", dup.as_bytes());
 
+    // jwt_verify: tokens issued at `fuzzing::JWT_NOW` with the `iam` crate's test keys: the
+    // node's own (valid, expired), an identity provider's RS256 with permissions, the same with
+    // `alg: none`, and an RS256 token with a kid, NUL, a JWKS holding that key.
+    let t = "jwt_verify";
+    out.target(t);
+    let now = fuzzing::JWT_NOW;
+    let local = fuzzing::jwt_verifier().local.expect("local issuer");
+    let agencies = ["METRO".to_owned()];
+    let who = iam::Subject {
+        user_id: "u-1",
+        username: "amal",
+        role: "operator",
+        agencies: &agencies,
+        session_id: "s-1",
+    };
+    out.put(
+        t,
+        "local.bin",
+        local.issue(&who, now).expect("issue").0.as_bytes(),
+    );
+    out.put(
+        t,
+        "local_expired.bin",
+        local.issue(&who, now - 3600).expect("issue").0.as_bytes(),
+    );
+    let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(
+        fixture("crates/iam/testdata/rsa_a.pem").as_slice(),
+    )
+    .expect("rsa key");
+    let claims = |iss: &str| {
+        serde_json::json!({
+            "iss": iss, "aud": "vantage", "sub": "f81d4fae", "preferred_username": "k.saeed",
+            "nbf": now, "exp": now + 300, "role": "viewer", "agency": ["BUS"],
+            "permissions": "camera:POLICE:view camera:POLICE:export camera:*:view"
+        })
+    };
+    let rs = |kid: Option<&str>, iss: &str| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&h, &claims(iss), &rsa).expect("sign")
+    };
+    let pem_token = rs(None, "https://idp.fuzz/pem");
+    out.put(t, "rs256_pem.bin", pem_token.as_bytes());
+    let payload = pem_token.split('.').nth(1).expect("claims");
+    out.put(
+        t,
+        "alg_none.bin",
+        format!("eyJhbGciOiJub25lIn0.{payload}.").as_bytes(),
+    );
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&rsa, jsonwebtoken::Algorithm::RS256)
+        .expect("jwk");
+    jwk.common.key_id = Some("k1".into());
+    let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
+    let mut v = rs(Some("k1"), "https://idp.fuzz/jwks").into_bytes();
+    v.push(0);
+    v.extend(serde_json::to_vec(&set).expect("jwks"));
+    out.put(t, "rs256_jwks.bin", &v);
+
     println!("{:>6}  bytes in all", out.total);
 }

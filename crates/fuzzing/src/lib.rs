@@ -31,7 +31,7 @@ use rtsp_server::request::{Message, parse_message, uri_path};
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target, by the name of its folder in `fuzz/seeds/` and its binary in `fuzz/`.
-pub const TARGETS: [Target; 13] = [
+pub const TARGETS: [Target; 14] = [
     ("annexb_split", annexb_split),
     ("sps_parse", sps_parse),
     ("rtsp_request", rtsp_request),
@@ -45,6 +45,7 @@ pub const TARGETS: [Target; 13] = [
     ("mp4_read_fragment", mp4_read_fragment),
     ("export_manifest", export_manifest),
     ("http_range", http_range),
+    ("jwt_verify", jwt_verify),
 ];
 
 /// Splitting arbitrary bytes into access units, then packetizing them, never panics and keeps the
@@ -514,6 +515,95 @@ pub fn export_manifest(data: &[u8]) {
     }
     let signed: evidence::SignedManifest = serde_json::from_value(v).expect("typed manifest");
     assert!(signed.manifest.problems().is_empty());
+}
+
+/// The time the `jwt_verify` target verifies at (Unix seconds; its seeds are issued then).
+pub const JWT_NOW: u64 = 1_800_000_000;
+
+/// The `jwt_verify` target's verifier: the node's own issuer `vantage:fuzz` (the `iam` crate's
+/// test Ed25519 key), an identity provider `https://idp.fuzz/pem` with the test RSA key `rsa_a`
+/// as PEM, and one `https://idp.fuzz/jwks` whose key set comes from the input.
+pub fn jwt_verifier() -> iam::Verifier {
+    const ED: &str = include_str!("../../iam/testdata/ed_node.pem");
+    const ED_PUB: &str = include_str!("../../iam/testdata/ed_node.pub.pem");
+    const RSA_PUB: &str = include_str!("../../iam/testdata/rsa_a.pub.pem");
+    let local = iam::LocalIssuer::new(
+        "vantage:fuzz",
+        ED.as_bytes(),
+        ED_PUB.as_bytes(),
+        std::time::Duration::from_secs(900),
+        5,
+    )
+    .unwrap();
+    let ext = |issuer: &str, keys| {
+        iam::ExternalIssuer::new(iam::IssuerConfig {
+            issuer: issuer.into(),
+            audiences: vec!["vantage".into()],
+            keys,
+            algorithms: vec![iam::Algorithm::RS256, iam::Algorithm::ES256],
+            leeway: 60,
+            claims: iam::ClaimMap::default(),
+        })
+        .unwrap()
+    };
+    iam::Verifier {
+        local: Some(local),
+        external: vec![
+            ext("https://idp.fuzz/pem", iam::KeySource::Pem(RSA_PUB.into())),
+            ext(
+                "https://idp.fuzz/jwks",
+                iam::KeySource::JwksUrl("https://idp.fuzz/jwks/certs".into()),
+            ),
+        ],
+    }
+}
+
+/// A bearer token (the input up to its first NUL, as text), after the `https://idp.fuzz/jwks`
+/// issuer took the rest of the input as its JWKS document, never panics the verifier; what it
+/// accepts names a configured issuer, a subject, roles Vantage knows and an expiry not passed;
+/// what it refuses says why without repeating the token.
+pub fn jwt_verify(data: &[u8]) {
+    let (token, jwks) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], Some(&data[i + 1..])),
+        None => (data, None),
+    };
+    let v = jwt_verifier();
+    if let Some(doc) = jwks
+        && let Ok(n) = v.external[1].set_jwks(doc)
+    {
+        assert_eq!(v.external[1].key_ids().len(), n);
+    }
+    let token = String::from_utf8_lossy(token);
+    match v.verify(&token, JWT_NOW) {
+        Ok(id) => {
+            assert!(
+                [
+                    "vantage:fuzz",
+                    "https://idp.fuzz/pem",
+                    "https://idp.fuzz/jwks"
+                ]
+                .contains(&id.issuer.as_str())
+            );
+            assert!(!id.subject.is_empty());
+            assert!(id.expires_at + 60 > JWT_NOW);
+            assert!(
+                id.grants
+                    .iter()
+                    .all(|g| iam::ROLES.contains(&g.role.as_str()))
+            );
+            assert!(
+                id.grants.windows(2).all(|w| w[0] < w[1]),
+                "sorted, no repeats"
+            );
+        }
+        Err(e) => {
+            let shown = e.to_string();
+            assert!(
+                token.len() < 24 || !shown.contains(token.as_ref()),
+                "the error repeats the token: {shown}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
