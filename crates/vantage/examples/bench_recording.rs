@@ -235,7 +235,7 @@ fn start_load(recorder: &Arc<Recorder>, cameras: Arc<Vec<String>>, a: &Args, fro
         let t = std::thread::Builder::new()
             .name("bench-reader".into())
             .spawn(move || {
-                let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 7919);
+                let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919));
                 while !stop.load(Ordering::Relaxed) {
                     let cam = &cameras[(next() % cameras.len() as u64) as usize];
                     let (start_ms, end_ms) = recent_range(&mut next, from_ms);
@@ -298,7 +298,7 @@ fn start_load(recorder: &Arc<Recorder>, cameras: Arc<Vec<String>>, a: &Args, fro
                     // Keeps the source alive for the manager (it holds a Weak).
                     let _source = source;
                     let mut next =
-                        common::xorshift(0x2545_F491_4F6C_DD1D ^ (i as u64 + 1) * 104_729);
+                        common::xorshift(0x2545_F491_4F6C_DD1D ^ ((i as u64 + 1) * 104_729));
                     while !stop.load(Ordering::Relaxed) {
                         let cam = &cameras[(next() % cameras.len() as u64) as usize];
                         let (start_ms, end_ms) = recent_range(&mut next, from_ms);

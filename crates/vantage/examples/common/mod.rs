@@ -1,5 +1,5 @@
 //! Helpers shared by the benchmark examples (each example uses only some of them).
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use base::{CameraId, Error, err};
 use media::{Codec, Frame};
