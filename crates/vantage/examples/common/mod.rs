@@ -210,9 +210,8 @@ pub fn insert_segment(tx: &rusqlite::Transaction, camera: &str, path: &str, s: &
 }
 
 /// Exports of a recorder's recordings, rendered as the node does (`impl Source for
-/// node::Services`): `recorder::playback::mp4` of the job's range, no `skip_gaps`, with the
-/// node's title and comment. The catalog is left out (recordings of unknown cameras stay
-/// exportable, the name is the camera id).
+/// node::Services`): `recorder::playback::mp4` of `node::exports::mp4_request`. The catalog is
+/// left out (recordings of unknown cameras stay exportable, the name is the camera id).
 pub struct RecorderSource(pub Arc<Recorder>);
 
 impl Source for RecorderSource {
@@ -234,22 +233,7 @@ impl Source for RecorderSource {
     }
 
     fn render(&self, job: &ExportRow) -> Result<Rendered, QueryError> {
-        let req = recorder::playback::Mp4Request {
-            camera_id: job.camera_id.clone(),
-            start_ms: job.start_ms,
-            end_ms: job.end_ms,
-            skip_gaps: false,
-            audio: job.include_audio,
-            title: Some(job.camera_id.clone()),
-            comment: Some(format!(
-                "Vantage {} export {} camera {} from {} to {}",
-                env!("CARGO_PKG_VERSION"),
-                job.id,
-                job.camera_id,
-                base::clock::rfc3339_ms(job.start_ms),
-                base::clock::rfc3339_ms(job.end_ms)
-            )),
-        };
+        let req = node::exports::mp4_request(job, &job.camera_id);
         let m = recorder::playback::mp4(&self.0, &req, Instant::now())?;
         Ok(Rendered {
             len: m.body.len(),
