@@ -50,7 +50,7 @@ for cache in $CACHES; do
     echo "== export of $m min, page cache $cache (load: $load)" >&2
     line=$("$BIN" export "$DIR" "$m" "$cache")
     line=$(stamp "$line" "$load")
-    echo "$line" >> "$OUT"
+    echo "$line" | tee -a "$OUT"
     python3 - "$line" <<'PY' >&2
 import json, sys
 r = json.loads(sys.argv[1]); m = r["rss_kib"]
