@@ -580,6 +580,27 @@ impl Exports {
     }
 }
 
+/// What an export renders: the playback MP4 of the job's range (no `skip_gaps`, audio as asked),
+/// titled with the camera's name, with the export's comment in the `moov`.
+pub fn mp4_request(job: &ExportRow, camera_name: &str) -> recorder::playback::Mp4Request {
+    recorder::playback::Mp4Request {
+        camera_id: job.camera_id.clone(),
+        start_ms: job.start_ms,
+        end_ms: job.end_ms,
+        skip_gaps: false,
+        audio: job.include_audio,
+        title: Some(camera_name.to_owned()),
+        comment: Some(format!(
+            "Vantage {} export {} camera {} from {} to {}",
+            env!("CARGO_PKG_VERSION"),
+            job.id,
+            job.camera_id,
+            rfc3339_ms(job.start_ms),
+            rfc3339_ms(job.end_ms)
+        )),
+    }
+}
+
 /// The node's recordings as the source of exports.
 impl Source for crate::Services {
     fn check(&self, camera_id: &CameraId, start_ms: i64, end_ms: i64) -> Result<(), QueryError> {
@@ -610,22 +631,7 @@ impl Source for crate::Services {
             .get(&camera_id)
             .map(|c| c.camera.agency.clone());
         let camera_name = name.unwrap_or_else(|| job.camera_id.clone());
-        let req = recorder::playback::Mp4Request {
-            camera_id: job.camera_id.clone(),
-            start_ms: job.start_ms,
-            end_ms: job.end_ms,
-            skip_gaps: false,
-            audio: job.include_audio,
-            title: Some(camera_name.clone()),
-            comment: Some(format!(
-                "Vantage {} export {} camera {} from {} to {}",
-                env!("CARGO_PKG_VERSION"),
-                job.id,
-                job.camera_id,
-                rfc3339_ms(job.start_ms),
-                rfc3339_ms(job.end_ms)
-            )),
-        };
+        let req = mp4_request(job, &camera_name);
         let m = recorder::playback::mp4(&self.recorder, &req, self.clocks.monotonic())?;
         Ok(Rendered {
             len: m.body.len(),

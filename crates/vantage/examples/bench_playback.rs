@@ -23,10 +23,12 @@
 //! serving (the peak is reset after building, `/proc/self/clear_refs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Seg;
 use media::Codec;
 use recorder::index::Index;
 use recorder::playback::Mp4Request;
-use recorder::segmenter::{Action, Segmenter, SegmenterConfig};
 use recorder::service::{Recorder, RecorderConfig};
 use recorder::writer::{camera_dir, day_dir};
 use std::path::PathBuf;
@@ -35,16 +37,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// A written segment: where it starts and ends (wall ms), its bytes and its key frames
-/// (time 90 kHz, offset).
-struct Seg {
-    start_ms: i64,
-    end_ms: i64,
-    bytes: Vec<u8>,
-    keyframes: Vec<(i64, u64)>,
-}
-
-/// One day from `day_start_ms` through the segmenter.
+/// One day from `day_start_ms` through the segmenter (a day of complete segments: the last,
+/// still open, is left out).
 fn day_of_segments(day_start_ms: i64) -> Vec<Seg> {
     let clip = rtsp_server::ClipSource::from_file(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/clips/h264_a.h264"),
@@ -54,50 +48,18 @@ fn day_of_segments(day_start_ms: i64) -> Vec<Seg> {
     let params = Arc::new(clip.params().clone());
     let key: &'static [u8] = &[0, 0, 0, 1, 0x65, 0x88, 0x84, 0, 1, 2, 3, 4];
     let delta: &'static [u8] = &[0, 0, 0, 1, 0x41, 0x9a, 0x02, 0, 1, 2, 3, 4];
-    let mut seg = Segmenter::new("bench", SegmenterConfig::default());
-    let mut out = Vec::new();
-    let mut segs: Vec<Seg> = Vec::new();
-    let frames = DAY_MS / 40;
-    for n in 0..=frames {
+    let frames = (0..=DAY_MS / 40).map(|n| {
         let is_key = n % 50 == 0;
-        seg.push(
-            media::Frame {
-                pts: n * 3600,
-                received: UNIX_EPOCH + Duration::from_millis((day_start_ms + n * 40) as u64),
-                is_key,
-                data: if is_key { key.into() } else { delta.into() },
-                params: params.clone(),
-            },
-            &mut out,
-        );
-        for a in out.drain(..) {
-            match a {
-                Action::Open {
-                    start_90k, init, ..
-                } => segs.push(Seg {
-                    start_ms: start_90k / 90,
-                    end_ms: start_90k / 90,
-                    bytes: init,
-                    keyframes: Vec::new(),
-                }),
-                Action::Write(f) => {
-                    let s = segs.last_mut().expect("an open segment");
-                    if f.key {
-                        s.keyframes.push((f.start_90k, s.bytes.len() as u64));
-                    }
-                    s.bytes.extend_from_slice(&f.bytes);
-                    s.end_ms = f.end_90k / 90;
-                }
-                Action::Close { end_90k } => {
-                    if let Some(s) = segs.last_mut() {
-                        s.end_ms = end_90k / 90;
-                    }
-                }
-            }
+        media::Frame {
+            pts: n * 3600,
+            received: UNIX_EPOCH + Duration::from_millis((day_start_ms + n * 40) as u64),
+            is_key,
+            data: if is_key { key.into() } else { delta.into() },
+            params: params.clone(),
         }
-    }
-    // The last one is still open: leave it out (a day of complete segments).
-    segs.pop();
+    });
+    let mut segs = Vec::new();
+    common::record_segments(frames, |s| segs.push(s));
     segs
 }
 
@@ -127,13 +89,7 @@ fn http_ttfb(
         let node = vantage::Node::start(cfg).await.expect("node");
         let base = format!("http://{}", node.http_addr);
         let c = reqwest::Client::new();
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = common::xorshift(0x2545_F491_4F6C_DD1D);
         let mut v = Vec::with_capacity(requests);
         let mut failures = 0;
         for _ in 0..requests {
@@ -159,31 +115,12 @@ fn http_ttfb(
         let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
         serde_json::json!({
             "failures": failures,
-            "p50": r3(percentile(&v, 0.5)),
-            "p90": r3(percentile(&v, 0.9)),
-            "p99": r3(percentile(&v, 0.99)),
+            "p50": r3(common::percentile(&v, 0.5)),
+            "p90": r3(common::percentile(&v, 0.9)),
+            "p99": r3(common::percentile(&v, 0.99)),
             "max": r3(v.last().copied().unwrap_or(f64::NAN)),
         })
     })
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -215,44 +152,15 @@ fn main() {
         drop(Index::open(&dir.join("index.db"), now_ms).expect("index"));
         let mut conn = rusqlite::Connection::open(dir.join("index.db")).expect("open");
         let tx = conn.transaction().expect("tx");
-        {
-            let mut ins = tx
-                .prepare(
-                    "INSERT INTO segment (camera_id, run_id, start_90k, end_90k, start_wall_ms, \
-                     end_wall_ms, bytes, path, codec, params_version, state) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'h264', 0, 'complete')",
-                )
-                .expect("prepare");
-            let mut kf = tx
-                .prepare(
-                    "INSERT INTO keyframe (segment_id, time_90k, byte_offset) VALUES (?1, ?2, ?3)",
-                )
-                .expect("prepare");
-            for c in 0..cameras {
-                let cam = format!("cam-{c:04}");
-                let cdir = camera_dir(&cam);
-                for (i, s) in segs.iter().enumerate() {
-                    let path = format!("{cdir}/{}/{}.mp4", day_dir(s.start_ms), s.start_ms * 90);
-                    ins.execute(rusqlite::params![
-                        cam,
-                        day_start * 90,
-                        s.start_ms * 90,
-                        s.end_ms * 90,
-                        s.start_ms,
-                        s.end_ms,
-                        s.bytes.len() as i64,
-                        path
-                    ])
-                    .expect("insert");
-                    let id = tx.last_insert_rowid();
-                    for (t, off) in &s.keyframes {
-                        kf.execute(rusqlite::params![id, t, *off as i64])
-                            .expect("keyframe");
-                    }
-                    let p = dir.join(&path);
-                    std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
-                    std::fs::hard_link(src.join(format!("{i}.mp4")), &p).expect("hard link");
-                }
+        for c in 0..cameras {
+            let cam = format!("cam-{c:04}");
+            let cdir = camera_dir(&cam);
+            for (i, s) in segs.iter().enumerate() {
+                let path = format!("{cdir}/{}/{}.mp4", day_dir(s.start_ms), s.start_ms * 90);
+                common::insert_segment(&tx, &cam, &path, s);
+                let p = dir.join(&path);
+                std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+                std::fs::hard_link(src.join(format!("{i}.mp4")), &p).expect("hard link");
             }
         }
         tx.commit().expect("commit");
@@ -266,20 +174,14 @@ fn main() {
         segs.last().map_or(0, |s| s.end_ms),
     );
     drop(segs);
-    let rss_build = peak_rss_kib();
+    let rss_build = common::peak_rss_kib();
     // Reset the peak (VmHWM) so the figure below is the serving phase's.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 
     let rec = Recorder::start(RecorderConfig::new(&dir), Arc::new(base::RealClocks))
         .expect("recorder start");
     // Random (camera, start) pairs: xorshift, fixed seed.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15);
     let mut ttfb = Vec::with_capacity(requests);
     let mut full = Vec::with_capacity(requests);
     let mut bytes_total = 0u64;
@@ -321,7 +223,7 @@ fn main() {
         ttfb.push(first.unwrap_or_default().as_secs_f64() * 1000.0);
     }
     rec.shutdown();
-    let rss_direct = peak_rss_kib();
+    let rss_direct = common::peak_rss_kib();
     let http = http_ttfb(&dir, cameras, requests, span_s, first_ms, last_ms);
     ttfb.sort_by(f64::total_cmp);
     full.sort_by(f64::total_cmp);
@@ -341,14 +243,14 @@ fn main() {
             "failures": failures,
             "span_s": span_s,
             "ttfb_ms": {
-                "p50": r3(percentile(&ttfb, 0.5)),
-                "p90": r3(percentile(&ttfb, 0.9)),
-                "p99": r3(percentile(&ttfb, 0.99)),
+                "p50": r3(common::percentile(&ttfb, 0.5)),
+                "p90": r3(common::percentile(&ttfb, 0.9)),
+                "p99": r3(common::percentile(&ttfb, 0.99)),
                 "max": r3(ttfb.last().copied().unwrap_or(f64::NAN)),
             },
             "whole_body_ms": {
-                "p50": r3(percentile(&full, 0.5)),
-                "p99": r3(percentile(&full, 0.99)),
+                "p50": r3(common::percentile(&full, 0.5)),
+                "p99": r3(common::percentile(&full, 0.99)),
             },
             "body_bytes_mean": bytes_total / requests.max(1) as u64,
             "peak_rss_kib_building": rss_build,

@@ -2,7 +2,8 @@
 //!
 //!   cargo run --release -p vantage --example bench_recording -- \
 //!       --cameras N --seconds S --bitrate-kbps K --dir PATH [--writer-threads T] \
-//!       [--warmup W] [--max-usage-gb G] [--audio]
+//!       [--warmup W] [--max-usage-gb G] [--audio] [--readers [--playback-readers R]
+//!       [--export-slots E]]
 //!
 //! N hub channels are fed by one feeder thread (`bench-feeder`) that ticks every 40 ms and
 //! publishes one frame per camera (25 fps, 2 s GOP, pts +3600 per frame, the four H.264 fixture
@@ -17,13 +18,21 @@
 //! `/proc/self/task/*/stat`), writes and bytes per second, frame-arrival-to-disk lag, frames
 //! skipped or dropped; at the end the size of the media index per camera-day. Prints one JSON
 //! line.
+//!
+//! With `--readers`, R (default 20) playback readers and E (default 10) export slots run during
+//! the measured seconds (started after the warm-up): each reader (`bench-reader`) loops
+//! `recorder::playback::mp4` over a random camera's recent 30–60 s (ending 3 s ago; shorter while
+//! less is recorded), reading the whole body into a sink; each export slot keeps one export busy
+//! through the node's job manager (`node::exports::Exports`, max_concurrent = E, writing under
+//! `PATH-exports`): a random camera's recent 30–60 s, polled until completed, then deleted and a
+//! new one created. Their bytes, requests and exports are reported beside the recorder's figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hub::{Channel, ChannelConfig, Hub};
-use media::{Codec, Frame};
+use media::Frame;
 use recorder::service::{Budget, RecordSpec, Recorder, RecorderConfig};
 use recorder::writer::LagHistogram;
 use serde_json::json;
@@ -46,12 +55,16 @@ struct Args {
     warmup: u64,
     max_usage_gb: Option<f64>,
     audio: bool,
+    readers: bool,
+    playback_readers: usize,
+    export_slots: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: bench_recording --cameras N --seconds S --bitrate-kbps K --dir PATH \
-         [--writer-threads T] [--warmup W] [--max-usage-gb G] [--audio]"
+         [--writer-threads T] [--warmup W] [--max-usage-gb G] [--audio] \
+         [--readers [--playback-readers R] [--export-slots E]]"
     );
     std::process::exit(2);
 }
@@ -66,11 +79,18 @@ fn parse_args() -> Args {
         warmup: 10,
         max_usage_gb: None,
         audio: false,
+        readers: false,
+        playback_readers: 20,
+        export_slots: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         if k == "--audio" {
             a.audio = true;
+            continue;
+        }
+        if k == "--readers" {
+            a.readers = true;
             continue;
         }
         let v = it.next().unwrap_or_else(|| usage());
@@ -82,6 +102,8 @@ fn parse_args() -> Args {
             "--writer-threads" => a.writer_threads = v.parse().unwrap_or_else(|_| usage()),
             "--warmup" => a.warmup = v.parse().unwrap_or_else(|_| usage()),
             "--max-usage-gb" => a.max_usage_gb = Some(v.parse().unwrap_or_else(|_| usage())),
+            "--playback-readers" => a.playback_readers = v.parse().unwrap_or_else(|_| usage()),
+            "--export-slots" => a.export_slots = v.parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }
@@ -89,43 +111,6 @@ fn parse_args() -> Args {
         usage();
     }
     a
-}
-
-/// A clip's access units as frame templates, each padded with a filler-data NAL unit so the clip
-/// averages `kbps`. Returns the templates and the clip's own bitrate (kbit/s).
-fn padded_clip(path: &Path, kbps: u64) -> (Vec<Frame>, f64) {
-    let clip = rtsp_server::ClipSource::from_file(path, Codec::H264).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(1);
-    });
-    let params = Arc::new(clip.params().clone());
-    let frames = clip.frames();
-    let total: usize = frames.iter().map(|f| f.data.len()).sum();
-    let avg = total as f64 / frames.len() as f64;
-    let own_kbps = avg * 8.0 * FPS as f64 / 1000.0;
-    let target = kbps as f64 * 1000.0 / 8.0 / FPS as f64;
-    // Start code (4) + NAL header (1) + trailing bits (1).
-    let pad = (target - avg - 6.0).max(0.0).round() as usize;
-    let out = frames
-        .iter()
-        .map(|f| {
-            let mut data = Vec::with_capacity(f.data.len() + pad + 6);
-            data.extend_from_slice(&f.data);
-            if pad > 0 {
-                data.extend_from_slice(&[0, 0, 0, 1, 0x0C]);
-                data.resize(data.len() + pad, 0xFF);
-                data.push(0x80);
-            }
-            Frame {
-                pts: 0,
-                received: SystemTime::UNIX_EPOCH,
-                is_key: f.is_key,
-                data: data.into(),
-                params: params.clone(),
-            }
-        })
-        .collect();
-    (out, own_kbps)
 }
 
 /// CPU ticks (user + system) of this process's threads, summed by group.
@@ -153,6 +138,8 @@ fn thread_ticks() -> BTreeMap<&'static str, u64> {
             "rec_retention"
         } else if comm == "bench-feeder" {
             "feeder"
+        } else if comm == "bench-reader" {
+            "readers"
         } else {
             "other"
         };
@@ -185,24 +172,6 @@ fn iowait_ticks() -> u64 {
         .unwrap_or(0)
 }
 
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn meminfo_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
@@ -220,6 +189,192 @@ fn lag_delta(a: &LagHistogram, b: &LagHistogram) -> LagHistogram {
     }
 }
 
+/// Counters of the readers and exports running beside the recorder (`--readers`).
+#[derive(Default)]
+struct LoadCounters {
+    requests: AtomicU64,
+    request_failures: AtomicU64,
+    read_bytes: AtomicU64,
+    exports_completed: AtomicU64,
+    export_failures: AtomicU64,
+    export_bytes: AtomicU64,
+    /// Sum of the completed exports' durations (create → completed), µs.
+    export_us: AtomicU64,
+    /// Of which queued (created → started) and running (started → finished), from the job rows, ms.
+    export_queued_ms: AtomicU64,
+    export_running_ms: AtomicU64,
+}
+
+/// Playback readers and export slots (see the module docs); stopped by `stop`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    counters: Arc<LoadCounters>,
+    exports_dir: PathBuf,
+}
+
+/// A recent range: 30–60 s ending 3 s ago, not before `from_ms`.
+fn recent_range(next: &mut impl FnMut() -> u64, from_ms: i64) -> (i64, i64) {
+    let end = base::clock::unix_ms(SystemTime::now()) - 3000;
+    let len = 30_000 + (next() % 30_001) as i64;
+    ((end - len).max(from_ms), end)
+}
+
+fn start_load(recorder: &Arc<Recorder>, cameras: Arc<Vec<String>>, a: &Args, from_ms: i64) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(LoadCounters::default());
+    let exports_dir = PathBuf::from(format!("{}-exports", a.dir.display()));
+    let mut threads = Vec::new();
+    for i in 0..a.playback_readers {
+        let (rec, cameras, stop, c) = (
+            recorder.clone(),
+            cameras.clone(),
+            stop.clone(),
+            counters.clone(),
+        );
+        let t = std::thread::Builder::new()
+            .name("bench-reader".into())
+            .spawn(move || {
+                let mut next = common::xorshift(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 7919));
+                while !stop.load(Ordering::Relaxed) {
+                    let cam = &cameras[(next() % cameras.len() as u64) as usize];
+                    let (start_ms, end_ms) = recent_range(&mut next, from_ms);
+                    let req = recorder::playback::Mp4Request {
+                        camera_id: cam.clone(),
+                        start_ms,
+                        end_ms,
+                        skip_gaps: false,
+                        audio: true,
+                        title: None,
+                        comment: None,
+                    };
+                    let r = recorder::playback::mp4(&rec, &req, Instant::now())
+                        .map_err(|e| e.error)
+                        .and_then(|mut m| {
+                            let len = m.body.len();
+                            m.body.read_range(0..len, &mut |b| {
+                                c.read_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                                if stop.load(Ordering::Relaxed) {
+                                    return Err(base::err!(Cancelled, "stopped"));
+                                }
+                                Ok(())
+                            })
+                        });
+                    match r {
+                        Ok(()) => c.requests.fetch_add(1, Ordering::Relaxed),
+                        Err(e) if e.kind() == base::ErrorKind::Cancelled => break,
+                        Err(e) => {
+                            if c.request_failures.fetch_add(1, Ordering::Relaxed) < 5 {
+                                eprintln!(
+                                "playback of {cam} {}..{} ms after the recording's start, at {}: {e}",
+                                start_ms - from_ms,
+                                end_ms - from_ms,
+                                base::clock::unix_ms(SystemTime::now()) - from_ms
+                            );
+                            }
+                            0
+                        }
+                    };
+                }
+            });
+        threads.push(t.expect("spawn reader"));
+    }
+    if a.export_slots > 0 {
+        let source: Arc<dyn node::exports::Source> =
+            Arc::new(common::RecorderSource(recorder.clone()));
+        let ex = common::exports_manager(&exports_dir, a.export_slots, &source)
+            .expect("exports manager");
+        for i in 0..a.export_slots {
+            let (ex, source, cameras, stop, c) = (
+                ex.clone(),
+                source.clone(),
+                cameras.clone(),
+                stop.clone(),
+                counters.clone(),
+            );
+            let t = std::thread::Builder::new()
+                .name("bench-exports".into())
+                .spawn(move || {
+                    // Keeps the source alive for the manager (it holds a Weak).
+                    let _source = source;
+                    let mut next =
+                        common::xorshift(0x2545_F491_4F6C_DD1D ^ ((i as u64 + 1) * 104_729));
+                    while !stop.load(Ordering::Relaxed) {
+                        let cam = &cameras[(next() % cameras.len() as u64) as usize];
+                        let (start_ms, end_ms) = recent_range(&mut next, from_ms);
+                        let t = Instant::now();
+                        let row = match ex.create(node::exports::NewExport {
+                            camera_id: base::CameraId::from(cam.as_str()),
+                            start_ms,
+                            end_ms,
+                            include_audio: true,
+                            created_by: "bench".into(),
+                        }) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                if c.export_failures.fetch_add(1, Ordering::Relaxed) < 5 {
+                                    eprintln!("export of {cam}: {}", e.error);
+                                }
+                                std::thread::sleep(Duration::from_millis(100));
+                                continue;
+                            }
+                        };
+                        loop {
+                            std::thread::sleep(Duration::from_millis(10));
+                            let r = ex.get(&row.id).ok().flatten();
+                            match r.as_ref().map(|r| r.status) {
+                                Some(store::ExportStatus::Completed) => {
+                                    let r = r.expect("the row");
+                                    c.exports_completed.fetch_add(1, Ordering::Relaxed);
+                                    c.export_bytes
+                                        .fetch_add(r.size.unwrap_or(0), Ordering::Relaxed);
+                                    c.export_us.fetch_add(
+                                        t.elapsed().as_micros() as u64,
+                                        Ordering::Relaxed,
+                                    );
+                                    let started = r.started_at_ms.unwrap_or(r.created_at_ms);
+                                    let finished = r.finished_at_ms.unwrap_or(started);
+                                    c.export_queued_ms.fetch_add(
+                                        (started - r.created_at_ms).max(0) as u64,
+                                        Ordering::Relaxed,
+                                    );
+                                    c.export_running_ms.fetch_add(
+                                        (finished - started).max(0) as u64,
+                                        Ordering::Relaxed,
+                                    );
+                                    break;
+                                }
+                                Some(
+                                    store::ExportStatus::Queued | store::ExportStatus::Running,
+                                ) if !stop.load(Ordering::Relaxed) => {}
+                                Some(
+                                    store::ExportStatus::Queued | store::ExportStatus::Running,
+                                ) => {
+                                    break;
+                                }
+                                _ => {
+                                    if c.export_failures.fetch_add(1, Ordering::Relaxed) < 5 {
+                                        eprintln!("export of {cam}: {:?}", r.and_then(|r| r.error));
+                                    }
+                                    break;
+                                }
+                            }
+                        }
+                        // Removes a finished export's files, cancels one cut short by the stop.
+                        let _ = ex.delete(&row.id);
+                    }
+                });
+            threads.push(t.expect("spawn export slot"));
+        }
+    }
+    Load {
+        stop,
+        threads,
+        counters,
+        exports_dir,
+    }
+}
+
 fn main() {
     let a = parse_args();
     let n = a.cameras;
@@ -227,9 +382,10 @@ fn main() {
     let clips: Vec<(Vec<Frame>, f64)> = CLIPS
         .iter()
         .map(|c| {
-            padded_clip(
+            common::padded_clip(
                 &root.join(format!("fixtures/clips/{c}.h264")),
                 a.bitrate_kbps,
+                FPS,
             )
         })
         .collect();
@@ -380,7 +536,19 @@ fn main() {
     };
 
     let t_start = Instant::now();
+    // Every camera's first key frame reaches the recorder within one GOP (2 s); readers ask
+    // for nothing before this.
+    let recording_from_ms = base::clock::unix_ms(SystemTime::now()) + 5_000;
     std::thread::sleep(Duration::from_secs(a.warmup));
+    let camera_ids: Arc<Vec<String>> = Arc::new(
+        channels
+            .iter()
+            .map(|c| c.id().as_str().to_owned())
+            .collect(),
+    );
+    let readers = a
+        .readers
+        .then(|| start_load(&recorder, camera_ids, &a, recording_from_ms));
     let st0 = recorder.status().expect("status");
     let (th0, p0, m0, io0) = (
         thread_ticks(),
@@ -398,8 +566,8 @@ fn main() {
     let mut writeback_max_kib = 0;
     while t0.elapsed() < Duration::from_secs(a.seconds) {
         std::thread::sleep(Duration::from_millis(500));
-        dirty_max_kib = dirty_max_kib.max(meminfo_kib("Dirty:"));
-        writeback_max_kib = writeback_max_kib.max(meminfo_kib("Writeback:"));
+        dirty_max_kib = dirty_max_kib.max(common::meminfo_kib("Dirty:"));
+        writeback_max_kib = writeback_max_kib.max(common::meminfo_kib("Writeback:"));
     }
     let dt = t0.elapsed().as_secs_f64();
     let (th1, p1, m1, io1) = (
@@ -413,8 +581,47 @@ fn main() {
         published.load(Ordering::Relaxed),
         keys.load(Ordering::Relaxed),
     );
-    let load = loadavg();
+    let load = common::loadavg();
+    let hz = 100.0;
+    let pct = |t: u64| (t as f64 / hz / dt * 100.0 * 10.0).round() / 10.0;
+    let group = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    let d = |k: &str| group(&th1, k).saturating_sub(group(&th0, k));
     let feeder_late_max_ms = late_max_us.load(Ordering::Relaxed) as f64 / 1000.0;
+    // The readers' figures over the window, then they stop (an export cut short is cancelled).
+    let readers_json = readers.map(|l| {
+        let c = &l.counters;
+        let get = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        let (read, done, ex_bytes, ex_us) = (
+            get(&c.read_bytes),
+            get(&c.exports_completed),
+            get(&c.export_bytes),
+            get(&c.export_us),
+        );
+        let out = json!({
+            "playback_readers": a.playback_readers,
+            "export_slots": a.export_slots,
+            "playback_requests": get(&c.requests),
+            "playback_failures": get(&c.request_failures),
+            "playback_requests_per_s": (get(&c.requests) as f64 / dt * 10.0).round() / 10.0,
+            "playback_mbyte_per_s": (read as f64 / dt / 1e6 * 10.0).round() / 10.0,
+            "exports_completed": done,
+            "export_failures": get(&c.export_failures),
+            "export_mbyte_per_s_total": (ex_bytes as f64 / dt / 1e6 * 10.0).round() / 10.0,
+            "export_mbyte_per_s_each": if ex_us > 0 { (ex_bytes as f64 / (ex_us as f64 / 1e6) / 1e6 * 10.0).round() / 10.0 } else { 0.0 },
+            "export_s_mean": if done > 0 { (ex_us as f64 / done as f64 / 1e3).round() / 1e3 } else { 0.0 },
+            "export_queued_ms_mean": get(&c.export_queued_ms) / done.max(1),
+            "export_running_ms_mean": get(&c.export_running_ms) / done.max(1),
+            "export_mbyte_mean": if done > 0 { (ex_bytes as f64 / done as f64 / 1e5).round() / 10.0 } else { 0.0 },
+            // The export jobs' threads end with their jobs (their CPU is in the process's).
+            "readers_cpu_pct_of_one_core": pct(d("readers")),
+        });
+        l.stop.store(true, Ordering::Relaxed);
+        for t in l.threads {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir_all(&l.exports_dir);
+        out
+    });
 
     // Stop feeding; let the writers drain their queues (the open GOP stays pending), then take
     // the per-camera counters and shut down.
@@ -495,10 +702,6 @@ fn main() {
     let cam_days_recorded = n as f64 * recorded_s / 86_400.0;
     let cam_days_held = held_ms as f64 / 86_400_000.0;
 
-    let hz = 100.0;
-    let pct = |t: u64| (t as f64 / hz / dt * 100.0 * 10.0).round() / 10.0;
-    let group = |m: &BTreeMap<&str, u64>, k: &str| m.get(k).copied().unwrap_or(0);
-    let d = |k: &str| group(&th1, k).saturating_sub(group(&th0, k));
     let rec_ticks = d("rec_writers") + d("rec_syncer") + d("rec_retention");
     let writes = st1.writes - st0.writes;
     let bytes = st1.bytes_written - st0.bytes_written;
@@ -590,5 +793,6 @@ fn main() {
         "shutdown_ms": shutdown_ms,
     });
     out["audio"] = audio_json;
+    out["readers"] = readers_json.unwrap_or_else(|| json!({ "enabled": false }));
     println!("{out}");
 }
