@@ -335,3 +335,63 @@ pub fn first_admin(
     tracing::info!(user = %u.username, "created the first admin user from VANTAGE_ADMIN_PASSWORD");
     Ok(Some(u))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_admin_only_when_no_user_exists() {
+        let dir = std::env::temp_dir().join(format!(
+            "vantage-first-admin-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let db = db_path(&dir);
+        let log = AuditLog::open(&db).unwrap();
+        let pw = Passwords::with_params(64, 1, 1).unwrap();
+        assert_eq!(first_admin(&db, &log, None, None, &pw).unwrap(), None);
+        assert_eq!(first_admin(&db, &log, None, Some(""), &pw).unwrap(), None);
+        let e = first_admin(&db, &log, None, Some("admin"), &pw).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("VANTAGE_ADMIN_PASSWORD: password too short"),
+            "{e}"
+        );
+        let u = first_admin(&db, &log, Some("root"), Some("a-long-password"), &pw)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (u.username.as_str(), u.role, &u.agencies),
+            ("root", Role::Admin, &Agencies::All)
+        );
+        assert!(pw.verify(u.password_hash.as_ref().unwrap(), "a-long-password"));
+        // Ignored once a user exists.
+        assert_eq!(
+            first_admin(&db, &log, None, Some("other-password"), &pw).unwrap(),
+            None
+        );
+        let users = UserStore::open(&db).unwrap();
+        assert_eq!(users.count().unwrap(), 1);
+        log.flush().await;
+        let rows = log
+            .query(store::AuditFilter {
+                action: Some(AuditAction::UserCreate),
+                ..store::AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].event.user_id, BOOTSTRAP_ACTOR);
+        assert!(
+            !rows[0]
+                .event
+                .detail
+                .as_deref()
+                .unwrap_or("")
+                .contains("a-long-password")
+        );
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
