@@ -40,11 +40,8 @@ const COMMIT_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration
 /// Idle read connections kept for queries.
 const MAX_IDLE_READERS: usize = 4;
 
-const INSERT_SQL_HEAD: &str = "INSERT INTO audit_event \
-    (seq, at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, detail, \
-    role, source_ip, user_agent, hash) VALUES";
-/// Parameters per inserted row.
-const INSERT_COLUMNS: usize = 14;
+/// Parameters per inserted row: seq, at_ms, the text columns, hash.
+const INSERT_COLUMNS: usize = chain::TEXT_COLUMNS.len() + 3;
 
 /// What happened: to a reservation, an evidence lock, an export, a session, a user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -242,22 +239,24 @@ impl AuditEvent {
         AuditEvent::new(at, action, user_id, "")
     }
 
-    /// The hashed fields of this event stored as row `seq`.
+    /// The hashed fields of this event stored as row `seq` (in `chain::TEXT_COLUMNS` order).
     fn chain_fields(&self, seq: i64) -> chain::Fields<'_> {
         chain::Fields {
             seq,
             at_ms: to_ms(self.at),
-            action: self.action.as_str(),
-            reservation_id: self.reservation_id.as_deref(),
-            user_id: &self.user_id,
-            camera_id: Some(self.camera_id.as_str()).filter(|c| !c.is_empty()),
-            agency: self.agency.as_deref(),
-            quality: self.quality.as_deref(),
-            reason: self.reason.as_deref(),
-            detail: self.detail.as_deref(),
-            role: self.role.as_deref(),
-            source_ip: self.source_ip.as_deref(),
-            user_agent: self.user_agent.as_deref(),
+            texts: [
+                Some(self.action.as_str()),
+                self.reservation_id.as_deref(),
+                Some(&self.user_id),
+                Some(self.camera_id.as_str()).filter(|c| !c.is_empty()),
+                self.agency.as_deref(),
+                self.quality.as_deref(),
+                self.reason.as_deref(),
+                self.detail.as_deref(),
+                self.role.as_deref(),
+                self.source_ip.as_deref(),
+                self.user_agent.as_deref(),
+            ],
         }
     }
 }
@@ -723,7 +722,7 @@ const ROWS_PER_INSERT: usize = 64;
 /// `INSERT ... VALUES (?, ... ?), ... ` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
     let row = format!("({})", vec!["?"; INSERT_COLUMNS].join(","));
-    let mut sql = String::from(INSERT_SQL_HEAD);
+    let mut sql = format!("INSERT INTO audit_event ({}) VALUES", chain::STORED_COLUMNS);
     for i in 0..rows {
         sql.push_str(if i == 0 { " " } else { ", " });
         sql.push_str(&row);
@@ -745,18 +744,10 @@ fn write_batch(conn: &mut Connection, batch: &[Box<AuditEvent>]) -> rusqlite::Re
             prev = f.hash(&prev);
             stmt.raw_bind_parameter(i, f.seq)?;
             stmt.raw_bind_parameter(i + 1, f.at_ms)?;
-            stmt.raw_bind_parameter(i + 2, f.action)?;
-            stmt.raw_bind_parameter(i + 3, f.reservation_id)?;
-            stmt.raw_bind_parameter(i + 4, f.user_id)?;
-            stmt.raw_bind_parameter(i + 5, f.camera_id)?;
-            stmt.raw_bind_parameter(i + 6, f.agency)?;
-            stmt.raw_bind_parameter(i + 7, f.quality)?;
-            stmt.raw_bind_parameter(i + 8, f.reason)?;
-            stmt.raw_bind_parameter(i + 9, f.detail)?;
-            stmt.raw_bind_parameter(i + 10, f.role)?;
-            stmt.raw_bind_parameter(i + 11, f.source_ip)?;
-            stmt.raw_bind_parameter(i + 12, f.user_agent)?;
-            stmt.raw_bind_parameter(i + 13, &prev[..])?;
+            for (k, t) in f.texts.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 2 + k, t)?;
+            }
+            stmt.raw_bind_parameter(i + INSERT_COLUMNS - 1, &prev[..])?;
             i += INSERT_COLUMNS;
             seq += 1;
         }

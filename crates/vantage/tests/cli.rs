@@ -256,7 +256,7 @@ fn users_api_keys_and_audit_verify() {
     let secret = &key[36..];
     let bytes = db_bytes(&s.db());
     assert!(
-        contains_bytes(&bytes, key[3..35].as_bytes()),
+        contains_bytes(&bytes, &key.as_bytes()[3..35]),
         "key id stored"
     );
     assert!(

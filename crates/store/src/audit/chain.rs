@@ -7,7 +7,7 @@
 //! `sqlite_sequence` has issued), so a missing number is a deleted row.
 //!
 //! The encoding is fixed: `seq` and `at_ms` as 8-byte big-endian integers, then each text column
-//! in the order of [`Fields`] as `0x00` for NULL or `0x01`, a 4-byte big-endian length and the
+//! in the order of [`TEXT_COLUMNS`] as `0x00` for NULL or `0x01`, a 4-byte big-endian length and the
 //! UTF-8 bytes.
 //!
 //! Rows written before the chain existed (seq up to `audit_chain.legacy_until_seq`) are hashed
@@ -26,41 +26,31 @@ use std::fmt;
 pub const ZERO_HASH: [u8; 32] = [0; 32];
 const DOMAIN: &[u8] = b"vantage-audit-chain/1\0";
 
-/// The hashed fields of one row, as stored (`camera_id` NULL for events about no camera).
+/// The text columns of `audit_event`, in the order they are hashed (and inserted).
+pub(crate) const TEXT_COLUMNS: [&str; 11] = [
+    "action",
+    "reservation_id",
+    "user_id",
+    "camera_id",
+    "agency",
+    "quality",
+    "reason",
+    "detail",
+    "role",
+    "source_ip",
+    "user_agent",
+];
+
+/// The hashed fields of one row, as stored: `seq`, `at_ms` and the [`TEXT_COLUMNS`] (`camera_id`
+/// NULL for events about no camera).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields<'a> {
     pub seq: i64,
     pub at_ms: i64,
-    pub action: &'a str,
-    pub reservation_id: Option<&'a str>,
-    pub user_id: &'a str,
-    pub camera_id: Option<&'a str>,
-    pub agency: Option<&'a str>,
-    pub quality: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub detail: Option<&'a str>,
-    pub role: Option<&'a str>,
-    pub source_ip: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
+    pub texts: [Option<&'a str>; TEXT_COLUMNS.len()],
 }
 
 impl Fields<'_> {
-    fn texts(&self) -> [Option<&str>; 11] {
-        [
-            Some(self.action),
-            self.reservation_id,
-            Some(self.user_id),
-            self.camera_id,
-            self.agency,
-            self.quality,
-            self.reason,
-            self.detail,
-            self.role,
-            self.source_ip,
-            self.user_agent,
-        ]
-    }
-
     /// This row's hash, chained from `prev`.
     pub fn hash(&self, prev: &[u8; 32]) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -68,7 +58,7 @@ impl Fields<'_> {
         h.update(prev);
         h.update(self.seq.to_be_bytes());
         h.update(self.at_ms.to_be_bytes());
-        for t in self.texts() {
+        for t in self.texts {
             match t {
                 None => h.update([0u8]),
                 Some(s) => {
@@ -86,16 +76,17 @@ impl Fields<'_> {
 struct Stored {
     seq: i64,
     at_ms: i64,
-    texts: [Option<String>; 11],
+    texts: [Option<String>; TEXT_COLUMNS.len()],
     hash: Option<Vec<u8>>,
 }
 
-const STORED_COLUMNS: &str = "seq, at_ms, action, reservation_id, user_id, camera_id, agency, \
+/// Every column of `audit_event`, in hashing order with `hash` last.
+pub(crate) const STORED_COLUMNS: &str = "seq, at_ms, action, reservation_id, user_id, camera_id, agency, \
     quality, reason, detail, role, source_ip, user_agent, hash";
 
 impl Stored {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Stored> {
-        let mut texts: [Option<String>; 11] = Default::default();
+        let mut texts: [Option<String>; TEXT_COLUMNS.len()] = Default::default();
         for (i, t) in texts.iter_mut().enumerate() {
             *t = r.get(i + 2)?;
         }
@@ -108,33 +99,10 @@ impl Stored {
     }
 
     fn fields(&self) -> Fields<'_> {
-        let [
-            action,
-            reservation_id,
-            user_id,
-            camera_id,
-            agency,
-            quality,
-            reason,
-            detail,
-            role,
-            source_ip,
-            user_agent,
-        ] = self.texts.each_ref().map(|t| t.as_deref());
         Fields {
             seq: self.seq,
             at_ms: self.at_ms,
-            action: action.unwrap_or_default(),
-            reservation_id,
-            user_id: user_id.unwrap_or_default(),
-            camera_id,
-            agency,
-            quality,
-            reason,
-            detail,
-            role,
-            source_ip,
-            user_agent,
+            texts: self.texts.each_ref().map(|t| t.as_deref()),
         }
     }
 
