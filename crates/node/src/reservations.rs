@@ -76,6 +76,9 @@ pub fn admit(
                 quality: Some(quality.as_str().to_owned()),
                 reason: Some(d.code().to_owned()),
                 detail: Some(d.to_string()),
+                role: None,
+                source_ip: None,
+                user_agent: None,
             });
             tracing::info!(camera = %camera_id, user = %user_id, "reserve denied: {d}");
             Err(AdmitError::Denied {
@@ -104,5 +107,8 @@ pub fn audit_event(
         quality: Some(r.quality.as_str().to_owned()),
         reason,
         detail,
+        role: None,
+        source_ip: None,
+        user_agent: None,
     }
 }

@@ -87,6 +87,9 @@ impl Services {
                 l.expires_at_ms
                     .map_or_else(|| "never".to_owned(), rfc3339_ms)
             )),
+            role: None,
+            source_ip: None,
+            user_agent: None,
         });
     }
 }

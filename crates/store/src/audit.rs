@@ -1,5 +1,8 @@
-//! The audit log of stream reservations: one row per reserve, idempotent repeat, denied reserve,
-//! (optional) heartbeat, release and expiry. See the crate docs for the write path.
+//! The audit log: one row per reserve, idempotent repeat, denied reserve, (optional) heartbeat,
+//! release and expiry, evidence-lock and export change, and (issue 11) login, user and API-key
+//! change. Rows are hash-chained ([`chain`]). See the crate docs for the write path.
+
+pub mod chain;
 
 use base::{CameraId, Error, ErrorKind, ReservationId, ResultExt, err};
 use parking_lot::Mutex;
@@ -37,10 +40,10 @@ const COMMIT_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration
 /// Idle read connections kept for queries.
 const MAX_IDLE_READERS: usize = 4;
 
-const INSERT_SQL_HEAD: &str = "INSERT INTO audit_event \
-    (at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, detail) VALUES";
+/// Parameters per inserted row: seq, at_ms, the text columns, hash.
+const INSERT_COLUMNS: usize = chain::TEXT_COLUMNS.len() + 3;
 
-/// What happened to a reservation, or to an evidence lock.
+/// What happened: to a reservation, an evidence lock, an export, a session, a user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuditAction {
     /// A new reservation was granted.
@@ -65,10 +68,40 @@ pub enum AuditAction {
     ExportComplete,
     /// An export's MP4 was downloaded; `detail` its id.
     ExportDownload,
+    /// An export was deleted; `detail` its id.
+    ExportDelete,
+    /// A login succeeded (`user_id` the user).
+    LoginSuccess,
+    /// A login failed (`user_id` the name given; `reason` why, never the password).
+    LoginFailure,
+    /// A session was ended by its user.
+    Logout,
+    /// An access token was refreshed.
+    TokenRefresh,
+    /// Logins for a user or from an address were locked out after repeated failures.
+    Lockout,
+    /// A user was created (`detail`: the new user, role and agencies).
+    UserCreate,
+    /// A user's role, agencies, password or disabled flag changed (`detail` says which).
+    UserUpdate,
+    /// A user was deleted.
+    UserDelete,
+    /// An API key was created (`detail`: its id and name, never the key).
+    ApiKeyCreate,
+    /// An API key was revoked.
+    ApiKeyRevoke,
+    /// A live (WHEP) session started.
+    LiveStart,
+    /// A live session ended.
+    LiveEnd,
+    /// Recorded video was played back (`detail`: the range).
+    Playback,
+    /// A camera's recording mode was changed.
+    RecordingMode,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::Reserve,
         AuditAction::Reuse,
         AuditAction::Deny,
@@ -80,10 +113,25 @@ impl AuditAction {
         AuditAction::ExportCreate,
         AuditAction::ExportComplete,
         AuditAction::ExportDownload,
+        AuditAction::ExportDelete,
+        AuditAction::LoginSuccess,
+        AuditAction::LoginFailure,
+        AuditAction::Logout,
+        AuditAction::TokenRefresh,
+        AuditAction::Lockout,
+        AuditAction::UserCreate,
+        AuditAction::UserUpdate,
+        AuditAction::UserDelete,
+        AuditAction::ApiKeyCreate,
+        AuditAction::ApiKeyRevoke,
+        AuditAction::LiveStart,
+        AuditAction::LiveEnd,
+        AuditAction::Playback,
+        AuditAction::RecordingMode,
     ];
 
     /// The stored name: `reserve`, `reuse`, `deny`, `heartbeat`, `release`, `expire`, `lock`,
-    /// `unlock`.
+    /// `unlock`, `export_create`, ..., `login_success`, ..., `recording_mode` (snake case).
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Reserve => "reserve",
@@ -97,6 +145,21 @@ impl AuditAction {
             AuditAction::ExportCreate => "export_create",
             AuditAction::ExportComplete => "export_complete",
             AuditAction::ExportDownload => "export_download",
+            AuditAction::ExportDelete => "export_delete",
+            AuditAction::LoginSuccess => "login_success",
+            AuditAction::LoginFailure => "login_failure",
+            AuditAction::Logout => "logout",
+            AuditAction::TokenRefresh => "token_refresh",
+            AuditAction::Lockout => "lockout",
+            AuditAction::UserCreate => "user_create",
+            AuditAction::UserUpdate => "user_update",
+            AuditAction::UserDelete => "user_delete",
+            AuditAction::ApiKeyCreate => "api_key_create",
+            AuditAction::ApiKeyRevoke => "api_key_revoke",
+            AuditAction::LiveStart => "live_start",
+            AuditAction::LiveEnd => "live_end",
+            AuditAction::Playback => "playback",
+            AuditAction::RecordingMode => "recording_mode",
         }
     }
 
@@ -112,7 +175,7 @@ impl fmt::Display for AuditAction {
     }
 }
 
-/// One thing that happened to a reservation, as handed to [`AuditLog::record`].
+/// One thing that happened, as handed to [`AuditLog::record`].
 ///
 /// `at` is stored with millisecond precision (sub-millisecond parts are truncated).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,7 +184,9 @@ pub struct AuditEvent {
     pub action: AuditAction,
     /// `None` for a [`AuditAction::Deny`], which has no reservation.
     pub reservation_id: Option<ReservationId>,
+    /// Who: a user id, a user name (failed logins), or `cli` for the command line.
     pub user_id: String,
+    /// Empty for events about no camera (logins, users, API keys); stored as NULL.
     pub camera_id: CameraId,
     pub agency: Option<String>,
     pub quality: Option<String>,
@@ -133,6 +198,12 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     /// Free-form detail, e.g. `AGENCY_LIMIT_REACHED METRO 30/30`.
     pub detail: Option<String>,
+    /// The actor's role (`admin`, ..., `service`; `auth::Role::as_str`) when known.
+    pub role: Option<String>,
+    /// The client's address, when the event came from a request.
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`, when the event came from a request.
+    pub user_agent: Option<String>,
 }
 
 impl AuditEvent {
@@ -153,6 +224,39 @@ impl AuditEvent {
             quality: None,
             reason: None,
             detail: None,
+            role: None,
+            source_ip: None,
+            user_agent: None,
+        }
+    }
+
+    /// An event about no camera (a login, a user, an API key).
+    pub fn without_camera(
+        at: SystemTime,
+        action: AuditAction,
+        user_id: impl Into<String>,
+    ) -> AuditEvent {
+        AuditEvent::new(at, action, user_id, "")
+    }
+
+    /// The hashed fields of this event stored as row `seq` (in `chain::TEXT_COLUMNS` order).
+    fn chain_fields(&self, seq: i64) -> chain::Fields<'_> {
+        chain::Fields {
+            seq,
+            at_ms: to_ms(self.at),
+            texts: [
+                Some(self.action.as_str()),
+                self.reservation_id.as_deref(),
+                Some(&self.user_id),
+                Some(self.camera_id.as_str()).filter(|c| !c.is_empty()),
+                self.agency.as_deref(),
+                self.quality.as_deref(),
+                self.reason.as_deref(),
+                self.detail.as_deref(),
+                self.role.as_deref(),
+                self.source_ip.as_deref(),
+                self.user_agent.as_deref(),
+            ],
         }
     }
 }
@@ -480,6 +584,67 @@ impl AuditLog {
     pub fn label(&self) -> &str {
         &self.inner.label
     }
+
+    /// Audit retention: deletes the oldest rows, in `seq` order, up to the first row at or after
+    /// `before` (a row older than `before` that follows a newer one stays, so what remains is one
+    /// unbroken stretch of the chain), and records the last deleted row's seq and hash as the
+    /// chain's anchor, from which [`AuditLog::verify`] starts. Waits for everything recorded
+    /// before the call to be committed first. Returns how many rows were deleted. No API deletes
+    /// single rows.
+    pub async fn delete_before(&self, before: SystemTime) -> Result<u64, Error> {
+        self.flush().await;
+        let inner = self.inner.clone();
+        let before_ms = to_ms(before);
+        let run = move || {
+            let label = &inner.label;
+            let mut conn = inner.target.open(false).err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: opening a connection for audit retention"),
+            )?;
+            chain::delete_before(&mut conn, before_ms).err_kind(
+                ErrorKind::Internal,
+                format_args!("{label}: audit retention"),
+            )
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => h.spawn_blocking(run).await.map_err(|e| {
+                err!(
+                    Internal,
+                    "{}: audit retention task failed: {e}",
+                    self.inner.label
+                )
+            })?,
+            Err(_) => run(),
+        }
+    }
+
+    /// Checks the hash chain of the management database at `path` (which must exist): every row
+    /// in `seq` order, from the retention anchor. Blocking. Brings the schema up to date first
+    /// (hashing rows written before the chain existed), like any open.
+    pub fn verify(path: &Path) -> Result<chain::VerifyReport, Error> {
+        let label = path.display().to_string();
+        if !path.exists() {
+            return Err(err!(NotFound, "{label}: no such database"));
+        }
+        let (conn, label) = crate::schema::open_file(path)?;
+        chain::verify(&conn).err_kind(
+            ErrorKind::Internal,
+            format_args!("{label}: verifying the audit chain"),
+        )
+    }
+
+    /// [`AuditLog::verify`] on this log's database (tests; in-memory logs).
+    pub async fn verify_chain(&self) -> Result<chain::VerifyReport, Error> {
+        self.flush().await;
+        let conn = self.inner.target.open(true).err_kind(
+            ErrorKind::Internal,
+            format_args!("{}: opening read connection", self.inner.label),
+        )?;
+        chain::verify(&conn).err_kind(
+            ErrorKind::Internal,
+            format_args!("{}: verifying the audit chain", self.inner.label),
+        )
+    }
 }
 
 fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, c: &Counters, label: &str) {
@@ -551,39 +716,40 @@ fn write_with_retries(conn: &mut Connection, batch: &[Box<AuditEvent>], c: &Coun
 }
 
 /// Rows per multi-row `INSERT`: fewer statement executions (about a third faster than one row per
-/// statement); 9 × 64 parameters stay far below SQLite's limit.
+/// statement); 14 × 64 parameters stay far below SQLite's limit.
 const ROWS_PER_INSERT: usize = 64;
 
 /// `INSERT ... VALUES (?, ... ?), ... ` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
-    let mut sql = String::from(INSERT_SQL_HEAD);
+    let row = format!("({})", vec!["?"; INSERT_COLUMNS].join(","));
+    let mut sql = format!("INSERT INTO audit_event ({}) VALUES", chain::STORED_COLUMNS);
     for i in 0..rows {
-        sql.push_str(if i == 0 {
-            " (?,?,?,?,?,?,?,?,?)"
-        } else {
-            ", (?,?,?,?,?,?,?,?,?)"
-        });
+        sql.push_str(if i == 0 { " " } else { ", " });
+        sql.push_str(&row);
     }
     sql
 }
 
+/// Inserts `batch` in one transaction, each row numbered and hash-chained after the last one
+/// (read inside the transaction, so another process writing the same file keeps the chain too).
 fn write_batch(conn: &mut Connection, batch: &[Box<AuditEvent>]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (mut seq, mut prev) = chain::head(&tx)?;
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         // At most two distinct texts per batch (full chunks and the tail): both stay cached.
         let mut stmt = tx.prepare_cached(&insert_sql(chunk.len()))?;
         let mut i = 1;
         for ev in chunk {
-            stmt.raw_bind_parameter(i, to_ms(ev.at))?;
-            stmt.raw_bind_parameter(i + 1, ev.action.as_str())?;
-            stmt.raw_bind_parameter(i + 2, ev.reservation_id.as_deref())?;
-            stmt.raw_bind_parameter(i + 3, &ev.user_id)?;
-            stmt.raw_bind_parameter(i + 4, ev.camera_id.as_str())?;
-            stmt.raw_bind_parameter(i + 5, &ev.agency)?;
-            stmt.raw_bind_parameter(i + 6, &ev.quality)?;
-            stmt.raw_bind_parameter(i + 7, &ev.reason)?;
-            stmt.raw_bind_parameter(i + 8, &ev.detail)?;
-            i += 9;
+            let f = ev.chain_fields(seq);
+            prev = f.hash(&prev);
+            stmt.raw_bind_parameter(i, f.seq)?;
+            stmt.raw_bind_parameter(i + 1, f.at_ms)?;
+            for (k, t) in f.texts.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 2 + k, t)?;
+            }
+            stmt.raw_bind_parameter(i + INSERT_COLUMNS - 1, &prev[..])?;
+            i += INSERT_COLUMNS;
+            seq += 1;
         }
         stmt.raw_execute()?;
     }
@@ -619,11 +785,17 @@ fn run_query(conn: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result
     // The SQL text is built only from the fixed fragments below; every value is a parameter.
     let mut sql = String::from(
         "SELECT seq, at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, \
-         detail FROM audit_event WHERE 1 = 1",
+         detail, role, source_ip, user_agent FROM audit_event WHERE 1 = 1",
     );
     let mut args: Vec<Value> = Vec::new();
+    // Events about no camera store NULL; an empty camera filter finds them.
+    let no_camera = f.camera_id.as_deref() == Some("");
+    if no_camera {
+        sql.push_str(" AND camera_id IS NULL");
+    }
+    let camera = f.camera_id.clone().filter(|_| !no_camera);
     let text = [
-        (" AND camera_id = ?", &f.camera_id),
+        (" AND camera_id = ?", &camera),
         (" AND user_id = ?", &f.user_id),
         (" AND reservation_id = ?", &f.reservation_id),
     ];
@@ -665,11 +837,14 @@ fn run_query(conn: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result
                 action,
                 reservation_id: r.get::<_, Option<String>>(3)?.map(ReservationId::from),
                 user_id: r.get(4)?,
-                camera_id: CameraId::from(r.get::<_, String>(5)?),
+                camera_id: CameraId::from(r.get::<_, Option<String>>(5)?.unwrap_or_default()),
                 agency: r.get(6)?,
                 quality: r.get(7)?,
                 reason: r.get(8)?,
                 detail: r.get(9)?,
+                role: r.get(10)?,
+                source_ip: r.get(11)?,
+                user_agent: r.get(12)?,
             },
         })
     })?;

@@ -8,7 +8,6 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 /// Where an export is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,19 +128,7 @@ pub struct ExportStore {
 
 impl ExportStore {
     pub fn open(path: &Path) -> Result<ExportStore, Error> {
-        let label = path.display().to_string();
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).err_kind(
-                ErrorKind::Internal,
-                format_args!("{label}: creating directory"),
-            )?;
-        }
-        let mut conn = Connection::open(path).err_kind(ErrorKind::Internal, &label)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .err_kind(ErrorKind::Internal, &label)?;
-        crate::schema::migrate(&mut conn, &label)?;
+        let (conn, label) = crate::schema::open_file(path)?;
         Ok(ExportStore {
             conn: Mutex::new(conn),
             label,
@@ -150,10 +137,8 @@ impl ExportStore {
 
     /// An in-memory store (tests).
     pub fn open_in_memory() -> Result<ExportStore, Error> {
-        let mut conn = Connection::open_in_memory().err_kind(ErrorKind::Internal, "memory")?;
-        crate::schema::migrate(&mut conn, "memory")?;
         Ok(ExportStore {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(crate::schema::open_memory()?),
             label: "memory".into(),
         })
     }

@@ -1,13 +1,17 @@
-//! The node's management database on SQLite. It starts with the **audit log of stream
-//! reservations** ([`AuditLog`]); cameras, agencies, users, reservations, events and jobs come
-//! later in the same database and the same migration table ([`schema`]).
+//! The node's management database on SQLite: the hash-chained **audit log** ([`AuditLog`],
+//! [`audit::chain`]), **users and API keys** ([`UserStore`], design 0009), snapshots of the VMS
+//! catalog ([`Snapshots`]) and export jobs ([`ExportStore`]), in one file with one migration table
+//! ([`schema`]).
 //!
 //! # Audit log
 //! Every reserve, idempotent repeat, denied reserve, (optional) heartbeat, release and expiry is one
 //! [`AuditEvent`]: when, what ([`AuditAction`]), the reservation id, user, camera, agency, quality,
 //! why (see [`AuditEvent::reason`]: `released`, `expired`, `session_ended`, `shutdown`, or a denial's
-//! error code) and a free-form detail (`AGENCY_LIMIT_REACHED METRO 30/30`). Evidence locks are
-//! audited too (`lock`, `unlock`).
+//! error code) and a free-form detail (`AGENCY_LIMIT_REACHED METRO 30/30`). Evidence locks,
+//! exports, logins, users and API keys are audited too, with the actor's role, source address and
+//! user agent when known. Each row's `hash` chains it to the previous one; [`AuditLog::verify`]
+//! finds the first row deleted, edited or inserted directly in SQLite, and
+//! [`AuditLog::delete_before`] (retention) keeps what remains verifiable through an anchor.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), base::Error> {
@@ -53,9 +57,12 @@ pub mod audit;
 pub mod exports;
 pub mod schema;
 pub mod snapshot;
+pub mod users;
 pub use exports::{ExportRow, ExportStatus, ExportStore};
 pub use snapshot::Snapshots;
+pub use users::{ApiKeyRow, NewUser, User, UserStore, UserUpdate};
 
+pub use audit::chain::{Breach, BrokenRow, VerifyReport};
 pub use audit::{
     AuditAction, AuditEvent, AuditFilter, AuditLog, AuditRecord, DEFAULT_QUERY_LIMIT,
     MAX_QUERY_LIMIT, QUEUE_CAPACITY,

@@ -129,6 +129,89 @@ CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
 CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
 "#,
     },
+    Migration {
+        version: 5,
+        description: "local users and their API keys",
+        // Usernames are ASCII (checked by `UserStore`), so NOCASE makes them unique whatever
+        // their case. `agencies` is a JSON array of agency ids, `["*"]` for all of them.
+        sql: r#"
+CREATE TABLE user (
+    id            TEXT    PRIMARY KEY,
+    username      TEXT    NOT NULL,
+    password_hash TEXT,
+    role          TEXT    NOT NULL
+                  CHECK (role IN ('admin', 'supervisor', 'operator', 'viewer', 'service')),
+    agencies      TEXT    NOT NULL DEFAULT '[]',
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    CHECK (password_hash IS NOT NULL OR role = 'service')
+);
+CREATE UNIQUE INDEX user_username ON user (username COLLATE NOCASE);
+CREATE TABLE api_key (
+    id            TEXT    PRIMARY KEY,
+    user_id       TEXT    NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+    name          TEXT    NOT NULL,
+    secret_sha256 BLOB    NOT NULL CHECK (length(secret_sha256) = 32),
+    created_at_ms INTEGER NOT NULL,
+    last_used_ms  INTEGER,
+    revoked_at_ms INTEGER
+);
+CREATE INDEX api_key_user ON api_key (user_id);
+"#,
+    },
+    Migration {
+        version: 6,
+        description: "audit hash chain, who/where columns and the access-control actions",
+        // The table is rebuilt (new CHECK list; camera_id nullable for events about no camera),
+        // rows and seq kept. Rows written before this migration (seq <= legacy_until_seq) get
+        // their hashes on the first open, chained from the all-zero hash
+        // (`audit::chain::backfill_legacy`). `audit_chain` holds the retention anchor: the seq and
+        // hash of the last row deleted by `AuditLog::delete_before` (0 and zeros when none).
+        sql: r#"
+CREATE TABLE audit_event_v6 (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms          INTEGER NOT NULL,
+    action         TEXT    NOT NULL
+                   CHECK (action IN ('reserve', 'reuse', 'deny', 'heartbeat', 'release', 'expire',
+                                     'lock', 'unlock', 'export_create', 'export_complete',
+                                     'export_download', 'export_delete', 'login_success',
+                                     'login_failure', 'logout', 'token_refresh', 'lockout',
+                                     'user_create', 'user_update', 'user_delete',
+                                     'api_key_create', 'api_key_revoke', 'live_start',
+                                     'live_end', 'playback', 'recording_mode')),
+    reservation_id TEXT,
+    user_id        TEXT    NOT NULL,
+    camera_id      TEXT,
+    agency         TEXT,
+    quality        TEXT,
+    reason         TEXT,
+    detail         TEXT,
+    role           TEXT,
+    source_ip      TEXT,
+    user_agent     TEXT,
+    hash           BLOB
+);
+INSERT INTO audit_event_v6
+    (seq, at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, detail)
+    SELECT seq, at_ms, action, reservation_id, user_id, camera_id, agency, quality, reason, detail
+    FROM audit_event;
+DROP TABLE audit_event;
+ALTER TABLE audit_event_v6 RENAME TO audit_event;
+CREATE INDEX audit_event_at          ON audit_event (at_ms);
+CREATE INDEX audit_event_camera_at   ON audit_event (camera_id, at_ms);
+CREATE INDEX audit_event_user_at     ON audit_event (user_id, at_ms);
+CREATE INDEX audit_event_reservation ON audit_event (reservation_id);
+CREATE TABLE audit_chain (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    legacy_until_seq INTEGER NOT NULL,
+    anchor_seq       INTEGER NOT NULL,
+    anchor_hash      BLOB    NOT NULL
+);
+INSERT INTO audit_chain (id, legacy_until_seq, anchor_seq, anchor_hash)
+    VALUES (1, COALESCE((SELECT MAX(seq) FROM audit_event), 0), 0, zeroblob(32));
+"#,
+    },
 ];
 
 /// The schema version this binary writes: the last migration's.
@@ -150,13 +233,44 @@ pub fn current_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Brings the management database at `label` (its path, for messages) up to [`SCHEMA_VERSION`].
+/// Rows of the audit log written before the hash chain existed get their hashes here (once).
 pub fn migrate(conn: &mut Connection, label: &str) -> Result<(), Error> {
     apply(
         conn,
         label,
         MIGRATIONS,
         crate::audit::to_ms(std::time::SystemTime::now()),
+    )?;
+    crate::audit::chain::backfill_legacy(conn).err_kind(
+        base::ErrorKind::Internal,
+        format_args!("{label}: hashing the audit rows written before the chain"),
     )
+}
+
+/// A private in-memory management database with the current schema (tests).
+pub fn open_memory() -> Result<Connection, Error> {
+    let mut conn = Connection::open_in_memory().err_kind(base::ErrorKind::Internal, "memory")?;
+    migrate(&mut conn, "memory")?;
+    Ok(conn)
+}
+
+/// Opens (creating it and its parent directory if needed) the management database at `path` with
+/// a busy timeout, and brings its schema up to date. Returns the connection and the path as
+/// text, for messages.
+pub fn open_file(path: &std::path::Path) -> Result<(Connection, String), Error> {
+    use base::ErrorKind::Internal;
+    let label = path.display().to_string();
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .err_kind(Internal, format_args!("{label}: creating directory"))?;
+    }
+    let mut conn = Connection::open(path).err_kind(Internal, &label)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .err_kind(Internal, &label)?;
+    migrate(&mut conn, &label)?;
+    Ok((conn, label))
 }
 
 /// Applies, in order and each in its own `BEGIN IMMEDIATE` transaction, every migration of

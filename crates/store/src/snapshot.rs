@@ -15,19 +15,7 @@ pub struct Snapshots {
 
 impl Snapshots {
     pub fn open(path: &Path) -> Result<Snapshots, Error> {
-        let label = path.display().to_string();
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir).err_kind(
-                ErrorKind::Internal,
-                format_args!("{label}: creating directory"),
-            )?;
-        }
-        let mut conn = Connection::open(path).err_kind(ErrorKind::Internal, &label)?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .err_kind(ErrorKind::Internal, &label)?;
-        crate::schema::migrate(&mut conn, &label)?;
+        let (conn, label) = crate::schema::open_file(path)?;
         Ok(Snapshots {
             conn: Mutex::new(conn),
             label,

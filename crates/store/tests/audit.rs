@@ -508,3 +508,247 @@ fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+// --- The hash chain (issue 11: `vantage audit verify`) ---
+
+fn raw(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("raw open")
+}
+
+async fn log_with(path: &Path, n: u64) -> AuditLog {
+    let log = AuditLog::open(path).expect("open");
+    for i in 0..n {
+        log.record(event(i, 0));
+    }
+    log.flush().await;
+    log
+}
+
+fn verify(path: &Path) -> store::VerifyReport {
+    AuditLog::verify(path).expect("verify")
+}
+
+fn broken(path: &Path) -> Option<(i64, store::Breach)> {
+    verify(path).broken.map(|b| (b.seq, b.breach))
+}
+
+#[tokio::test]
+async fn chain_detects_deleted_edited_and_inserted_rows() {
+    use store::Breach;
+    let dir = TempDir::new("chain");
+    let path = dir.path().join("vantage.db");
+    drop(log_with(&path, 300).await);
+    let r = verify(&path);
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.rows, r.first_seq, r.last_seq), (300, Some(1), Some(300)));
+    assert!(
+        r.to_string().starts_with("audit log intact: 300 rows"),
+        "{r}"
+    );
+
+    // Edited: one field of row 120.
+    let db = raw(&path);
+    let old: String = db
+        .query_row("SELECT user_id FROM audit_event WHERE seq = 120", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    db.execute(
+        "UPDATE audit_event SET user_id = 'mallory' WHERE seq = 120",
+        [],
+    )
+    .unwrap();
+    assert_eq!(broken(&path), Some((120, Breach::Edited)));
+    let r = verify(&path);
+    assert_eq!(r.rows, 119);
+    assert!(r.to_string().contains("BROKEN at row 120"), "{r}");
+    db.execute(
+        "UPDATE audit_event SET user_id = ?1 WHERE seq = 120",
+        [old.as_str()],
+    )
+    .unwrap();
+    assert!(verify(&path).ok(), "restored");
+
+    // Edited: a changed time.
+    db.execute("UPDATE audit_event SET at_ms = at_ms + 1 WHERE seq = 7", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((7, Breach::Edited)));
+    db.execute("UPDATE audit_event SET at_ms = at_ms - 1 WHERE seq = 7", [])
+        .unwrap();
+
+    // Deleted in the middle: the missing seq is named.
+    let saved: Vec<rusqlite::types::Value> = {
+        let mut st = db
+            .prepare("SELECT * FROM audit_event WHERE seq = 200")
+            .unwrap();
+        let n = st.column_count();
+        st.query_row([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+    };
+    db.execute("DELETE FROM audit_event WHERE seq = 200", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((200, Breach::Deleted)));
+    // Deleted and the following rows renumbered: the first renumbered row no longer chains.
+    db.execute("UPDATE audit_event SET seq = seq - 1 WHERE seq > 200", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((200, Breach::Edited)));
+    db.execute(
+        "UPDATE audit_event SET seq = seq + 1000 WHERE seq >= 200",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE audit_event SET seq = seq - 999 WHERE seq >= 1200",
+        [],
+    )
+    .unwrap();
+    let placeholders = vec!["?"; saved.len()].join(",");
+    db.execute(
+        &format!("INSERT INTO audit_event VALUES ({placeholders})"),
+        rusqlite::params_from_iter(saved.iter()),
+    )
+    .unwrap();
+    assert!(verify(&path).ok(), "{}", verify(&path));
+
+    // Deleted at the end: sqlite_sequence remembers the highest seq issued.
+    db.execute("DELETE FROM audit_event WHERE seq = 300", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((300, Breach::Deleted)));
+
+    // Inserted outside the chain (no hash), after the end.
+    db.execute(
+        "INSERT INTO audit_event (seq, at_ms, action, user_id) VALUES (300, 1, 'lock', 'x')",
+        [],
+    )
+    .unwrap();
+    assert_eq!(broken(&path), Some((300, Breach::Unchained)));
+    db.execute(
+        "UPDATE audit_event SET hash = zeroblob(32) WHERE seq = 300",
+        [],
+    )
+    .unwrap();
+    assert_eq!(broken(&path), Some((300, Breach::Edited)));
+}
+
+#[tokio::test]
+async fn chain_survives_retention_and_writers_in_two_processes() {
+    let dir = TempDir::new("chain-retention");
+    let path = dir.path().join("vantage.db");
+    let log = log_with(&path, 100).await;
+    // A second handle on the same file (as `vantage user` beside a running node) interleaves.
+    let other = AuditLog::open(&path).expect("second writer");
+    for i in 100..150 {
+        other.record(event(i, 1));
+        log.record(event(i, 2));
+        if i % 10 == 0 {
+            other.flush().await;
+            log.flush().await;
+        }
+    }
+    other.flush().await;
+    log.flush().await;
+    drop(other);
+    let r = verify(&path);
+    assert!(r.ok(), "{r}");
+    assert_eq!(r.rows, 200);
+
+    // Retention: rows are deleted as a prefix in seq order, the last one becoming the anchor.
+    let n = log.delete_before(t(40)).await.expect("retention");
+    assert_eq!(n, 40);
+    let r = verify(&path);
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.anchor_seq, r.first_seq, r.rows), (40, Some(41), 160));
+    assert!(r.to_string().contains("retention anchor at seq 40"), "{r}");
+    assert_eq!(log.delete_before(t(40)).await.unwrap(), 0, "nothing older");
+
+    // Editing the first row after the anchor is detected.
+    raw(&path)
+        .execute("UPDATE audit_event SET detail = 'x' WHERE seq = 41", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((41, store::Breach::Edited)));
+
+    let dir2 = TempDir::new("chain-retention-all");
+    let path2 = dir2.path().join("vantage.db");
+    let log2 = log_with(&path2, 20).await;
+    assert_eq!(log2.delete_before(t(1_000_000)).await.unwrap(), 20);
+    let r = verify(&path2);
+    assert!(r.ok() && r.rows == 0 && r.anchor_seq == 20, "{r}");
+    for i in 0..5 {
+        log2.record(event(1_000_000 + i, 0));
+    }
+    log2.flush().await;
+    let r = log2.verify_chain().await.expect("verify");
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.first_seq, r.last_seq), (Some(21), Some(25)));
+    // Everything after the anchor deleted: the gap shows.
+    raw(&path2).execute("DELETE FROM audit_event", []).unwrap();
+    assert_eq!(broken(&path2), Some((21, store::Breach::Deleted)));
+}
+
+#[tokio::test]
+async fn rows_written_before_the_chain_are_hashed_from_zero_on_upgrade() {
+    let dir = TempDir::new("chain-legacy");
+    let path = dir.path().join("vantage.db");
+    {
+        // A database as the previous binary left it (schema version 5: no hash column).
+        let mut db = raw(&path);
+        store::schema::apply(&mut db, "old", &store::schema::MIGRATIONS[..5], 1).unwrap();
+        for i in 0..30 {
+            db.execute(
+                "INSERT INTO audit_event (at_ms, action, user_id, camera_id) \
+                 VALUES (?1, 'reserve', 'u', 'cam')",
+                [i],
+            )
+            .unwrap();
+        }
+    }
+    let log = AuditLog::open(&path).expect("upgrade");
+    log.record(AuditEvent {
+        role: Some("admin".into()),
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: Some("curl/8".into()),
+        ..AuditEvent::without_camera(t(1), AuditAction::UserCreate, "cli")
+    });
+    log.flush().await;
+    let r = verify(&path);
+    assert!(r.ok(), "{r}");
+    assert_eq!((r.rows, r.legacy_until_seq), (31, 30));
+    assert!(r.to_string().contains("predate the chain"), "{r}");
+    let got = log
+        .query(AuditFilter {
+            camera_id: Some(String::new()),
+            ..filter()
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let e = &got[0].event;
+    assert_eq!(
+        (
+            e.action,
+            e.camera_id.as_str(),
+            e.role.as_deref(),
+            e.source_ip.as_deref(),
+            e.user_agent.as_deref()
+        ),
+        (
+            AuditAction::UserCreate,
+            "",
+            Some("admin"),
+            Some("192.0.2.7"),
+            Some("curl/8")
+        )
+    );
+    // A legacy row edited after the upgrade is detected like any other.
+    raw(&path)
+        .execute("UPDATE audit_event SET user_id = 'v' WHERE seq = 3", [])
+        .unwrap();
+    assert_eq!(broken(&path), Some((3, store::Breach::Edited)));
+}
+
+#[test]
+fn verify_names_a_missing_database() {
+    let dir = TempDir::new("chain-missing");
+    let e = AuditLog::verify(&dir.path().join("nope.db")).unwrap_err();
+    assert_eq!(e.kind(), base::ErrorKind::NotFound);
+}

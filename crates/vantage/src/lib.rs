@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod export_cli;
+pub mod users_cli;
 
 use admission::{Limits, MemoryAdmission};
 use api::AppState;
@@ -77,6 +78,20 @@ impl Node {
         }));
         let db = cfg.storage.data_dir.join("vantage.db");
         let audit = store::AuditLog::open(&db).map_err(|e| e.context("management store"))?;
+        {
+            let (db, audit) = (db.clone(), audit.clone());
+            tokio::task::spawn_blocking(move || {
+                users_cli::first_admin(
+                    &db,
+                    &audit,
+                    std::env::var("VANTAGE_ADMIN_USER").ok().as_deref(),
+                    std::env::var("VANTAGE_ADMIN_PASSWORD").ok().as_deref(),
+                    &auth::Passwords::new(),
+                )
+            })
+            .await
+            .err_kind(base::ErrorKind::Internal, "creating the first admin")??;
+        }
         let vms = match &cfg.milestone {
             Some(m) => {
                 let snapshots = Arc::new(store::Snapshots::open(&db)?);

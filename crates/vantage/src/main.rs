@@ -64,6 +64,13 @@ enum Cmd {
         #[arg(long)]
         created_by: Option<String>,
     },
+    /// Local users and service accounts' API keys, in the node's data dir (works while the node
+    /// runs; each change is audited with actor `cli`).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Runs simulators for tests and demonstrations.
     #[command(subcommand)]
     Sim(SimCmd),
@@ -80,6 +87,137 @@ enum Cmd {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+}
+
+/// The node whose data dir a `user` or `audit` command works on.
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The node's configuration file (its `storage.data_dir` holds the database).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct PasswordArg {
+    /// Read the password from one line of standard input instead of asking twice on the
+    /// terminal.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Adds a user: admin, supervisor, operator, viewer, or service (a service account: no
+    /// password, API keys only).
+    Add {
+        username: String,
+        #[arg(long)]
+        role: String,
+        /// An agency the user's rights apply to (repeatable).
+        #[arg(long = "agency", value_name = "AGENCY")]
+        agencies: Vec<String>,
+        /// Every agency, including ones added later.
+        #[arg(long, conflicts_with = "agencies")]
+        all_agencies: bool,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Sets a user's password.
+    Passwd {
+        username: String,
+        #[command(flatten)]
+        password: PasswordArg,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Disables a user (logins and API keys refused).
+    Disable {
+        username: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Enables a disabled user.
+    Enable {
+        username: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Lists the users (never a password hash or a key).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Creates an API key for a service account and prints it once.
+    ApiKey {
+        username: String,
+        /// What the key is for.
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Checks the audit log's hash chain: exit 0 when intact, 1 with the first broken row.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+impl UserCmd {
+    fn split(self) -> (PathBuf, vantage::users_cli::UserCommand) {
+        use vantage::users_cli::{PasswordSource, UserCommand as U};
+        let source = |p: PasswordArg| {
+            if p.password_stdin {
+                PasswordSource::Stdin
+            } else {
+                PasswordSource::Prompt
+            }
+        };
+        match self {
+            UserCmd::Add {
+                username,
+                role,
+                agencies,
+                all_agencies,
+                password,
+                config,
+            } => (
+                config.config,
+                U::Add {
+                    username,
+                    role,
+                    agencies,
+                    all_agencies,
+                    password: source(password),
+                },
+            ),
+            UserCmd::Passwd {
+                username,
+                password,
+                config,
+            } => (
+                config.config,
+                U::Passwd {
+                    username,
+                    password: source(password),
+                },
+            ),
+            UserCmd::Disable { username, config } => (config.config, U::Disable { username }),
+            UserCmd::Enable { username, config } => (config.config, U::Enable { username }),
+            UserCmd::List { config } => (config.config, U::List),
+            UserCmd::ApiKey {
+                username,
+                name,
+                config,
+            } => (config.config, U::ApiKey { username, name }),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -243,6 +381,41 @@ async fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("vantage export: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::User(cmd) => {
+            let (config, cmd) = cmd.split();
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let passwords = auth::Passwords::new();
+            match vantage::users_cli::run_user(&cfg, cmd, &passwords).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vantage user: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Audit(AuditCmd::Verify { config }) => {
+            let cfg = match load(&config.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match vantage::users_cli::verify_audit(&cfg) {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("vantage audit verify: {e}");
+                    ExitCode::from(2)
                 }
             }
         }
