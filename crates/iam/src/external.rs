@@ -111,25 +111,26 @@ impl ExternalIssuer {
         Ok(me)
     }
 
+    /// The configured algorithms of a key family (`RSA`, `EC`).
+    fn allowed(&self, fam: &str) -> impl Iterator<Item = Algorithm> + '_ {
+        self.cfg
+            .algorithms
+            .iter()
+            .copied()
+            .filter(move |a| family(*a) == Some(fam))
+    }
+
     fn pem_key(&self, pem: &[u8]) -> Result<Key, Error> {
-        let allowed = |fam: &str| -> Vec<Algorithm> {
-            self.cfg
-                .algorithms
-                .iter()
-                .copied()
-                .filter(|a| family(*a) == Some(fam))
-                .collect()
-        };
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Ok(Key {
                 key,
-                algorithms: allowed("RSA"),
+                algorithms: self.allowed("RSA").collect(),
             });
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             return Ok(Key {
                 key,
-                algorithms: allowed("EC"),
+                algorithms: self.allowed("EC").collect(),
             });
         }
         base::bail!(
@@ -186,11 +187,7 @@ impl ExternalIssuer {
                 continue;
             };
             let algorithms = self
-                .cfg
-                .algorithms
-                .iter()
-                .copied()
-                .filter(|a| family(*a) == Some(fam))
+                .allowed(fam)
                 .filter(|a| {
                     jwk.common
                         .key_algorithm

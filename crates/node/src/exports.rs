@@ -601,26 +601,35 @@ pub fn mp4_request(job: &ExportRow, camera_name: &str) -> recorder::playback::Mp
     }
 }
 
+/// NotFound naming `start_time` when nothing of `camera_id` is recorded in `[start_ms, end_ms)`.
+pub fn check_recorded(
+    rec: &recorder::service::Recorder,
+    camera_id: &CameraId,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(), QueryError> {
+    let t = rec
+        .reader()
+        .range_totals(camera_id.as_str(), start_ms, end_ms)?;
+    if t.segments == 0 {
+        return Err(QueryError {
+            field: Some("start_time"),
+            error: err!(
+                NotFound,
+                "nothing of camera `{camera_id}` is recorded from {} to {}",
+                rfc3339_ms(start_ms),
+                rfc3339_ms(end_ms)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The node's recordings as the source of exports.
 impl Source for crate::Services {
     fn check(&self, camera_id: &CameraId, start_ms: i64, end_ms: i64) -> Result<(), QueryError> {
         self.playable_camera(camera_id)?;
-        let t = self
-            .recorder
-            .reader()
-            .range_totals(camera_id.as_str(), start_ms, end_ms)?;
-        if t.segments == 0 {
-            return Err(QueryError {
-                field: Some("start_time"),
-                error: err!(
-                    NotFound,
-                    "nothing of camera `{camera_id}` is recorded from {} to {}",
-                    rfc3339_ms(start_ms),
-                    rfc3339_ms(end_ms)
-                ),
-            });
-        }
-        Ok(())
+        check_recorded(&self.recorder, camera_id, start_ms, end_ms)
     }
 
     fn render(&self, job: &ExportRow) -> Result<Rendered, QueryError> {

@@ -25,6 +25,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub playback: PlaybackConfig,
     pub exports: ExportsConfig,
+    pub audit: AuditConfig,
     pub agencies: Vec<Agency>,
     pub cameras: Vec<Camera>,
     /// The XProtect VMS whose cameras join the catalog, if configured.
@@ -162,6 +163,14 @@ pub struct ExportsConfig {
     /// Each export writes at most this many KiB per second (0: as fast as the disk allows), so
     /// exports can be kept from competing with recording for the disk.
     pub max_write_kib_per_s: u32,
+}
+
+/// The audit log (design 0004, 0009).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditConfig {
+    /// Audit rows older than this are deleted, oldest first, the hash chain anchored at the last
+    /// one deleted (default 400 days: a year of evidence plus a margin).
+    pub retention: Duration,
 }
 
 /// A storage cap, absolute or relative to the volume.

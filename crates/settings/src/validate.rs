@@ -338,6 +338,17 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
     };
     s.finish(p);
 
+    let mut s = Section::new("audit".into(), top.raw("audit"), p);
+    let retention = s.duration("retention", Duration::from_secs(400 * 86_400), p);
+    if retention < Duration::from_secs(86_400) {
+        p.push(problem(
+            s.key("retention"),
+            "must be at least 1d: the audit log is evidence of who saw what".to_owned(),
+        ));
+    }
+    let audit = AuditConfig { retention };
+    s.finish(p);
+
     let agencies = agencies(top.raw("agencies"), p);
     let cameras = cameras(top.raw("cameras"), &agencies, p);
     let milestone = match top.raw("milestone") {
@@ -354,6 +365,7 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         storage,
         playback,
         exports,
+        audit,
         agencies,
         cameras,
         milestone,

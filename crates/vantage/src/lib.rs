@@ -33,6 +33,7 @@ pub struct Node {
     janitor: tokio::task::JoinHandle<()>,
     keeper: tokio::task::JoinHandle<()>,
     export_retention: tokio::task::JoinHandle<()>,
+    audit_retention: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
@@ -141,6 +142,11 @@ impl Node {
         let source: std::sync::Weak<node::Services> = Arc::downgrade(&services);
         exports.attach(source);
         let export_retention = exports.spawn_retention();
+        let audit_retention = node::janitor::spawn_audit_retention(
+            services.audit.clone(),
+            services.clocks.clone(),
+            cfg.audit.retention,
+        );
         let state = Arc::new(AppState::new(Arc::new(services.clone())));
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)
             .await
@@ -191,6 +197,7 @@ impl Node {
             janitor,
             keeper,
             export_retention,
+            audit_retention,
         })
     }
 
@@ -203,6 +210,7 @@ impl Node {
         let _ = (&mut self.http).await;
         self.keeper.abort();
         self.export_retention.abort();
+        self.audit_retention.abort();
         self.services.shutdown().await;
         self.janitor.abort();
         self.reconciler.abort();

@@ -216,20 +216,7 @@ pub struct RecorderSource(pub Arc<Recorder>);
 
 impl Source for RecorderSource {
     fn check(&self, camera_id: &CameraId, start_ms: i64, end_ms: i64) -> Result<(), QueryError> {
-        let t = self
-            .0
-            .reader()
-            .range_totals(camera_id.as_str(), start_ms, end_ms)?;
-        if t.segments == 0 {
-            return Err(QueryError {
-                field: Some("start_time"),
-                error: err!(
-                    NotFound,
-                    "nothing of `{camera_id}` is recorded in the range"
-                ),
-            });
-        }
-        Ok(())
+        node::exports::check_recorded(&self.0, camera_id, start_ms, end_ms)
     }
 
     fn render(&self, job: &ExportRow) -> Result<Rendered, QueryError> {

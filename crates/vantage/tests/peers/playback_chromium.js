@@ -56,6 +56,26 @@ function pageHelpers(S) {
     v.requestVideoFrameCallback(() => fin());
     setTimeout(fin, 1500);
   });
+  // Seeks to `t` and reads the stamp of the frame then shown into `r`.
+  window.seekAndStamp = async (t, r) => {
+    const v = document.getElementById('v');
+    const shown = window.frameShown();
+    await window.seekTo(t);
+    await shown;
+    r.seek_time = v.currentTime;
+    r.seek_stamp = window.stampNow();
+  };
+  // Plays for `s` media seconds (or to the end or an error), then pauses.
+  window.playFor = async s => {
+    const v = document.getElementById('v');
+    await v.play();
+    await new Promise(res => {
+      const t0 = v.currentTime;
+      const check = () => (v.currentTime >= t0 + s || v.error || v.ended) ? res() : setTimeout(check, 20);
+      check();
+    });
+    v.pause();
+  };
   window.seekTo = t => new Promise(r => {
     const v = document.getElementById('v');
     v.addEventListener('seeked', () => r(), { once: true });
@@ -112,11 +132,7 @@ async function main() {
         r.played_s = v.currentTime;
         r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
         r.dropped = v.getVideoPlaybackQuality().droppedVideoFrames;
-        const shown = window.frameShown();
-        await window.seekTo(Number(seek));
-        await shown;
-        r.seek_time = v.currentTime;
-        r.seek_stamp = window.stampNow();
+        await window.seekAndStamp(Number(seek), r);
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
         return r;
       }, { path, seek }));
@@ -150,19 +166,9 @@ async function main() {
         for (const p of mediaPaths) await append(new Uint8Array(await (await fetch(p)).arrayBuffer()));
         r.buffered = [];
         for (let i = 0; i < sb.buffered.length; i++) r.buffered.push([sb.buffered.start(i), sb.buffered.end(i)]);
-        const shown = window.frameShown();
-        await window.seekTo(Number(seek));
-        await shown;
-        r.seek_time = v.currentTime;
-        r.seek_stamp = window.stampNow();
+        await window.seekAndStamp(Number(seek), r);
         // And it plays from there.
-        await v.play();
-        await new Promise(res => {
-          const t0 = v.currentTime;
-          const check = () => (v.currentTime >= t0 + 0.5 || v.error) ? res() : setTimeout(check, 20);
-          check();
-        });
-        v.pause();
+        await window.playFor(0.5);
         r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
         return r;
@@ -195,18 +201,9 @@ async function main() {
         await window.seekTo(0);
         await shown0;
         r.first_stamp = window.stampNow();
-        const shown = window.frameShown();
-        await window.seekTo(Number(seek));
-        await shown;
-        r.seek_time = v.currentTime;
-        r.seek_stamp = window.stampNow();
-        await v.play();
-        await new Promise(res => {
-          const t0 = v.currentTime;
-          const check = () => (v.currentTime >= t0 + 0.5 || v.error || v.ended) ? res() : setTimeout(check, 20);
-          check();
-        });
-        v.pause();
+        await window.seekAndStamp(Number(seek), r);
+        // And it plays from there.
+        await window.playFor(0.5);
         r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
         hls.destroy();
