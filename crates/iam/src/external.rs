@@ -112,7 +112,7 @@ impl ExternalIssuer {
     }
 
     /// The configured algorithms of a key family (`RSA`, `EC`).
-    fn allowed(&self, fam: &str) -> impl Iterator<Item = Algorithm> + '_ {
+    fn allowed(&self, fam: &'static str) -> impl Iterator<Item = Algorithm> + '_ {
         self.cfg
             .algorithms
             .iter()
