@@ -3,6 +3,7 @@
 //! are thin: they translate HTTP into calls on the hub, the admission table and the WHEP server,
 //! and errors into the JSON error body.
 
+mod access;
 mod cameras;
 mod error;
 mod exports;
@@ -64,6 +65,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
+        .route("/api/v1/auth/login", post(access::login))
+        .route("/api/v1/auth/refresh", post(access::refresh))
+        .route("/api/v1/auth/logout", post(access::logout))
+        .route("/api/v1/auth/me", get(access::whoami))
         .route("/api/v1/agencies", get(cameras::list_agencies))
         .route("/api/v1/cameras", get(cameras::list_cameras))
         .route("/api/v1/cameras/{id}", get(cameras::get_camera))

@@ -576,3 +576,70 @@ mod tests {
         );
     }
 }
+
+// ---- access (design 0009) -------------------------------------------------------------------
+
+/// `POST /api/v1/auth/login`.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(value_type = String)]
+    pub username: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub password: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `POST /api/v1/auth/refresh`.
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    #[schema(value_type = String)]
+    pub refresh_token: Option<serde_json::Value>,
+}
+
+/// Who the caller is (`GET /api/v1/auth/me`, and in a login's answer).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user_id: String,
+    pub username: String,
+    /// `admin`, `supervisor`, `operator`, `viewer` or `service`.
+    pub role: String,
+    /// Agency ids; `["*"]` for every agency.
+    pub agencies: Vec<String>,
+    /// The login session (absent for an API key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// A login's or a refresh's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchange at `POST /api/v1/auth/refresh` for new tokens; each works once.
+    pub refresh_token: String,
+    pub session_id: String,
+    /// When the session ends (a new login is needed then).
+    pub session_expires_at: String,
+    pub user: Me,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("session_id", &self.session_id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}

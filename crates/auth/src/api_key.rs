@@ -24,6 +24,9 @@ use zeroize::Zeroizing;
 
 /// Every API key starts with this.
 pub const PREFIX: &str = "vk_";
+/// Every refresh token (a login session's, design 0009 "Sessions") starts with this: the same
+/// shape as an API key, its id the session's.
+pub const REFRESH_PREFIX: &str = "vr_";
 const ID_BYTES: usize = 16;
 const SECRET_BYTES: usize = 32;
 
@@ -40,6 +43,7 @@ fn sha256(secret: &[u8]) -> SecretSha256 {
 
 /// A freshly made API key: its id, the key to hand out once, and the digest to store.
 pub struct NewApiKey {
+    prefix: &'static str,
     id: String,
     token: Zeroizing<String>,
     secret_sha256: SecretSha256,
@@ -48,18 +52,51 @@ pub struct NewApiKey {
 impl NewApiKey {
     /// A new key from the operating system's random number generator.
     pub fn generate() -> NewApiKey {
+        NewApiKey::generate_with(PREFIX)
+    }
+
+    /// A new refresh token (`vr_<session id>_<secret>`).
+    pub fn generate_refresh() -> NewApiKey {
+        NewApiKey::generate_with(REFRESH_PREFIX)
+    }
+
+    /// The next refresh token of session `id` (a rotation keeps the session's id).
+    pub fn generate_refresh_for(id: &str) -> NewApiKey {
+        let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
+        OsRng.fill_bytes(secret.as_mut());
+        NewApiKey::with_id(REFRESH_PREFIX, id.to_owned(), &secret)
+    }
+
+    fn generate_with(prefix: &'static str) -> NewApiKey {
         let mut id = [0u8; ID_BYTES];
         let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
         OsRng.fill_bytes(&mut id);
         OsRng.fill_bytes(secret.as_mut());
-        NewApiKey::from_parts(id, &secret)
+        NewApiKey::from_parts_with(prefix, id, &secret)
     }
 
     /// A key from given bytes (tests).
     pub fn from_parts(id: [u8; ID_BYTES], secret: &[u8; SECRET_BYTES]) -> NewApiKey {
-        let id = hex(&id);
-        let token = Zeroizing::new(format!("{PREFIX}{id}_{}", URL_SAFE_NO_PAD.encode(secret)));
+        NewApiKey::from_parts_with(PREFIX, id, secret)
+    }
+
+    /// A refresh token from given bytes (tests).
+    pub fn from_parts_refresh(id: [u8; ID_BYTES], secret: &[u8; SECRET_BYTES]) -> NewApiKey {
+        NewApiKey::from_parts_with(REFRESH_PREFIX, id, secret)
+    }
+
+    fn from_parts_with(
+        prefix: &'static str,
+        id: [u8; ID_BYTES],
+        secret: &[u8; SECRET_BYTES],
+    ) -> NewApiKey {
+        NewApiKey::with_id(prefix, hex(&id), secret)
+    }
+
+    fn with_id(prefix: &'static str, id: String, secret: &[u8; SECRET_BYTES]) -> NewApiKey {
+        let token = Zeroizing::new(format!("{prefix}{id}_{}", URL_SAFE_NO_PAD.encode(secret)));
         NewApiKey {
+            prefix,
             id,
             token,
             secret_sha256: sha256(secret),
@@ -85,6 +122,7 @@ impl NewApiKey {
 impl fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewApiKey")
+            .field("prefix", &self.prefix)
             .field("id", &self.id)
             .field("token", &format_args!("<redacted>"))
             .finish()
@@ -101,8 +139,17 @@ impl ApiKeyToken {
     /// Parses `vk_<32 hex digits>_<43 base64url characters>`. The error (`Unauthenticated`)
     /// never contains the presented text.
     pub fn parse(s: &str) -> Result<ApiKeyToken, Error> {
-        let malformed = || err!(Unauthenticated, "malformed API key");
-        let rest = s.strip_prefix(PREFIX).ok_or_else(malformed)?;
+        ApiKeyToken::parse_with(s, PREFIX, "malformed API key")
+    }
+
+    /// Parses a refresh token, `vr_<32 hex digits>_<43 base64url characters>`.
+    pub fn parse_refresh(s: &str) -> Result<ApiKeyToken, Error> {
+        ApiKeyToken::parse_with(s, REFRESH_PREFIX, "malformed refresh token")
+    }
+
+    fn parse_with(s: &str, prefix: &str, what: &'static str) -> Result<ApiKeyToken, Error> {
+        let malformed = || err!(Unauthenticated, "{what}");
+        let rest = s.strip_prefix(prefix).ok_or_else(malformed)?;
         let (id, secret) = rest.split_once('_').ok_or_else(malformed)?;
         if id.len() != 2 * ID_BYTES
             || !id
@@ -144,6 +191,24 @@ impl fmt::Debug for ApiKeyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refresh_tokens_have_their_own_prefix() {
+        let r = NewApiKey::generate_refresh();
+        assert!(r.token().starts_with("vr_"));
+        let t = ApiKeyToken::parse_refresh(r.token()).unwrap();
+        assert_eq!(t.id(), r.id());
+        assert!(t.matches(&r.secret_sha256()));
+        assert!(ApiKeyToken::parse(r.token()).is_err());
+        assert!(ApiKeyToken::parse_refresh(NewApiKey::generate().token()).is_err());
+        let next = NewApiKey::generate_refresh_for(r.id());
+        assert_eq!(next.id(), r.id());
+        assert_ne!(next.secret_sha256(), r.secret_sha256());
+        assert_eq!(
+            ApiKeyToken::parse_refresh(next.token()).unwrap().id(),
+            r.id()
+        );
+    }
 
     #[test]
     fn generated_keys_parse_and_match_their_digest_only() {

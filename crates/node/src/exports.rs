@@ -653,7 +653,7 @@ impl Source for crate::Services {
     }
 }
 
-async fn blocking<T: Send + 'static, E: From<Error> + Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static, E: From<Error> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, E> {
     tokio::task::spawn_blocking(f)

@@ -13,6 +13,7 @@
 //!   live viewing and WHEP sessions, recordings and the timeline, audit, the VMS), implemented
 //!   on `Arc<Services>`; media-index work runs on blocking threads, off the async runtime.
 
+pub mod access;
 pub mod exports;
 pub mod janitor;
 pub mod lease;
@@ -49,6 +50,8 @@ pub struct Parts {
     pub recorder: Arc<recorder::service::Recorder>,
     /// Evidence exports (design 0008): jobs, files, the signing key.
     pub exports: Arc<exports::Exports>,
+    /// Logins and sessions (design 0009).
+    pub access: Arc<access::Access>,
 }
 
 /// A node's services (reachable directly through `Deref`: `services.hub`) and the state of

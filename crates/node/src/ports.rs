@@ -332,8 +332,35 @@ pub trait Vms: Send + Sync {
     fn vms_status(&self) -> Option<vms::sync::SyncStatus>;
 }
 
+// ---- access ---------------------------------------------------------------------------------
+
+/// Logins, sessions and who a caller is (design 0009; `crate::access`).
+pub trait Access: Send + Sync {
+    fn login(
+        &self,
+        username: String,
+        password: String,
+        client: store::Client,
+    ) -> BoxFuture<'_, Result<crate::access::Tokens, Error>>;
+    fn refresh(
+        &self,
+        token: String,
+        client: store::Client,
+    ) -> BoxFuture<'_, Result<crate::access::Tokens, Error>>;
+    fn logout(
+        &self,
+        caller: crate::access::Caller,
+        client: store::Client,
+    ) -> BoxFuture<'_, Result<bool, Error>>;
+    /// The caller behind a bearer credential (a node access token or an API key).
+    fn authenticate(
+        &self,
+        credential: String,
+    ) -> BoxFuture<'_, Result<crate::access::Caller, Error>>;
+}
+
 /// Everything the API drives.
-pub trait Node: Cameras + Live + Recordings + Playback + Exports + Audit + Vms {
+pub trait Node: Cameras + Live + Recordings + Playback + Exports + Audit + Vms + Access {
     /// The configuration the node runs (server and live settings the HTTP layer needs).
     fn config(&self) -> &settings::Config;
     fn now(&self) -> SystemTime;

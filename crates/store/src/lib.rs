@@ -56,9 +56,11 @@
 pub mod audit;
 pub mod exports;
 pub mod schema;
+pub mod sessions;
 pub mod snapshot;
 pub mod users;
 pub use exports::{ExportRow, ExportStatus, ExportStore};
+pub use sessions::{Client, Rotated, SessionRow, SessionStore};
 pub use snapshot::Snapshots;
 pub use users::{ApiKeyRow, NewUser, User, UserStore, UserUpdate};
 

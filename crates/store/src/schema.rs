@@ -212,6 +212,28 @@ INSERT INTO audit_chain (id, legacy_until_seq, anchor_seq, anchor_hash)
     VALUES (1, COALESCE((SELECT MAX(seq) FROM audit_event), 0), 0, zeroblob(32));
 "#,
     },
+    Migration {
+        version: 7,
+        description: "login sessions (rotating refresh tokens)",
+        // A session's refresh token is stored as the SHA-256 of its secret; the previous one is
+        // kept so that its reuse (a stolen token replayed after the owner refreshed) is detected
+        // and ends the session.
+        sql: r#"
+CREATE TABLE session (
+    id               TEXT    PRIMARY KEY,
+    user_id          TEXT    NOT NULL REFERENCES user (id) ON DELETE CASCADE,
+    refresh_sha256   BLOB    NOT NULL CHECK (length(refresh_sha256) = 32),
+    previous_sha256  BLOB,
+    created_at_ms    INTEGER NOT NULL,
+    refreshed_at_ms  INTEGER NOT NULL,
+    expires_at_ms    INTEGER NOT NULL,
+    revoked_at_ms    INTEGER,
+    user_agent       TEXT,
+    source_ip        TEXT
+);
+CREATE INDEX session_user ON session (user_id);
+"#,
+    },
 ];
 
 /// The schema version this binary writes: the last migration's.

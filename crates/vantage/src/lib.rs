@@ -127,6 +127,19 @@ impl Node {
             .await
             .err_kind(base::ErrorKind::Internal, "starting exports")??
         };
+        let access = {
+            let (db, dir, clocks, audit) = (
+                db.clone(),
+                cfg.storage.data_dir.clone(),
+                clocks.clone(),
+                audit.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                node::access::Access::open(&db, &dir, auth::Passwords::new(), clocks, audit)
+            })
+            .await
+            .err_kind(base::ErrorKind::Internal, "starting access control")??
+        };
         let services = Arc::new(node::Services::new(node::Parts {
             cfg: cfg.clone(),
             catalog: catalog.clone(),
@@ -138,6 +151,7 @@ impl Node {
             vms: vms.clone(),
             recorder,
             exports: exports.clone(),
+            access: Arc::new(access),
         }));
         let source: std::sync::Weak<node::Services> = Arc::downgrade(&services);
         exports.attach(source);

@@ -1,0 +1,126 @@
+//! Logins (design 0009, "Sessions"): `POST /api/v1/auth/login`, `/refresh`, `/logout` and
+//! `GET /api/v1/auth/me`. A bearer credential is a node access token or a service account's API
+//! key. Enforcement of what callers may do on the other routes is not built yet.
+
+use crate::extract::JsonBody;
+use crate::streams::text_field;
+use crate::{ApiError, AppState, model};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use base::clock::rfc3339_ms;
+use node::access::{Caller, Tokens};
+use std::sync::Arc;
+
+/// Where a request comes from, for the audit log: `User-Agent` (cut to 256 bytes) and, when a
+/// trusted proxy is not configured, nothing for the address (the listener does not record it
+/// yet).
+fn client(headers: &HeaderMap) -> store::Client {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    store::Client {
+        user_agent: ua,
+        source_ip: None,
+    }
+}
+
+fn session(t: Tokens, now_s: u64) -> model::Session {
+    model::Session {
+        access_token: t.access_token,
+        token_type: "Bearer".into(),
+        expires_in: t.access_expires_at.saturating_sub(now_s),
+        refresh_token: t.refresh_token,
+        session_expires_at: rfc3339_ms(t.session_expires_at_ms),
+        user: me(&Caller {
+            principal: t.user.principal(),
+            session_id: Some(t.session_id.clone()),
+        }),
+        session_id: t.session_id,
+    }
+}
+
+fn me(c: &Caller) -> model::Me {
+    model::Me {
+        user_id: c.principal.user_id.clone(),
+        username: c.principal.username.clone(),
+        role: c.principal.role.as_str().to_owned(),
+        agencies: c.principal.agencies.to_list(),
+        session_id: c.session_id.clone(),
+    }
+}
+
+fn now_s(st: &AppState) -> u64 {
+    st.now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The caller behind `Authorization: Bearer ...`; 401 without one or when it does not verify.
+pub(crate) async fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::from(base::err!(
+            Unauthenticated,
+            "log in first: send Authorization: Bearer <token>"
+        )));
+    };
+    let cred = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::from(base::err!(
+                Unauthenticated,
+                "the Authorization header must be `Bearer <token>`"
+            ))
+        })?;
+    Ok(st.authenticate(cred.to_owned()).await?)
+}
+
+/// `POST /api/v1/auth/login` `{username, password}` → 200 [`model::Session`]; 401 for a wrong
+/// name or password (the same answer whichever was wrong).
+pub(crate) async fn login(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<model::LoginRequest>,
+) -> Result<Json<model::Session>, ApiError> {
+    let username = text_field(b.username, "username")?;
+    let password = match b.password {
+        Some(serde_json::Value::String(p)) if !p.is_empty() && p.len() <= 1024 => p,
+        _ => return Err(crate::invalid("password", "must be a non-empty string")),
+    };
+    let t = st.login(username, password, client(&headers)).await?;
+    Ok(Json(session(t, now_s(&st))))
+}
+
+/// `POST /api/v1/auth/refresh` `{refresh_token}` → 200 new tokens (the one presented is spent).
+pub(crate) async fn refresh(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<model::RefreshRequest>,
+) -> Result<Json<model::Session>, ApiError> {
+    let token = text_field(b.refresh_token, "refresh_token")?;
+    let t = st.refresh(token, client(&headers)).await?;
+    Ok(Json(session(t, now_s(&st))))
+}
+
+/// `POST /api/v1/auth/logout` (bearer) → 204; the session's tokens stop working at once.
+pub(crate) async fn logout(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let c = caller(&st, &headers).await?;
+    st.logout(c, client(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/auth/me` (bearer) → who the caller is.
+pub(crate) async fn whoami(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<model::Me>, ApiError> {
+    Ok(Json(me(&caller(&st, &headers).await?)))
+}

@@ -1,0 +1,246 @@
+//! Logins over HTTP (issue 11 item 2, design 0009 "Sessions"): a local user logs in with a
+//! password and gets an access token and a refresh token; `GET /api/v1/auth/me` says who the
+//! bearer is; a refresh token works once (a replay ends the session and its access tokens);
+//! logout ends the session at once; a service account's API key is a bearer credential too.
+//! Failures are 401 and audited; no answer and no audit row holds a password or a token.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Api, node_config};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn post(base: &str, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value, String) {
+    let mut r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("user-agent", "access-test/1");
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    let r = r.json(&body).send().await.unwrap();
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (s, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+}
+
+async fn me(base: &str, bearer: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_me_refresh_once_logout_and_api_keys() {
+    let cfg = node_config(&[], "5s");
+    let db = cfg.storage.data_dir.join("vantage.db");
+    let (amal, wall_key) = {
+        let users = store::UserStore::open(&db).unwrap();
+        let amal = users
+            .create(
+                store::NewUser {
+                    username: "amal".into(),
+                    password_hash: Some(auth::Passwords::new().hash(PASSWORD).unwrap()),
+                    role: auth::Role::Operator,
+                    agencies: auth::Agencies::from_list(["METRO"]),
+                },
+                1,
+            )
+            .unwrap();
+        let wall = users
+            .create(
+                store::NewUser {
+                    username: "wall-1".into(),
+                    password_hash: None,
+                    role: auth::Role::Service,
+                    agencies: auth::Agencies::All,
+                },
+                1,
+            )
+            .unwrap();
+        let key = auth::NewApiKey::generate();
+        users
+            .create_api_key(&wall.id, "video wall", &key, 1)
+            .unwrap();
+        (amal, key.token().to_owned())
+    };
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let base = Api::new(node.http_addr).base;
+    let mut answers = String::new();
+
+    // Wrong password, unknown user, no password: 401 / 400, nothing issued.
+    for (user, pw) in [("amal", "wrong password!"), ("nobody", PASSWORD)] {
+        let (s, v, text) = post(
+            &base,
+            "/api/v1/auth/login",
+            None,
+            json!({"username": user, "password": pw}),
+        )
+        .await;
+        assert_eq!(s, 401, "{v}");
+        assert!(v["access_token"].is_null());
+        answers.push_str(&text);
+    }
+    let (s, v, _) = post(
+        &base,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "amal"}),
+    )
+    .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("password")));
+
+    // A login: tokens, and who the bearer is.
+    let (s, v, text) = post(
+        &base,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "amal", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    answers.push_str(&text);
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(
+        (850..=900).contains(&v["expires_in"].as_u64().unwrap()),
+        "{v}"
+    );
+    assert_eq!(v["user"]["user_id"], amal.id.as_str());
+    let access1 = v["access_token"].as_str().unwrap().to_owned();
+    let refresh1 = v["refresh_token"].as_str().unwrap().to_owned();
+    let session = v["session_id"].as_str().unwrap().to_owned();
+    let (s, who) = me(&base, &access1).await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(who["username"], "amal");
+    assert_eq!(who["role"], "operator");
+    assert_eq!(who["agencies"], json!(["METRO"]));
+    assert_eq!(who["session_id"], session.as_str());
+    // No credential, a malformed one, a forged one: 401.
+    let r = reqwest::get(format!("{base}/api/v1/auth/me"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    for bad in ["nonsense", "vk_00_xx", &format!("{access1}x")] {
+        assert_eq!(me(&base, bad).await.0, 401, "{bad}");
+    }
+
+    // A refresh gives new tokens and spends the old refresh token; presenting it again is a
+    // replay: the session ends, and with it every token of it.
+    let (s, v, text) = post(
+        &base,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh1}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    answers.push_str(&text);
+    assert_eq!(v["session_id"], session.as_str());
+    let access2 = v["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh1);
+    assert_eq!(me(&base, &access2).await.0, 200);
+    let (s, _, _) = post(
+        &base,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh1}),
+    )
+    .await;
+    assert_eq!(s, 401, "a replayed refresh token");
+    assert_eq!(me(&base, &access2).await.0, 401, "the session ended");
+    assert_eq!(me(&base, &access1).await.0, 401);
+    let (s, _, _) = post(
+        &base,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh2}),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    // A new login, then logout: its access token stops working at once.
+    let (_, v, text) = post(
+        &base,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "AMAL", "password": PASSWORD}),
+    )
+    .await;
+    answers.push_str(&text);
+    let access3 = v["access_token"].as_str().expect("logged in").to_owned();
+    assert_eq!(me(&base, &access3).await.0, 200);
+    let (s, _, _) = post(&base, "/api/v1/auth/logout", Some(&access3), json!({})).await;
+    assert_eq!(s, 204);
+    assert_eq!(me(&base, &access3).await.0, 401);
+    let (s, _, _) = post(&base, "/api/v1/auth/logout", Some(&access3), json!({})).await;
+    assert_eq!(s, 401);
+
+    // A user disabled (here by another process, as `vantage user disable` does): its tokens stop
+    // working on the next request, and its refresh token gives nothing.
+    let (_, v, _) = post(
+        &base,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "amal", "password": PASSWORD}),
+    )
+    .await;
+    let access4 = v["access_token"].as_str().expect("logged in").to_owned();
+    let refresh4 = v["refresh_token"].as_str().unwrap().to_owned();
+    store::UserStore::open(&db)
+        .unwrap()
+        .update(
+            &amal.id,
+            store::UserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            2,
+        )
+        .unwrap();
+    assert_eq!(me(&base, &access4).await.0, 401);
+    let (s, _, _) = post(
+        &base,
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh4}),
+    )
+    .await;
+    assert_eq!(s, 401);
+
+    // A service account's API key is a bearer credential (no session).
+    let (s, who) = me(&base, &wall_key).await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(who["username"], "wall-1");
+    assert_eq!(who["role"], "service");
+    assert!(who["session_id"].is_null());
+
+    // Audited: each failure under the name given, the successes, refresh, replay, logout.
+    let (_, log) = Api::new(node.http_addr)
+        .get("/api/v1/audit?limit=100")
+        .await;
+    let rows = log["events"].as_array().expect("audit rows").clone();
+    let count = |action: &str| rows.iter().filter(|r| r["action"] == action).count();
+    assert_eq!(count("login_failure"), 2, "{log}");
+    assert_eq!(count("login_success"), 3, "{log}");
+    assert_eq!(count("token_refresh"), 1, "{log}");
+    assert_eq!(count("logout"), 2, "replay and logout: {log}");
+    assert!(
+        rows.iter()
+            .any(|r| r["action"] == "login_failure" && r["user_id"] == "nobody"),
+        "{log}"
+    );
+
+    // No password and no token in any answer but the one that hands it out, nor in the audit.
+    let log_text = log.to_string();
+    for secret in [PASSWORD, "wrong password!", &refresh1, &access1, &wall_key] {
+        assert!(!log_text.contains(secret), "the audit log holds a secret");
+    }
+    assert!(!answers.contains(PASSWORD) && !answers.contains("wrong password!"));
+    node.shutdown().await;
+}
