@@ -33,21 +33,36 @@ fn session(t: Tokens, now_s: u64) -> model::Session {
         expires_in: t.access_expires_at.saturating_sub(now_s),
         refresh_token: t.refresh_token,
         session_expires_at: rfc3339_ms(t.session_expires_at_ms),
-        user: me(&Caller {
-            principal: t.user.principal(),
+        user: model::Me {
+            user_id: t.user.id.clone(),
+            username: t.user.username.clone(),
+            role: t.user.role.as_str().to_owned(),
+            agencies: t.user.agencies.to_list(),
             session_id: Some(t.session_id.clone()),
-        }),
+            issuer: None,
+            grants: vec![grant(&t.user.principal())],
+        },
         session_id: t.session_id,
     }
 }
 
+fn grant(p: &auth::Principal) -> model::Grant {
+    model::Grant {
+        role: p.role.as_str().to_owned(),
+        agencies: p.agencies.to_list(),
+    }
+}
+
 fn me(c: &Caller) -> model::Me {
+    let first = c.grants.first();
     model::Me {
-        user_id: c.principal.user_id.clone(),
-        username: c.principal.username.clone(),
-        role: c.principal.role.as_str().to_owned(),
-        agencies: c.principal.agencies.to_list(),
+        user_id: c.user_id.clone(),
+        username: c.username.clone(),
+        role: c.role().as_str().to_owned(),
+        agencies: first.map(|g| g.agencies.to_list()).unwrap_or_default(),
         session_id: c.session_id.clone(),
+        issuer: c.issuer.clone(),
+        grants: c.grants.iter().map(grant).collect(),
     }
 }
 

@@ -613,9 +613,23 @@ pub struct Me {
     pub role: String,
     /// Agency ids; `["*"]` for every agency.
     pub agencies: Vec<String>,
-    /// The login session (absent for an API key).
+    /// The login session (absent for an API key or an identity provider's token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The identity provider's `iss`, for its tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Every role held and over which agencies, highest role first (`role` and `agencies`
+    /// above are the first); an identity provider's token may grant several.
+    pub grants: Vec<Grant>,
+}
+
+/// A role over agencies.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Grant {
+    pub role: String,
+    /// Agency ids; `["*"]` for every agency.
+    pub agencies: Vec<String>,
 }
 
 /// A login's or a refresh's answer.

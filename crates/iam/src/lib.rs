@@ -178,7 +178,12 @@ fn jwt_error(e: &jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
-/// The issuer a token claims, read without verifying anything (to choose whose keys verify it).
+/// The issuer a token claims, read without verifying anything (only to choose whose keys verify
+/// it; that issuer's validation checks `iss` again).
+pub fn issuer_of(token: &str) -> Result<String, TokenError> {
+    peek_issuer(token)
+}
+
 fn peek_issuer(token: &str) -> Result<String, TokenError> {
     #[derive(Deserialize)]
     struct Iss {

@@ -54,9 +54,154 @@ impl std::fmt::Debug for Tokens {
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    pub principal: auth::Principal,
-    /// The login session (node tokens); `None` for an API key.
+    /// The node's user id, or the identity provider's `sub`.
+    pub user_id: String,
+    pub username: String,
+    /// What the caller may do: one principal per role held, highest role first. A local user or
+    /// an API key has one; an identity provider's token may grant different roles on different
+    /// agencies (design 0009, "Tokens").
+    pub grants: Vec<auth::Principal>,
+    /// The login session (node tokens); `None` for an API key or an external token.
     pub session_id: Option<String>,
+    /// The identity provider's `iss` for an external token.
+    pub issuer: Option<String>,
+}
+
+impl Caller {
+    fn local(user: &User, session_id: Option<String>) -> Caller {
+        Caller {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            grants: vec![user.principal()],
+            session_id,
+            issuer: None,
+        }
+    }
+
+    /// The highest role held (`viewer` when none).
+    pub fn role(&self) -> auth::Role {
+        self.grants.first().map_or(auth::Role::Viewer, |g| g.role)
+    }
+}
+
+/// Highest first: admin, supervisor, operator, service, viewer.
+fn rank(r: auth::Role) -> u8 {
+    match r {
+        auth::Role::Admin => 0,
+        auth::Role::Supervisor => 1,
+        auth::Role::Operator => 2,
+        auth::Role::Service => 3,
+        auth::Role::Viewer => 4,
+    }
+}
+
+/// An identity provider's verified token as a caller: its grants grouped by role.
+fn external_caller(id: iam::Identity) -> Caller {
+    let mut by_role: std::collections::BTreeMap<u8, (auth::Role, Vec<String>, bool)> =
+        Default::default();
+    for g in &id.grants {
+        let Some(role) = auth::Role::parse(&g.role) else {
+            continue;
+        };
+        let e = by_role
+            .entry(rank(role))
+            .or_insert((role, Vec::new(), false));
+        match &g.scope {
+            iam::Scope::All => e.2 = true,
+            iam::Scope::Agency(a) => e.1.push(a.clone()),
+        }
+    }
+    let grants = by_role
+        .into_values()
+        .map(|(role, agencies, all)| auth::Principal {
+            user_id: id.subject.clone(),
+            username: id.username.clone(),
+            role,
+            agencies: if all {
+                auth::Agencies::All
+            } else {
+                auth::Agencies::from_list(agencies)
+            },
+        })
+        .collect();
+    Caller {
+        user_id: id.subject,
+        username: id.username,
+        grants,
+        session_id: None,
+        issuer: Some(id.issuer),
+    }
+}
+
+/// Why a bearer credential was not accepted.
+#[derive(Debug)]
+pub enum Refused {
+    /// Not valid: 401 with this reason.
+    Invalid(Error),
+    /// An identity provider's token names a key not fetched yet: fetch the provider's JWKS
+    /// (`Access::fetch_jwks`) and try again once.
+    UnknownKey { issuer: usize },
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused::Invalid(e)
+    }
+}
+
+/// An identity provider and when a token last made the node fetch its JWKS.
+struct Provider {
+    issuer: iam::ExternalIssuer,
+    jwks_refresh: Duration,
+    last_fetch: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+/// A token naming an unknown key makes the node fetch the JWKS at once, but not more often.
+const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// A JWKS document larger than this is refused.
+const JWKS_MAX_BYTES: usize = 1 << 20;
+
+fn provider(cfg: &settings::IssuerSettings) -> Result<Provider, Error> {
+    let keys = match &cfg.keys {
+        settings::IssuerKeys::JwksUrl(u) => iam::KeySource::JwksUrl(u.to_string()),
+        settings::IssuerKeys::PublicKeyFile(f) => {
+            iam::KeySource::Pem(std::fs::read_to_string(f).map_err(|e| {
+                err!(
+                    InvalidArgument,
+                    "issuer `{}`: reading {}: {e}",
+                    cfg.issuer,
+                    f.display()
+                )
+            })?)
+        }
+    };
+    let algorithms = cfg
+        .algorithms
+        .iter()
+        .filter_map(|a| match a.as_str() {
+            "RS256" => Some(iam::Algorithm::RS256),
+            "ES256" => Some(iam::Algorithm::ES256),
+            _ => None,
+        })
+        .collect();
+    let [username, role, agency, permissions] = cfg.claims.clone();
+    Ok(Provider {
+        issuer: iam::ExternalIssuer::new(iam::IssuerConfig {
+            issuer: cfg.issuer.clone(),
+            audiences: cfg.audiences.clone(),
+            keys,
+            algorithms,
+            leeway: cfg.leeway.as_secs(),
+            claims: iam::ClaimMap {
+                username,
+                role,
+                agency,
+                permissions,
+            },
+        })?,
+        jwks_refresh: cfg.jwks_refresh,
+        last_fetch: parking_lot::Mutex::new(None),
+    })
 }
 
 /// Logins, sessions and the node's tokens.
@@ -66,6 +211,8 @@ pub struct Access {
     passwords: Passwords,
     issuer: iam::LocalIssuer,
     live: RwLock<HashSet<String>>,
+    providers: Vec<Provider>,
+    http: reqwest::Client,
     clocks: Arc<dyn Clocks>,
     audit: AuditLog,
 }
@@ -88,6 +235,7 @@ impl Access {
     pub fn open(
         db: &Path,
         data_dir: &Path,
+        cfg: &settings::AuthConfig,
         passwords: Passwords,
         clocks: Arc<dyn Clocks>,
         audit: AuditLog,
@@ -112,12 +260,23 @@ impl Access {
         let sessions = SessionStore::open(db)?;
         let now = base::clock::unix_ms(clocks.realtime());
         let live = sessions.live(now)?.into_iter().map(|s| s.id).collect();
+        let providers = cfg
+            .issuers
+            .iter()
+            .map(provider)
+            .collect::<Result<Vec<_>, Error>>()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| err!(Internal, "HTTP client: {e}"))?;
         Ok(Access {
             users: UserStore::open(db)?,
             sessions,
             passwords,
             issuer,
             live: RwLock::new(live),
+            providers,
+            http,
             clocks,
             audit,
         })
@@ -272,8 +431,8 @@ impl Access {
         let ended = self.end(sid)?;
         self.record(
             AuditAction::Logout,
-            &caller.principal.user_id,
-            Some(caller.principal.role.as_str()),
+            &caller.user_id,
+            Some(caller.role().as_str()),
             client,
             None,
         );
@@ -281,18 +440,26 @@ impl Access {
     }
 
     /// The caller behind `Authorization: Bearer <credential>`: the node's access token of a
-    /// live session, or a service account's API key. `Unauthenticated` otherwise, with the
-    /// reason (never the credential).
-    pub fn authenticate(&self, credential: &str) -> Result<Caller, Error> {
+    /// live session, a service account's API key, or a configured identity provider's JWT.
+    /// Refused otherwise, with the reason (never the credential).
+    pub fn authenticate(&self, credential: &str) -> Result<Caller, Refused> {
         if credential.starts_with(auth::api_key::PREFIX) {
             let key = ApiKeyToken::parse(credential)?;
             let Some(user) = self.users.authenticate_api_key(&key, self.now_ms())? else {
-                bail!(Unauthenticated, "the API key is not valid");
+                return Err(err!(Unauthenticated, "the API key is not valid").into());
             };
-            return Ok(Caller {
-                principal: user.principal(),
-                session_id: None,
-            });
+            return Ok(Caller::local(&user, None));
+        }
+        let iss = iam::issuer_of(credential).map_err(Error::from)?;
+        if iss != self.issuer.issuer() {
+            let Some(i) = self.providers.iter().position(|p| p.issuer.issuer() == iss) else {
+                return Err(Error::from(iam::TokenError::UnknownIssuer(iss)).into());
+            };
+            return match self.providers[i].issuer.verify(credential, self.now_s()) {
+                Ok(id) => Ok(external_caller(id)),
+                Err(iam::TokenError::UnknownKey(_)) => Err(Refused::UnknownKey { issuer: i }),
+                Err(e) => Err(Error::from(e).into()),
+            };
         }
         let id = self
             .issuer
@@ -300,17 +467,84 @@ impl Access {
             .map_err(Error::from)?;
         let sid = id.session_id.unwrap_or_default();
         if !self.live.read().contains(&sid) {
-            bail!(Unauthenticated, "the session has ended: log in again");
+            return Err(err!(Unauthenticated, "the session has ended: log in again").into());
         }
         // Role and agencies as the user has them now (a change applies at once).
         let user = match self.users.get(&id.subject)? {
             Some(u) if !u.disabled => u,
-            _ => bail!(Unauthenticated, "the user is disabled"),
+            _ => return Err(err!(Unauthenticated, "the user is disabled").into()),
         };
-        Ok(Caller {
-            principal: user.principal(),
-            session_id: Some(sid),
-        })
+        Ok(Caller::local(&user, Some(sid)))
+    }
+
+    /// Fetches identity provider `i`'s JWKS and takes its keys. A fetch asked for by a token
+    /// naming an unknown key (not `force`d, unlike the schedule's) happens at most once per
+    /// [`JWKS_MIN_INTERVAL`]: a flood of such tokens cannot make the node hammer the provider.
+    /// Returns whether the keys were replaced.
+    pub async fn fetch_jwks(&self, i: usize, force: bool) -> Result<bool, Error> {
+        let Some(p) = self.providers.get(i) else {
+            return Ok(false);
+        };
+        let Some(url) = p.issuer.jwks_url() else {
+            return Ok(false);
+        };
+        if !force {
+            let now = self.clocks.monotonic();
+            let mut last = p.last_fetch.lock();
+            if last.is_some_and(|t| now.saturating_duration_since(t) < JWKS_MIN_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(now);
+        }
+        let what = || {
+            format!(
+                "issuer `{}`: JWKS {}",
+                p.issuer.issuer(),
+                base::redact_url(url)
+            )
+        };
+        let mut r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| err!(Unavailable, "{}: {e}", what()))?;
+        if !r.status().is_success() {
+            bail!(Unavailable, "{}: HTTP {}", what(), r.status());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = r
+            .chunk()
+            .await
+            .map_err(|e| err!(Unavailable, "{}: {e}", what()))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > JWKS_MAX_BYTES {
+                bail!(DataLoss, "{}: larger than {JWKS_MAX_BYTES} bytes", what());
+            }
+        }
+        let n = p.issuer.set_jwks(&body)?;
+        tracing::info!(issuer = %p.issuer.issuer(), keys = n, "JWKS fetched");
+        Ok(true)
+    }
+
+    /// Keeps every identity provider's JWKS fresh: fetched at once, then every `jwks_refresh`
+    /// on the node's clocks (a failure is logged; the keys held stay).
+    pub fn spawn_jwks_refresh(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.providers.len())
+            .filter(|i| self.providers[*i].issuer.jwks_url().is_some())
+            .map(|i| {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = me.fetch_jwks(i, true).await {
+                            tracing::warn!("{e}");
+                        }
+                        me.clocks.sleep(me.providers[i].jwks_refresh).await;
+                    }
+                })
+            })
+            .collect()
     }
 }
 
@@ -350,9 +584,29 @@ impl crate::ports::Access for Arc<crate::Services> {
         &self,
         credential: String,
     ) -> crate::ports::BoxFuture<'_, Result<Caller, Error>> {
-        let a = self.access.clone();
-        Box::pin(crate::exports::blocking(move || {
-            a.authenticate(&credential)
-        }))
+        Box::pin(async move {
+            // Twice at most: after a token naming an unknown key, the provider's JWKS is fetched
+            // (rate-limited) and the token verified again.
+            for attempt in 0..2 {
+                let (a, c) = (self.access.clone(), credential.clone());
+                let r = tokio::task::spawn_blocking(move || a.authenticate(&c))
+                    .await
+                    .map_err(|e| err!(Internal, "blocking task failed: {e}"))?;
+                match r {
+                    Ok(c) => return Ok(c),
+                    Err(Refused::Invalid(e)) => return Err(e),
+                    Err(Refused::UnknownKey { issuer }) if attempt == 0 => {
+                        if let Err(e) = self.access.fetch_jwks(issuer, false).await {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                    Err(Refused::UnknownKey { .. }) => {}
+                }
+            }
+            Err(err!(
+                Unauthenticated,
+                "the token's signing key is not known"
+            ))
+        })
     }
 }

@@ -26,6 +26,7 @@ pub struct Config {
     pub playback: PlaybackConfig,
     pub exports: ExportsConfig,
     pub audit: AuditConfig,
+    pub auth: AuthConfig,
     pub agencies: Vec<Agency>,
     pub cameras: Vec<Camera>,
     /// The XProtect VMS whose cameras join the catalog, if configured.
@@ -171,6 +172,42 @@ pub struct AuditConfig {
     /// Audit rows older than this are deleted, oldest first, the hash chain anchored at the last
     /// one deleted (default 400 days: a year of evidence plus a margin).
     pub retention: Duration,
+}
+
+/// Access control (design 0009).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AuthConfig {
+    /// Identity providers whose JWTs the node accepts (`auth.issuers`).
+    pub issuers: Vec<IssuerSettings>,
+}
+
+/// One trusted identity provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IssuerSettings {
+    /// `iss`, exactly.
+    pub issuer: String,
+    /// Accepted `aud` values (`audience`: a string or a list).
+    pub audiences: Vec<String>,
+    pub keys: IssuerKeys,
+    /// `RS256` and/or `ES256` (default both).
+    pub algorithms: Vec<String>,
+    /// Allowed clock skew (default 60 s, at most 5 min).
+    pub leeway: Duration,
+    /// How often the JWKS is fetched again (default 10 min); also at once, at most every 30 s,
+    /// when a token names an unknown key.
+    pub jwks_refresh: Duration,
+    /// Claim names: `username` (default `preferred_username`), `role` (`role`), `agency`
+    /// (`agency`), `permissions` (`permissions`).
+    pub claims: [String; 4],
+}
+
+/// Where an identity provider's keys come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum IssuerKeys {
+    /// `jwks_url`: http(s), no credentials in it.
+    JwksUrl(url::Url),
+    /// `public_key_file`: an SPKI PEM (RSA or P-256).
+    PublicKeyFile(PathBuf),
 }
 
 /// A storage cap, absolute or relative to the volume.

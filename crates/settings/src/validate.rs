@@ -349,6 +349,12 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
     let audit = AuditConfig { retention };
     s.finish(p);
 
+    let mut s = Section::new("auth".into(), top.raw("auth"), p);
+    let auth = AuthConfig {
+        issuers: issuers(s.raw("issuers"), p),
+    };
+    s.finish(p);
+
     let agencies = agencies(top.raw("agencies"), p);
     let cameras = cameras(top.raw("cameras"), &agencies, p);
     let milestone = match top.raw("milestone") {
@@ -366,6 +372,7 @@ pub(crate) fn validate(doc: &Value, p: &mut Vec<Problem>) -> Config {
         playback,
         exports,
         audit,
+        auth,
         agencies,
         cameras,
         milestone,
@@ -589,6 +596,104 @@ fn milestone(v: &Value, agencies: &[Agency], p: &mut Vec<Problem>) -> Option<Mil
     })
 }
 
+/// A string or a list of strings (`audience: vantage` or `audience: [a, b]`).
+fn strings(v: Option<&Value>, path: String, p: &mut Vec<Problem>) -> Vec<String> {
+    match v {
+        None => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .filter_map(|(i, x)| match x {
+                Value::String(s) => Some(s.clone()),
+                _ => {
+                    p.push(problem(format!("{path}[{i}]"), "must be a string"));
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            p.push(problem(path, "must be a string or a list of strings"));
+            Vec::new()
+        }
+    }
+}
+
+fn issuers(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<IssuerSettings> {
+    let mut out: Vec<IssuerSettings> = Vec::new();
+    for (i, x) in list(v, "auth.issuers", p).iter().enumerate() {
+        let path = format!("auth.issuers[{i}]");
+        let mut s = Section::new(path.clone(), Some(x), p);
+        let issuer = s.required_string("issuer", p);
+        if !issuer.is_empty() && out.iter().any(|o| o.issuer == issuer) {
+            p.push(problem(format!("{path}.issuer"), "duplicate issuer"));
+        }
+        let audiences = strings(s.raw("audience"), format!("{path}.audience"), p);
+        if audiences.is_empty() {
+            p.push(problem(
+                format!("{path}.audience"),
+                "is required: the audience this node's tokens are issued for",
+            ));
+        }
+        let jwks = s.string("jwks_url", p);
+        let pem = s.string("public_key_file", p);
+        let keys = match (jwks, pem) {
+            (Some(u), None) => IssuerKeys::JwksUrl(
+                plain_url(&u, &["https", "http"], &format!("{path}.jwks_url"), p)
+                    .unwrap_or_else(placeholder_url),
+            ),
+            (None, Some(f)) => IssuerKeys::PublicKeyFile(PathBuf::from(f)),
+            _ => {
+                p.push(problem(
+                    path.clone(),
+                    "give exactly one of jwks_url and public_key_file",
+                ));
+                IssuerKeys::PublicKeyFile(PathBuf::new())
+            }
+        };
+        let mut algorithms = strings(s.raw("algorithms"), format!("{path}.algorithms"), p);
+        if algorithms.is_empty() {
+            algorithms = vec!["RS256".into(), "ES256".into()];
+        }
+        for a in &algorithms {
+            if a != "RS256" && a != "ES256" {
+                p.push(problem(
+                    format!("{path}.algorithms"),
+                    format!("`{a}` is not accepted: RS256 and ES256 only"),
+                ));
+            }
+        }
+        let leeway = s.duration("leeway", Duration::from_secs(60), p);
+        if leeway > Duration::from_secs(300) {
+            p.push(problem(format!("{path}.leeway"), "must be at most 5m"));
+        }
+        let jwks_refresh = s
+            .duration("jwks_refresh", Duration::from_secs(600), p)
+            .max(Duration::from_secs(30));
+        let mut c = Section::new(format!("{path}.claims"), s.raw("claims"), p);
+        let claims = [
+            c.string("username", p)
+                .unwrap_or_else(|| "preferred_username".into()),
+            c.string("role", p).unwrap_or_else(|| "role".into()),
+            c.string("agency", p).unwrap_or_else(|| "agency".into()),
+            c.string("permissions", p)
+                .unwrap_or_else(|| "permissions".into()),
+        ];
+        c.finish(p);
+        s.finish(p);
+        out.push(IssuerSettings {
+            issuer,
+            audiences,
+            keys,
+            algorithms,
+            leeway,
+            jwks_refresh,
+            claims,
+        });
+    }
+    out
+}
+
 fn agencies(v: Option<&Value>, p: &mut Vec<Problem>) -> Vec<Agency> {
     let mut out: Vec<Agency> = Vec::new();
     for (i, a) in list(v, "agencies", p).iter().enumerate() {
@@ -755,6 +860,46 @@ cameras:
 
     fn no_env() -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    #[test]
+    fn identity_providers_parse_with_defaults_and_their_mistakes_are_named() {
+        let good = format!(
+            "{GOOD}auth:\n  issuers:\n    - {{ issuer: \"https://idp/r\", audience: [vantage, wall], \
+             jwks_url: \"https://idp/certs\" }}\n    - {{ issuer: other, audience: vantage, \
+             public_key_file: /etc/vantage/idp.pem, algorithms: ES256, leeway: 10s, \
+             claims: {{ role: vantage_role }} }}\n"
+        );
+        let c = load_str(&good, no_env()).unwrap();
+        let [a, b] = &c.auth.issuers[..] else {
+            panic!("{:?}", c.auth);
+        };
+        assert_eq!(a.audiences, ["vantage", "wall"]);
+        assert_eq!(a.algorithms, ["RS256", "ES256"]);
+        assert_eq!(a.leeway, Duration::from_secs(60));
+        assert_eq!(a.jwks_refresh, Duration::from_secs(600));
+        assert!(matches!(&a.keys, IssuerKeys::JwksUrl(u) if u.as_str() == "https://idp/certs"));
+        assert_eq!(b.algorithms, ["ES256"]);
+        assert_eq!(b.claims[1], "vantage_role");
+        assert_eq!(b.claims[0], "preferred_username");
+        let bad = format!(
+            "{GOOD}auth:\n  issuers:\n    - {{ issuer: x, jwks_url: \"https://u:pw@idp/c\", \
+             public_key_file: k.pem, algorithms: [HS256], leeway: 10m }}\n"
+        );
+        let all = load_str(&bad, no_env())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        for want in [
+            "auth.issuers[0].audience: is required",
+            "auth.issuers[0]: give exactly one of jwks_url and public_key_file",
+            "auth.issuers[0].algorithms: `HS256` is not accepted",
+            "auth.issuers[0].leeway: must be at most 5m",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub struct Node {
     keeper: tokio::task::JoinHandle<()>,
     export_retention: tokio::task::JoinHandle<()>,
     audit_retention: tokio::task::JoinHandle<()>,
+    jwks_refresh: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Node {
@@ -128,18 +129,22 @@ impl Node {
             .err_kind(base::ErrorKind::Internal, "starting exports")??
         };
         let access = {
-            let (db, dir, clocks, audit) = (
-                db.clone(),
-                cfg.storage.data_dir.clone(),
-                clocks.clone(),
-                audit.clone(),
-            );
+            let (db, cfg, clocks, audit) = (db.clone(), cfg.clone(), clocks.clone(), audit.clone());
             tokio::task::spawn_blocking(move || {
-                node::access::Access::open(&db, &dir, auth::Passwords::new(), clocks, audit)
+                node::access::Access::open(
+                    &db,
+                    &cfg.storage.data_dir,
+                    &cfg.auth,
+                    auth::Passwords::new(),
+                    clocks,
+                    audit,
+                )
             })
             .await
             .err_kind(base::ErrorKind::Internal, "starting access control")??
         };
+        let access = Arc::new(access);
+        let jwks_refresh = access.spawn_jwks_refresh();
         let services = Arc::new(node::Services::new(node::Parts {
             cfg: cfg.clone(),
             catalog: catalog.clone(),
@@ -151,7 +156,7 @@ impl Node {
             vms: vms.clone(),
             recorder,
             exports: exports.clone(),
-            access: Arc::new(access),
+            access: access.clone(),
         }));
         let source: std::sync::Weak<node::Services> = Arc::downgrade(&services);
         exports.attach(source);
@@ -212,6 +217,7 @@ impl Node {
             keeper,
             export_retention,
             audit_retention,
+            jwks_refresh,
         })
     }
 
@@ -225,6 +231,9 @@ impl Node {
         self.keeper.abort();
         self.export_retention.abort();
         self.audit_retention.abort();
+        for t in &self.jwks_refresh {
+            t.abort();
+        }
         self.services.shutdown().await;
         self.janitor.abort();
         self.reconciler.abort();

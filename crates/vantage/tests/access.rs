@@ -244,3 +244,136 @@ async fn login_me_refresh_once_logout_and_api_keys() {
     assert!(!answers.contains(PASSWORD) && !answers.contains("wrong password!"));
     node.shutdown().await;
 }
+
+/// The `iam` crate's test keys (`crates/iam/testdata`).
+fn key(name: &str) -> Vec<u8> {
+    std::fs::read(common::repo_root().join(format!("crates/iam/testdata/{name}.pem"))).unwrap()
+}
+
+/// A JWKS holding the test RSA keys `(kid, key file)`.
+fn jwks(keys: &[(&str, &str)]) -> Vec<u8> {
+    let keys = keys
+        .iter()
+        .map(|(kid, file)| {
+            let enc = jsonwebtoken::EncodingKey::from_rsa_pem(&key(file)).unwrap();
+            let mut j =
+                jsonwebtoken::jwk::Jwk::from_encoding_key(&enc, jsonwebtoken::Algorithm::RS256)
+                    .unwrap();
+            j.common.key_id = Some((*kid).to_owned());
+            j
+        })
+        .collect();
+    serde_json::to_vec(&jsonwebtoken::jwk::JwkSet { keys }).unwrap()
+}
+
+fn rs256(kid: &str, file: &str, claims: &Value) -> String {
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    h.kid = Some(kid.to_owned());
+    let k = jsonwebtoken::EncodingKey::from_rsa_pem(&key(file)).unwrap();
+    jsonwebtoken::encode(&h, claims, &k).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_tokens_from_a_jwks_with_rotation_and_refusals() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The identity provider's JWKS endpoint: its document can be swapped (a key rotation), and
+    // its fetches are counted.
+    let doc = Arc::new(std::sync::Mutex::new(jwks(&[("a", "rsa_a")])));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let (doc, fetches) = (doc.clone(), fetches.clone());
+        axum::Router::new().route(
+            "/certs",
+            axum::routing::get(move || {
+                let (doc, fetches) = (doc.clone(), fetches.clone());
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    doc.lock().unwrap().clone()
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    const ISS: &str = "https://idp.rta.example/realms/cctv";
+    let cfg = common::node_config_with(
+        &[],
+        &format!(
+            "auth:\n  issuers:\n    - {{ issuer: \"{ISS}\", audience: vantage, \
+             jwks_url: \"http://{idp}/certs\", leeway: 30s }}\n"
+        ),
+    );
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let base = Api::new(node.http_addr).base;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": ISS, "aud": "vantage", "sub": "f81d4fae", "preferred_username": "k.saeed",
+        "nbf": now - 5, "exp": now + 300,
+        "permissions": ["camera:DUBAI_POLICE:export", "camera:METRO:view"]
+    });
+
+    // A token of the current key: who it is, and what its permissions grant.
+    let (s, who) = me(&base, &rs256("a", "rsa_a", &claims)).await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(who["username"], "k.saeed");
+    assert_eq!(who["issuer"], ISS);
+    assert_eq!(who["role"], "operator");
+    assert_eq!(
+        who["grants"],
+        json!([
+            {"role": "operator", "agencies": ["DUBAI_POLICE"]},
+            {"role": "viewer", "agencies": ["METRO"]}
+        ])
+    );
+    assert!(who["session_id"].is_null());
+
+    // The provider rotates to key `b`: a token naming it makes the node fetch the JWKS again
+    // and it is accepted; tokens of the retired key `a` no longer are.
+    *doc.lock().unwrap() = jwks(&[("b", "rsa_b")]);
+    let before = fetches.load(Ordering::SeqCst);
+    let (s, who) = me(&base, &rs256("b", "rsa_b", &claims)).await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(fetches.load(Ordering::SeqCst), before + 1, "one fetch");
+    assert_eq!(me(&base, &rs256("a", "rsa_a", &claims)).await.0, 401);
+    // Unknown keys again right after: refused without fetching again (rate limit).
+    let after = fetches.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(me(&base, &rs256("c", "rsa_a", &claims)).await.0, 401);
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), after, "no fetch per token");
+
+    // Refused: expired beyond the skew, not yet valid, another audience, another issuer, a
+    // forged signature under the trusted kid, alg none.
+    let with = |k: &str, v: Value| {
+        let mut c = claims.clone();
+        c[k] = v;
+        c
+    };
+    for (what, c) in [
+        ("expired", with("exp", json!(now - 60))),
+        ("not yet valid", with("nbf", json!(now + 120))),
+        ("another audience", with("aud", json!("another-app"))),
+        ("another issuer", with("iss", json!("https://evil.example"))),
+    ] {
+        let (s, v) = me(&base, &rs256("b", "rsa_b", &c)).await;
+        assert_eq!(s, 401, "{what}: {v}");
+    }
+    assert_eq!(
+        me(&base, &rs256("b", "rsa_a", &claims)).await.0,
+        401,
+        "forged"
+    );
+    let payload = rs256("b", "rsa_b", &claims)
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let none = format!("eyJhbGciOiJub25lIiwia2lkIjoiYiJ9.{payload}.");
+    assert_eq!(me(&base, &none).await.0, 401, "alg none");
+    node.shutdown().await;
+}
