@@ -93,10 +93,101 @@ pub fn config(ports: &DemoPorts, sim: &sim::Simulator) -> Result<settings::Confi
     })
 }
 
-/// A running demo: the XProtect simulator and a node serving its cameras.
+/// A running demo: the XProtect simulator, a node serving its cameras, and its users.
 pub struct Demo {
     pub sim: sim::Simulator,
     pub node: crate::Node,
+    pub users: Vec<DemoUser>,
+}
+
+/// A demo login, printed by `vantage demo`.
+pub struct DemoUser {
+    pub username: String,
+    pub role: auth::Role,
+    /// `*` for every agency.
+    pub agency: String,
+    pub password: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for DemoUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoUser")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("agency", &self.agency)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A random password (16 bytes from the OS, base64url: 22 characters).
+fn random_password() -> zeroize::Zeroizing<String> {
+    // An API key's secret is 32 random bytes in base64url; its first 22 characters serve.
+    let key = auth::NewApiKey::generate();
+    let secret = key.token().rsplit('_').next().unwrap_or_default();
+    zeroize::Zeroizing::new(secret.chars().take(22).collect())
+}
+
+/// The demo's users (design 0009, issue 11): `admin` (every agency), and for each agency a
+/// supervisor, an operator and a viewer (`operator-metro`, ...), each with a new random password
+/// on every start (a previous run's are replaced: only digests are stored, so they could not be
+/// shown again). Created or updated in the demo's data directory.
+pub fn demo_users(
+    data_dir: &std::path::Path,
+    agencies: &[String],
+    now_ms: i64,
+) -> Result<Vec<DemoUser>, Error> {
+    let users = store::UserStore::open(&crate::users_cli::db_path(data_dir))?;
+    let passwords = auth::Passwords::new();
+    let mut wanted = vec![("admin".to_owned(), auth::Role::Admin, "*".to_owned())];
+    for a in agencies {
+        for role in [
+            auth::Role::Supervisor,
+            auth::Role::Operator,
+            auth::Role::Viewer,
+        ] {
+            let name = format!("{}-{}", role.as_str(), a.to_lowercase().replace('_', "-"));
+            wanted.push((name, role, a.clone()));
+        }
+    }
+    let mut out = Vec::new();
+    for (username, role, agency) in wanted {
+        let password = random_password();
+        let hash = passwords.hash(&password)?;
+        let scope = auth::Agencies::from_list([agency.clone()]);
+        match users.get_by_username(&username)? {
+            Some(u) => {
+                users.update(
+                    &u.id,
+                    store::UserUpdate {
+                        role: Some(role),
+                        agencies: Some(scope),
+                        password_hash: Some(hash),
+                        disabled: Some(false),
+                    },
+                    now_ms,
+                )?;
+            }
+            None => {
+                users.create(
+                    store::NewUser {
+                        username: username.clone(),
+                        password_hash: Some(hash),
+                        role,
+                        agencies: scope,
+                    },
+                    now_ms,
+                )?;
+            }
+        }
+        out.push(DemoUser {
+            username,
+            role,
+            agency,
+            password,
+        });
+    }
+    Ok(out)
 }
 
 /// Forgets what a previous demo run stored about its simulator: the last known XProtect catalog
@@ -129,10 +220,17 @@ pub async fn start(ports: DemoPorts) -> Result<Demo, Error> {
     .await?;
     let cfg = config(&ports, &sim)?;
     forget_previous_simulator(&ports.data_dir).map_err(|e| e.context("demo data"))?;
-    let node = crate::Node::start(cfg)
+    let node = crate::Node::start(cfg.clone())
         .await
         .map_err(|e| e.context("demo node"))?;
-    Ok(Demo { sim, node })
+    let agencies: Vec<String> = cfg.agencies.iter().map(|a| a.id.clone()).collect();
+    let dir = ports.data_dir.clone();
+    let now = base::clock::unix_ms(std::time::SystemTime::now());
+    let users = tokio::task::spawn_blocking(move || demo_users(&dir, &agencies, now))
+        .await
+        .map_err(|e| base::err!(Internal, "demo users: {e}"))?
+        .map_err(|e| e.context("demo users"))?;
+    Ok(Demo { sim, node, users })
 }
 
 impl Demo {

@@ -507,6 +507,18 @@ async fn main() -> ExitCode {
                 "Vantage demo: open http://{}/ in a browser (8 cameras, 4 agencies; Ctrl-C stops)",
                 d.node.http_addr
             );
+            println!(
+                "Demo logins (POST /api/v1/auth/login; new passwords on every start, shown only here):"
+            );
+            for u in &d.users {
+                println!(
+                    "  {:<24} {:<11} {:<13} {}",
+                    u.username,
+                    u.role.as_str(),
+                    u.agency,
+                    u.password.as_str()
+                );
+            }
             wait_for_signal().await;
             d.shutdown().await;
             ExitCode::SUCCESS

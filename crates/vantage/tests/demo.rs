@@ -1,4 +1,5 @@
-//! Restarting the demo: the new run's node does not start from the previous run's simulator.
+//! Restarting the demo: the new run's node does not start from the previous run's simulator, and
+//! its demo users get new passwords (the previous run's stop working).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -35,6 +36,17 @@ fn stored_catalog(data_dir: &std::path::Path) -> Option<String> {
     snaps.get(SNAPSHOT_KEY).expect("read").map(|(_, body)| body)
 }
 
+/// `POST /api/v1/auth/login`: status and body.
+async fn login(addr: std::net::SocketAddr, user: &str, password: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_demo_does_not_start_from_the_previous_simulator() {
     let dir = tempdir("demo-restart");
@@ -48,6 +60,18 @@ async fn a_restarted_demo_does_not_start_from_the_previous_simulator() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(stored_catalog(&dir).is_some_and(|b| b.contains(&old_rtsp)));
+    // Its users: an admin, and a supervisor, an operator and a viewer per agency, who can log in.
+    assert_eq!(demo.users.len(), 1 + 3 * 4);
+    let op = demo
+        .users
+        .iter()
+        .find(|u| u.username == "operator-metro")
+        .expect("operator-metro");
+    let old_password = op.password.to_string();
+    let (s, v) = login(demo.node.http_addr, "operator-metro", &old_password).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["user"]["role"], "operator");
+    assert_eq!(v["user"]["agencies"], serde_json::json!(["METRO"]));
     demo.shutdown().await;
 
     // Second run, same data directory: a new simulator on new ports.
@@ -62,6 +86,18 @@ async fn a_restarted_demo_does_not_start_from_the_previous_simulator() {
             "the previous run's catalog is still used"
         );
     }
+    // New passwords: the previous run's no longer works, the new one does.
+    let new_password = demo
+        .users
+        .iter()
+        .find(|u| u.username == "operator-metro")
+        .expect("operator-metro")
+        .password
+        .to_string();
+    assert_ne!(new_password, old_password);
+    let addr = demo.node.http_addr;
+    assert_eq!(login(addr, "operator-metro", &old_password).await.0, 401);
+    assert_eq!(login(addr, "operator-metro", &new_password).await.0, 200);
     let api = Api::new(demo.node.http_addr);
     let (_, status) = api.get("/api/v1/vms/status").await;
     assert_eq!(
