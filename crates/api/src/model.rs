@@ -183,6 +183,9 @@ pub struct AuditList {
     pub events: Vec<AuditEvent>,
     /// Events the writer could not keep up with: counted, never silently lost.
     pub dropped: u64,
+    /// When the page is full: pass as `after=` for the next (older) page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -190,7 +193,8 @@ pub struct AuditEvent {
     pub seq: i64,
     pub at: String,
     pub at_ms: i64,
-    /// `reserve`, `reuse`, `deny`, `release`, `expire`, `lock`, `unlock`.
+    /// `reserve`, `reuse`, `deny`, `release`, `expire`, `lock`, `unlock`, `export_create`,
+    /// `login_success`, `login_failure`, `logout`, `token_refresh`, ... (`store::AuditAction`).
     pub action: String,
     pub reservation_id: Option<String>,
     pub user_id: String,
@@ -199,6 +203,12 @@ pub struct AuditEvent {
     pub quality: Option<String>,
     pub reason: Option<String>,
     pub detail: Option<String>,
+    /// The actor's role, when known.
+    pub role: Option<String>,
+    /// The client's address, when the event came from a request and it is known.
+    pub source_ip: Option<String>,
+    /// The client's `User-Agent`, when the event came from a request.
+    pub user_agent: Option<String>,
 }
 
 // ---- recording ------------------------------------------------------------------------------

@@ -240,26 +240,82 @@ async fn push_stats(st: Arc<AppState>, mut socket: WebSocket) {
 #[derive(Deserialize)]
 pub(crate) struct AuditQuery {
     camera_id: Option<String>,
+    /// Alias of `camera_id`.
+    camera: Option<String>,
     user_id: Option<String>,
+    /// Alias of `user_id`.
+    user: Option<String>,
     reservation_id: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/audit`: reservation history, newest first.
+/// A page cursor: `<at in ms>.<seq>` of the last row of a page.
+fn cursor(at_ms: i64, seq: i64) -> String {
+    format!("{at_ms}.{seq}")
+}
+
+fn parse_cursor(s: &str) -> Option<(i64, i64)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// `GET /api/v1/audit?camera=&user=&reservation_id=&action=&from=&to=&limit=&after=`: the audit
+/// log, newest first, a page at a time (`next` names the following page).
 pub(crate) async fn audit(
     State(st): State<Arc<AppState>>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<model::AuditList>, ApiError> {
+    let action = q
+        .action
+        .as_deref()
+        .map(|a| {
+            store::AuditAction::parse(a).ok_or_else(|| {
+                invalid(
+                    "action",
+                    "is not an audit action (login_success, reserve, ...)",
+                )
+            })
+        })
+        .transpose()?;
+    let since = q
+        .from
+        .as_deref()
+        .map(|t| crate::storage::parse_time("from", t))
+        .transpose()?;
+    let until =
+        q.to.as_deref()
+            .map(|t| crate::storage::parse_time("to", t))
+            .transpose()?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|c| {
+            parse_cursor(c).ok_or_else(|| invalid("after", "is not a page cursor (use `next`)"))
+        })
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
     let rows = st
         .audit(store::AuditFilter {
-            camera_id: q.camera_id,
-            user_id: q.user_id,
+            camera_id: q.camera_id.or(q.camera),
+            user_id: q.user_id.or(q.user),
             reservation_id: q.reservation_id,
-            limit: q.limit.unwrap_or(100).min(10_000),
-            ..Default::default()
+            action,
+            since,
+            until,
+            after,
+            limit,
         })
         .await
         .map_err(|e| ApiError::from(e.context("audit log")))?;
+    let next = rows
+        .last()
+        .filter(|_| limit > 0 && rows.len() >= limit as usize)
+        .map(|r| cursor(base::clock::unix_ms(r.event.at), r.seq));
     let events = rows
         .iter()
         .map(|r| {
@@ -276,6 +332,9 @@ pub(crate) async fn audit(
                 quality: e.quality.clone(),
                 reason: e.reason.clone(),
                 detail: e.detail.clone(),
+                role: e.role.clone(),
+                source_ip: e.source_ip.clone(),
+                user_agent: e.user_agent.clone(),
             }
         })
         .collect();
@@ -283,5 +342,6 @@ pub(crate) async fn audit(
     Ok(Json(model::AuditList {
         events,
         dropped: st.audit_dropped(),
+        next,
     }))
 }

@@ -281,6 +281,9 @@ pub struct AuditFilter {
     pub since: Option<SystemTime>,
     /// Exclusive: `at < until`.
     pub until: Option<SystemTime>,
+    /// Paging: only rows after this one in the newest-first order, given as its
+    /// `(at in ms, seq)` (the last row of the previous page).
+    pub after: Option<(i64, i64)>,
     /// At most this many rows, newest first. 0 returns nothing; more than [`MAX_QUERY_LIMIT`] is
     /// treated as [`MAX_QUERY_LIMIT`].
     pub limit: u32,
@@ -295,6 +298,7 @@ impl Default for AuditFilter {
             action: None,
             since: None,
             until: None,
+            after: None,
             limit: DEFAULT_QUERY_LIMIT,
         }
     }
@@ -816,6 +820,14 @@ fn run_query(conn: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result
     if let Some(t) = f.until {
         sql.push_str(" AND at_ms < ?");
         args.push(Value::Integer(to_ms(t)));
+    }
+    if let Some((at_ms, seq)) = f.after {
+        sql.push_str(" AND (at_ms < ? OR (at_ms = ? AND seq < ?))");
+        args.extend([
+            Value::Integer(at_ms),
+            Value::Integer(at_ms),
+            Value::Integer(seq),
+        ]);
     }
     sql.push_str(" ORDER BY at_ms DESC, seq DESC LIMIT ?");
     args.push(Value::Integer(i64::from(limit)));

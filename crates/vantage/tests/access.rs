@@ -236,6 +236,44 @@ async fn login_me_refresh_once_logout_and_api_keys() {
         "{log}"
     );
 
+    // The audit query: by action, a page at a time, by user; who, role and user agent recorded.
+    let api = Api::new(node.http_addr);
+    let (_, p1) = api.get("/api/v1/audit?action=login_failure&limit=1").await;
+    assert_eq!(p1["events"].as_array().unwrap().len(), 1, "{p1}");
+    let next = p1["next"]
+        .as_str()
+        .expect("a full page has a next")
+        .to_owned();
+    let (_, p2) = api
+        .get(&format!(
+            "/api/v1/audit?action=login_failure&limit=1&after={next}"
+        ))
+        .await;
+    assert_eq!(p2["events"].as_array().unwrap().len(), 1, "{p2}");
+    assert_ne!(p1["events"][0]["seq"], p2["events"][0]["seq"]);
+    let (_, p3) = api
+        .get(&format!(
+            "/api/v1/audit?action=login_failure&limit=1&after={}",
+            p2["next"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(p3["events"], json!([]), "{p3}");
+    assert!(p3["next"].is_null());
+    let (_, nobody) = api.get("/api/v1/audit?user=nobody").await;
+    assert_eq!(nobody["events"].as_array().unwrap().len(), 1, "{nobody}");
+    assert_eq!(nobody["events"][0]["user_agent"], "access-test/1");
+    let (_, ok) = api
+        .get(&format!(
+            "/api/v1/audit?action=login_success&user={}",
+            amal.id
+        ))
+        .await;
+    assert_eq!(ok["events"][0]["role"], "operator", "{ok}");
+    let (s, bad) = api.get("/api/v1/audit?action=sing").await;
+    assert_eq!((s, bad["error"]["field"].as_str()), (400, Some("action")));
+    let (s, bad) = api.get("/api/v1/audit?after=x").await;
+    assert_eq!((s, bad["error"]["field"].as_str()), (400, Some("after")));
+
     // No password and no token in any answer but the one that hands it out, nor in the audit.
     let log_text = log.to_string();
     for secret in [PASSWORD, "wrong password!", &refresh1, &access1, &wall_key] {
