@@ -12,17 +12,19 @@ use base::clock::rfc3339_ms;
 use node::access::{Caller, Tokens};
 use std::sync::Arc;
 
-/// Where a request comes from, for the audit log: `User-Agent` (cut to 256 bytes) and, when a
-/// trusted proxy is not configured, nothing for the address (the listener does not record it
-/// yet).
-fn client(headers: &HeaderMap) -> store::Client {
+/// The peer's address, when the server records it (`vantage::Node` does).
+pub(crate) type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// Where a request comes from, for the audit log and login lockout: `User-Agent` (cut to 256
+/// bytes) and the TCP peer's address (a proxy in front is not looked through yet).
+fn client(headers: &HeaderMap, peer: &Peer) -> store::Client {
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect());
     store::Client {
         user_agent: ua,
-        source_ip: None,
+        source_ip: peer.as_ref().map(|p| p.0.0.ip().to_string()),
     }
 }
 
@@ -99,6 +101,7 @@ pub(crate) async fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller,
 /// name or password (the same answer whichever was wrong).
 pub(crate) async fn login(
     State(st): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     JsonBody(b): JsonBody<model::LoginRequest>,
 ) -> Result<Json<model::Session>, ApiError> {
@@ -107,28 +110,32 @@ pub(crate) async fn login(
         Some(serde_json::Value::String(p)) if !p.is_empty() && p.len() <= 1024 => p,
         _ => return Err(crate::invalid("password", "must be a non-empty string")),
     };
-    let t = st.login(username, password, client(&headers)).await?;
+    let t = st
+        .login(username, password, client(&headers, &peer))
+        .await?;
     Ok(Json(session(t, now_s(&st))))
 }
 
 /// `POST /api/v1/auth/refresh` `{refresh_token}` → 200 new tokens (the one presented is spent).
 pub(crate) async fn refresh(
     State(st): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     JsonBody(b): JsonBody<model::RefreshRequest>,
 ) -> Result<Json<model::Session>, ApiError> {
     let token = text_field(b.refresh_token, "refresh_token")?;
-    let t = st.refresh(token, client(&headers)).await?;
+    let t = st.refresh(token, client(&headers, &peer)).await?;
     Ok(Json(session(t, now_s(&st))))
 }
 
 /// `POST /api/v1/auth/logout` (bearer) → 204; the session's tokens stop working at once.
 pub(crate) async fn logout(
     State(st): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let c = caller(&st, &headers).await?;
-    st.logout(c, client(&headers)).await?;
+    st.logout(c, client(&headers, &peer)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

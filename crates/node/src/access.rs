@@ -26,6 +26,76 @@ pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Clock skew allowed on the node's own tokens.
 const LEEWAY_S: u64 = 5;
+/// Failed logins counted over this window...
+pub const LOCKOUT_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// ...lock a user name after this many...
+pub const LOCKOUT_USER_FAILURES: usize = 5;
+/// ...and a client address after this many...
+pub const LOCKOUT_ADDRESS_FAILURES: usize = 20;
+/// ...for this long (every login then refused, even with the right password).
+pub const LOCKOUT_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// Past this many names and addresses remembered, stale ones are dropped at the next failure.
+const LIMITER_MAX_KEYS: usize = 100_000;
+
+/// Failed logins per key (a user name, or a client address) on the monotonic clock.
+#[derive(Default)]
+struct Limiter {
+    keys: std::collections::HashMap<String, Failures>,
+}
+
+#[derive(Default)]
+struct Failures {
+    at: std::collections::VecDeque<std::time::Instant>,
+    locked_until: Option<std::time::Instant>,
+}
+
+impl Limiter {
+    /// How long `key` stays locked after `now`, if it is.
+    fn locked(&self, key: &str, now: std::time::Instant) -> Option<Duration> {
+        let until = self.keys.get(key)?.locked_until?;
+        let left = until.saturating_duration_since(now);
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Counts a failure of `key`; true when it locks the key now.
+    fn fail(&mut self, key: &str, now: std::time::Instant, max: usize) -> bool {
+        if self.keys.len() >= LIMITER_MAX_KEYS {
+            self.forget_stale(now);
+        }
+        let f = self.keys.entry(key.to_owned()).or_default();
+        while f
+            .at
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= LOCKOUT_WINDOW)
+        {
+            f.at.pop_front();
+        }
+        f.at.push_back(now);
+        if f.at.len() >= max && f.locked_until.is_none_or(|u| u <= now) {
+            f.locked_until = Some(now + LOCKOUT_FOR);
+            f.at.clear();
+            return true;
+        }
+        false
+    }
+
+    /// Forgets `key`'s failures (a successful login), and keys with nothing left to remember.
+    fn succeed(&mut self, key: &str, now: std::time::Instant) {
+        self.keys.remove(key);
+        self.forget_stale(now);
+    }
+
+    /// Drops keys neither locked nor failed within the window.
+    fn forget_stale(&mut self, now: std::time::Instant) {
+        self.keys.retain(|_, f| {
+            f.locked_until.is_some_and(|u| u > now)
+                || f.at
+                    .back()
+                    .is_some_and(|t| now.saturating_duration_since(*t) < LOCKOUT_WINDOW)
+        });
+    }
+}
 
 /// What a login or a refresh gives.
 pub struct Tokens {
@@ -213,6 +283,7 @@ pub struct Access {
     live: RwLock<HashSet<String>>,
     providers: Vec<Provider>,
     http: reqwest::Client,
+    limiter: parking_lot::Mutex<Limiter>,
     clocks: Arc<dyn Clocks>,
     audit: AuditLog,
 }
@@ -277,6 +348,7 @@ impl Access {
             live: RwLock::new(live),
             providers,
             http,
+            limiter: Default::default(),
             clocks,
             audit,
         })
@@ -328,10 +400,59 @@ impl Access {
     /// `Unauthenticated` (the same answer and about the same time whatever was wrong). Audited
     /// either way (a failure under the name given, never the password).
     pub fn login(&self, username: &str, password: &str, client: &Client) -> Result<Tokens, Error> {
+        // Lockout (design 0009, "Login rate limits"): a user name or a client address with too
+        // many recent failures is refused before the password is even checked.
+        let name_key = format!("user:{}", username.to_lowercase());
+        let addr_key = client.source_ip.as_deref().map(|a| format!("addr:{a}"));
+        let now = self.clocks.monotonic();
+        {
+            let l = self.limiter.lock();
+            let left = std::iter::once(&name_key)
+                .chain(addr_key.as_ref())
+                .filter_map(|k| l.locked(k, now))
+                .max();
+            if let Some(left) = left {
+                drop(l);
+                self.record(
+                    AuditAction::LoginFailure,
+                    username,
+                    None,
+                    client,
+                    Some("locked_out"),
+                );
+                return Err(err!(
+                    ResourceExhausted,
+                    "too many failed logins: try again in {} s",
+                    left.as_secs().max(1)
+                )
+                .with_code("LOGIN_LOCKED"));
+            }
+        }
         let Some(user) = self
             .users
             .authenticate_password(&self.passwords, username, password)?
         else {
+            let mut locked = Vec::new();
+            {
+                let mut l = self.limiter.lock();
+                if l.fail(&name_key, now, LOCKOUT_USER_FAILURES) {
+                    locked.push("user");
+                }
+                if let Some(k) = &addr_key
+                    && l.fail(k, now, LOCKOUT_ADDRESS_FAILURES)
+                {
+                    locked.push("address");
+                }
+            }
+            for what in locked {
+                tracing::warn!(
+                    user = %username,
+                    address = client.source_ip.as_deref().unwrap_or("-"),
+                    "login locked for {} s after repeated failures ({what})",
+                    LOCKOUT_FOR.as_secs()
+                );
+                self.record(AuditAction::Lockout, username, None, client, Some(what));
+            }
             self.record(
                 AuditAction::LoginFailure,
                 username,
@@ -344,6 +465,10 @@ impl Access {
         let refresh = NewApiKey::generate_refresh();
         let now = self.now_ms();
         let ttl = i64::try_from(SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+        {
+            let mut l = self.limiter.lock();
+            l.succeed(&name_key, self.clocks.monotonic());
+        }
         let s = self.sessions.create(&user.id, &refresh, now, ttl, client)?;
         self.live.write().insert(s.id.clone());
         let (access_token, access_expires_at) = self.access_token(&user, &s.id)?;
@@ -608,5 +733,117 @@ impl crate::ports::Access for Arc<crate::Services> {
                 "the token's signing key is not known"
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base::SimulatedClocks;
+    use std::time::UNIX_EPOCH;
+
+    const PW: &str = "correct horse battery";
+
+    fn setup(name: &str) -> (Access, Arc<SimulatedClocks>, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("vantage-access-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("vantage.db");
+        let passwords = Passwords::with_params(256, 1, 1).unwrap();
+        UserStore::open(&db)
+            .unwrap()
+            .create(
+                store::NewUser {
+                    username: "amal".into(),
+                    password_hash: Some(passwords.hash(PW).unwrap()),
+                    role: auth::Role::Operator,
+                    agencies: auth::Agencies::All,
+                },
+                1,
+            )
+            .unwrap();
+        let clocks = Arc::new(SimulatedClocks::new(
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        ));
+        let a = Access::open(
+            &db,
+            &dir,
+            &settings::AuthConfig::default(),
+            passwords,
+            clocks.clone(),
+            AuditLog::open_in_memory().unwrap(),
+        )
+        .unwrap();
+        (a, clocks, dir)
+    }
+
+    fn from(ip: &str) -> Client {
+        Client {
+            user_agent: None,
+            source_ip: Some(ip.into()),
+        }
+    }
+
+    fn kind(r: Result<Tokens, Error>) -> Option<base::ErrorKind> {
+        r.err().map(|e| e.kind())
+    }
+
+    #[test]
+    fn five_failures_lock_the_user_name_for_fifteen_minutes_on_the_given_clock() {
+        use base::ErrorKind::{ResourceExhausted, Unauthenticated};
+        let (a, clocks, dir) = setup("user");
+        for i in 0..LOCKOUT_USER_FAILURES {
+            let ip = format!("10.0.0.{i}");
+            assert_eq!(
+                kind(a.login("amal", "wrong password", &from(&ip))),
+                Some(Unauthenticated)
+            );
+        }
+        // Locked: even the right password, from any address, in any case of the name.
+        assert_eq!(
+            kind(a.login("AMAL", PW, &from("10.9.9.9"))),
+            Some(ResourceExhausted)
+        );
+        clocks.advance(LOCKOUT_FOR - Duration::from_secs(1));
+        assert_eq!(
+            kind(a.login("amal", PW, &from("10.9.9.9"))),
+            Some(ResourceExhausted)
+        );
+        clocks.advance(Duration::from_secs(1));
+        assert!(a.login("amal", PW, &from("10.9.9.9")).is_ok());
+        // Failures spread wider than the window do not add up; a success forgets them.
+        for _ in 0..LOCKOUT_USER_FAILURES - 1 {
+            assert_eq!(
+                kind(a.login("amal", "nope nope nope", &from("10.1.1.1"))),
+                Some(Unauthenticated)
+            );
+            clocks.advance(LOCKOUT_WINDOW / 4);
+        }
+        assert_eq!(
+            kind(a.login("amal", "nope nope nope", &from("10.1.1.1"))),
+            Some(Unauthenticated)
+        );
+        assert!(a.login("amal", PW, &from("10.1.1.1")).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_address_guessing_many_names_is_locked() {
+        use base::ErrorKind::{ResourceExhausted, Unauthenticated};
+        let (a, clocks, dir) = setup("address");
+        for i in 0..LOCKOUT_ADDRESS_FAILURES {
+            let r = a.login(&format!("user{i}"), "guess guess guess", &from("192.0.2.7"));
+            assert_eq!(kind(r), Some(Unauthenticated), "attempt {i}");
+        }
+        // That address is locked, even for a real user's right password; others are not.
+        assert_eq!(
+            kind(a.login("amal", PW, &from("192.0.2.7"))),
+            Some(ResourceExhausted)
+        );
+        assert!(a.login("amal", PW, &from("192.0.2.8")).is_ok());
+        clocks.advance(LOCKOUT_FOR);
+        assert!(a.login("amal", PW, &from("192.0.2.7")).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

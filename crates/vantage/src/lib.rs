@@ -187,11 +187,15 @@ impl Node {
             }
         });
         let http = tokio::spawn(async move {
-            let r = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
+            // Handlers see the peer's address (`ConnectInfo`): the audit log and login lockout.
+            let r = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await;
             if let Err(e) = r {
                 tracing::error!("http server: {e}");
             }

@@ -262,6 +262,7 @@ async fn login_me_refresh_once_logout_and_api_keys() {
     let (_, nobody) = api.get("/api/v1/audit?user=nobody").await;
     assert_eq!(nobody["events"].as_array().unwrap().len(), 1, "{nobody}");
     assert_eq!(nobody["events"][0]["user_agent"], "access-test/1");
+    assert_eq!(nobody["events"][0]["source_ip"], "127.0.0.1");
     let (_, ok) = api
         .get(&format!(
             "/api/v1/audit?action=login_success&user={}",
@@ -280,6 +281,33 @@ async fn login_me_refresh_once_logout_and_api_keys() {
         assert!(!log_text.contains(secret), "the audit log holds a secret");
     }
     assert!(!answers.contains(PASSWORD) && !answers.contains("wrong password!"));
+
+    // Five failures lock the name (429, audited as a lockout) before any password is checked.
+    for _ in 0..5 {
+        let (s, _, _) = post(
+            &base,
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "ghost", "password": "guess guess guess"}),
+        )
+        .await;
+        assert_eq!(s, 401);
+    }
+    let (s, v, _) = post(
+        &base,
+        "/api/v1/auth/login",
+        None,
+        json!({"username": "ghost", "password": "guess guess guess"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("LOGIN_LOCKED")),
+        "{v}"
+    );
+    let (_, locks) = api.get("/api/v1/audit?action=lockout").await;
+    assert_eq!(locks["events"][0]["user_id"], "ghost", "{locks}");
+    assert_eq!(locks["events"][0]["reason"], "user", "{locks}");
     node.shutdown().await;
 }
 
