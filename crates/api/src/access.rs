@@ -17,7 +17,7 @@ pub(crate) type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::ne
 
 /// Where a request comes from, for the audit log and login lockout: `User-Agent` (cut to 256
 /// bytes) and the TCP peer's address (a proxy in front is not looked through yet).
-fn client(headers: &HeaderMap, peer: &Peer) -> store::Client {
+pub(crate) fn client(headers: &HeaderMap, peer: &Peer) -> store::Client {
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -13,6 +13,7 @@ pub mod playback;
 mod recordings;
 mod storage;
 mod streams;
+mod users;
 mod whep;
 
 pub use error::ApiError;
@@ -69,6 +70,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/auth/refresh", post(access::refresh))
         .route("/api/v1/auth/logout", post(access::logout))
         .route("/api/v1/auth/me", get(access::whoami))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        .route(
+            "/api/v1/users/{id}/api-keys",
+            get(users::keys).post(users::create_key),
+        )
+        .route(
+            "/api/v1/users/{id}/api-keys/{key_id}",
+            delete(users::revoke_key),
+        )
         .route("/api/v1/agencies", get(cameras::list_agencies))
         .route("/api/v1/cameras", get(cameras::list_cameras))
         .route("/api/v1/cameras/{id}", get(cameras::get_camera))

@@ -667,3 +667,79 @@ impl std::fmt::Debug for Session {
             .finish_non_exhaustive()
     }
 }
+
+/// A user as admins see it (never a password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub user_id: String,
+    pub username: String,
+    pub role: String,
+    /// Agency ids; `["*"]` for every agency.
+    pub agencies: Vec<String>,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// `POST /api/v1/users`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUser {
+    #[schema(value_type = String)]
+    pub username: Option<serde_json::Value>,
+    /// Absent for a service account.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<serde_json::Value>,
+    #[schema(value_type = String)]
+    pub role: Option<serde_json::Value>,
+    /// Agency ids, or `["*"]` (the default for an admin).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub agencies: Option<serde_json::Value>,
+}
+
+/// `PATCH /api/v1/users/{id}`: what changes.
+#[derive(Deserialize, ToSchema)]
+pub struct PatchUser {
+    #[schema(value_type = Option<String>)]
+    pub role: Option<serde_json::Value>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub agencies: Option<serde_json::Value>,
+    #[schema(value_type = Option<String>)]
+    pub password: Option<serde_json::Value>,
+    #[schema(value_type = Option<bool>)]
+    pub disabled: Option<serde_json::Value>,
+}
+
+/// An API key as listed (never the key).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub key_id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyView>,
+}
+
+/// `POST /api/v1/users/{id}/api-keys` `{name}`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateApiKey {
+    #[schema(value_type = String)]
+    pub name: Option<serde_json::Value>,
+}
+
+/// A new API key: `api_key` is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct NewApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    pub api_key: String,
+}

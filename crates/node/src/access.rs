@@ -354,7 +354,45 @@ impl Access {
         })
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn user_store(&self) -> &UserStore {
+        &self.users
+    }
+
+    pub(crate) fn hash_password(&self, password: &str) -> Result<auth::PasswordHash, Error> {
+        self.passwords.hash(password)
+    }
+
+    /// Audits a change to `target` made by `caller` (users, API keys).
+    pub(crate) fn audit_change(
+        &self,
+        action: AuditAction,
+        caller: &Caller,
+        client: &Client,
+        target: &str,
+        detail: String,
+    ) {
+        self.audit.record(AuditEvent {
+            role: Some(caller.role().as_str().to_owned()),
+            source_ip: client.source_ip.clone(),
+            user_agent: client.user_agent.clone(),
+            reason: Some(target.to_owned()),
+            detail: (!detail.is_empty()).then_some(detail),
+            ..AuditEvent::without_camera(self.clocks.realtime(), action, caller.user_id.as_str())
+        });
+    }
+
+    /// Ends every session of `user_id` (disabled, deleted, or its password changed): its access
+    /// tokens stop working at once. Returns how many.
+    pub fn end_user_sessions(&self, user_id: &str) -> Result<usize, Error> {
+        let ids = self.sessions.revoke_user(user_id, self.now_ms())?;
+        let mut live = self.live.write();
+        for id in &ids {
+            live.remove(id);
+        }
+        Ok(ids.len())
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
         base::clock::unix_ms(self.clocks.realtime())
     }
 

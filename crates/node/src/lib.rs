@@ -24,6 +24,7 @@ pub mod recording;
 pub mod reservations;
 mod timeline;
 pub mod upstreams;
+pub mod users;
 mod views;
 
 use admission::{Admission, EndReason, Reservation};

@@ -359,8 +359,20 @@ pub trait Access: Send + Sync {
     ) -> BoxFuture<'_, Result<crate::access::Caller, Error>>;
 }
 
+/// Users and API keys, for admins (`crate::users`).
+pub trait Users: Send + Sync {
+    fn users_op(
+        &self,
+        caller: crate::access::Caller,
+        op: crate::users::UserOp,
+        client: store::Client,
+    ) -> BoxFuture<'_, Result<crate::users::UserAnswer, Error>>;
+}
+
 /// Everything the API drives.
-pub trait Node: Cameras + Live + Recordings + Playback + Exports + Audit + Vms + Access {
+pub trait Node:
+    Cameras + Live + Recordings + Playback + Exports + Audit + Vms + Access + Users
+{
     /// The configuration the node runs (server and live settings the HTTP layer needs).
     fn config(&self) -> &settings::Config;
     fn now(&self) -> SystemTime;

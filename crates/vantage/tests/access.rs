@@ -443,3 +443,220 @@ async fn identity_provider_tokens_from_a_jwks_with_rotation_and_refusals() {
     assert_eq!(me(&base, &none).await.0, 401, "alg none");
     node.shutdown().await;
 }
+
+async fn call(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, String) {
+    let mut r = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(b) = bearer {
+        r = r.bearer_auth(b);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (s, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_administer_users_and_api_keys_and_disabling_ends_sessions() {
+    use reqwest::Method;
+    let cfg = node_config(&[], "5s");
+    let db = cfg.storage.data_dir.join("vantage.db");
+    let admin = store::UserStore::open(&db)
+        .unwrap()
+        .create(
+            store::NewUser {
+                username: "root-admin".into(),
+                password_hash: Some(auth::Passwords::new().hash(PASSWORD).unwrap()),
+                role: auth::Role::Admin,
+                agencies: auth::Agencies::All,
+            },
+            1,
+        )
+        .unwrap();
+    let node = vantage::Node::start(cfg).await.expect("node");
+    let base = Api::new(node.http_addr).base;
+    let login = |user: &'static str, pw: &'static str| {
+        let base = base.clone();
+        async move {
+            let (s, v, _) = post(
+                &base,
+                "/api/v1/auth/login",
+                None,
+                json!({"username": user, "password": pw}),
+            )
+            .await;
+            (s, v["access_token"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let (_, root) = login("root-admin", PASSWORD).await;
+
+    // No credential: 401. An admin creates an operator of METRO.
+    let omar = json!({"username": "omar", "password": "a long enough pass", "role": "operator",
+                      "agencies": ["METRO"]});
+    let (s, _, _) = call(
+        Method::POST,
+        &base,
+        "/api/v1/users",
+        None,
+        Some(omar.clone()),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, v, text) = call(
+        Method::POST,
+        &base,
+        "/api/v1/users",
+        Some(&root),
+        Some(omar),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["role"].as_str(), v["agencies"].clone()),
+        (Some("operator"), json!(["METRO"]))
+    );
+    assert!(
+        !text.contains("argon2") && !text.contains("a long enough pass"),
+        "{text}"
+    );
+    let omar_id = v["user_id"].as_str().unwrap().to_owned();
+    // The same name in another case, a weak password, an unknown role: refused.
+    for (body, want) in [
+        (
+            json!({"username": "OMAR", "password": "a long enough pass", "role": "viewer", "agencies": ["*"]}),
+            409,
+        ),
+        (
+            json!({"username": "omar2", "password": "short", "role": "viewer", "agencies": ["*"]}),
+            400,
+        ),
+        (
+            json!({"username": "omar3", "password": "a long enough pass", "role": "god"}),
+            400,
+        ),
+    ] {
+        let (s, v, _) = call(
+            Method::POST,
+            &base,
+            "/api/v1/users",
+            Some(&root),
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, want, "{v}");
+    }
+    // The operator logs in but may not administer users: 403.
+    let (s, omar_token) = login("omar", "a long enough pass").await;
+    assert_eq!(s, 200);
+    let (s, _, _) = call(Method::GET, &base, "/api/v1/users", Some(&omar_token), None).await;
+    assert_eq!(s, 403);
+    let (s, list, _) = call(Method::GET, &base, "/api/v1/users", Some(&root), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["users"].as_array().unwrap().len(), 2, "{list}");
+
+    // Disabled by the admin: the operator's token stops working at once.
+    let (s, v, _) = call(
+        Method::PATCH,
+        &base,
+        &format!("/api/v1/users/{omar_id}"),
+        Some(&root),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!((s, v["disabled"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(me(&base, &omar_token).await.0, 401);
+    assert_eq!(login("omar", "a long enough pass").await.0, 401);
+    // An admin cannot disable itself.
+    let (s, _, _) = call(
+        Method::PATCH,
+        &base,
+        &format!("/api/v1/users/{}", admin.id),
+        Some(&root),
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(s, 409);
+
+    // A service account and its API key, shown once, listed without it, revoked.
+    let (s, wall, _) = call(
+        Method::POST,
+        &base,
+        "/api/v1/users",
+        Some(&root),
+        Some(json!({"username": "wall-2", "role": "service", "agencies": ["*"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{wall}");
+    let keys = format!(
+        "/api/v1/users/{}/api-keys",
+        wall["user_id"].as_str().unwrap()
+    );
+    let (s, k, _) = call(
+        Method::POST,
+        &base,
+        &keys,
+        Some(&root),
+        Some(json!({"name": "wall"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("vk_"));
+    assert_eq!(me(&base, &key).await.0, 200);
+    let (_, listed, text) = call(Method::GET, &base, &keys, Some(&root), None).await;
+    assert_eq!(listed["api_keys"].as_array().unwrap().len(), 1);
+    assert!(!text.contains(&key));
+    let (s, _, _) = call(
+        Method::DELETE,
+        &base,
+        &format!("{keys}/{}", k["key_id"].as_str().unwrap()),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(me(&base, &key).await.0, 401);
+
+    // Deleted: gone.
+    let path = format!("/api/v1/users/{omar_id}");
+    assert_eq!(
+        call(Method::DELETE, &base, &path, Some(&root), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(Method::GET, &base, &path, Some(&root), None).await.0,
+        404
+    );
+
+    // Each change audited with the admin as the actor.
+    let (_, log) = Api::new(node.http_addr)
+        .get(&format!("/api/v1/audit?user={}", admin.id))
+        .await;
+    let actions: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for a in [
+        "user_create",
+        "user_update",
+        "user_delete",
+        "api_key_create",
+        "api_key_revoke",
+    ] {
+        assert!(actions.contains(&a), "{a} not in {actions:?}");
+    }
+    assert!(!log.to_string().contains(&key));
+    node.shutdown().await;
+}
