@@ -3,9 +3,13 @@
 //! refresh token (`vr_<session id>_<secret>`, only its digest stored, `store::SessionStore`); a
 //! refresh token presented twice ends its session; logout ends it. The sessions still live are
 //! kept in memory, so an access token of an ended session is refused at once without a database
-//! read per request. Every login, failure, refresh and logout is audited.
+//! read per request. Every login, failure, refresh and logout is audited. Failed logins lock a
+//! user name or a client address for a while ([`LOCKOUT_FOR`]). Bearer credentials are also a
+//! service account's API key or a configured identity provider's JWT (its JWKS fetched on a
+//! schedule and when a token names an unknown key).
 //!
-//! Enforcement of what a caller may do is not here yet (design 0009, "The HTTP side").
+//! Enforcement of what a caller may do on each route is not here yet (design 0009, "The HTTP
+//! side"); `crate::users` checks its own (admins only).
 
 use auth::{ApiKeyToken, NewApiKey, Passwords};
 use base::{Clocks, Error, bail, err};
