@@ -634,7 +634,7 @@ async fn export(api: &Api, from: SystemTime, to: SystemTime, dir: &Path) -> (Pat
 /// Runs `playback_chromium.js` (E2E only) and returns its JSON line.
 fn chromium(args: &[&str]) -> Value {
     let out = Command::new("timeout")
-        .args(["120", "node"])
+        .args(["240", "node"])
         .arg(repo_root().join("crates/vantage/tests/peers/playback_chromium.js"))
         .args(args)
         .env("PEERS_HOME", common::peers_home())

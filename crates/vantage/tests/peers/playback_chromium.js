@@ -65,22 +65,30 @@ function pageHelpers(S) {
     r.seek_time = v.currentTime;
     r.seek_stamp = window.stampNow();
   };
-  // Plays for `s` media seconds (or to the end or an error), then pauses.
+  // Rejects naming `what` if `p` has not settled within `ms`: a stalled step fails the run
+  // with its name instead of hanging until the outer timeout.
+  window.within = (ms, p, what) => Promise.race([
+    p, new Promise((_, rej) => setTimeout(() => rej(new Error('timed out: ' + what)), ms))]);
+  // Plays for `s` media seconds (or to the end or an error; at most 20 s of wall time), then
+  // pauses; returns the media seconds played.
   window.playFor = async s => {
     const v = document.getElementById('v');
-    await v.play();
+    const t0 = v.currentTime;
+    await window.within(20000, v.play(), 'play()');
     await new Promise(res => {
-      const t0 = v.currentTime;
-      const check = () => (v.currentTime >= t0 + s || v.error || v.ended) ? res() : setTimeout(check, 20);
+      const deadline = Date.now() + 20000;
+      const check = () => (v.currentTime >= t0 + s || v.error || v.ended || Date.now() > deadline)
+        ? res() : setTimeout(check, 20);
       check();
     });
     v.pause();
+    return v.currentTime - t0;
   };
-  window.seekTo = t => new Promise(r => {
+  window.seekTo = t => window.within(30000, new Promise(r => {
     const v = document.getElementById('v');
     v.addEventListener('seeked', () => r(), { once: true });
     v.currentTime = t;
-  });
+  }), 'seek to ' + t);
 }
 
 async function main() {
@@ -189,9 +197,11 @@ async function main() {
         });
         hls.loadSource(path);
         hls.attachMedia(v);
-        const m = await parsed;
+        // A failing step is reported with what hls.js said so far (`errors`).
+        try {
+        const m = await window.within(30000, parsed, 'manifest parsed');
         r.levels = m.levels.length;
-        await loaded;
+        await window.within(30000, loaded, 'first frame loaded');
         r.duration = v.duration;
         r.width = v.videoWidth;
         const details = hls.levels[0].details;
@@ -202,10 +212,11 @@ async function main() {
         await shown0;
         r.first_stamp = window.stampNow();
         await window.seekAndStamp(Number(seek), r);
-        // And it plays from there.
-        await window.playFor(0.5);
+        // And it plays from there (across a part boundary).
+        r.played_s = await window.playFor(0.5);
         r.decoded = v.getVideoPlaybackQuality().totalVideoFrames;
         r.error = v.error ? v.error.code + ' ' + v.error.message : null;
+        } catch (e) { r.exception = String(e); }
         hls.destroy();
         return r;
       }, { path, seek }));
